@@ -1,0 +1,7 @@
+"""skbilevel: hyperparameter tuning by hypergradients, as scikit-learn estimators."""
+
+from ._ridge import BilevelRidgeCV
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["BilevelRidgeCV", "__version__"]

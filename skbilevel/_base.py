@@ -1,0 +1,65 @@
+"""Pieces shared by the bilevel cross-validation estimators.
+
+They build the folds, the optional early-stopping holdout, turn the engine's history into
+numpy arrays and report outer-loop convergence, so each estimator module only says what its
+inner problem and criterion are.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import check_cv, train_test_split
+
+
+def make_splits(cv, X, y, n_samples):
+    """Materialise ``cv`` into a list of ``(train, validation)`` index arrays.
+
+    Raises a ValueError naming ``cv`` when there are fewer samples than folds, rather than
+    the splitter's less direct message.
+    """
+    splitter = check_cv(cv, y, classifier=False)
+    n_splits = splitter.get_n_splits(X, y)
+    if n_samples < n_splits:
+        raise ValueError(f"cv={n_splits} folds need at least {n_splits} samples, "
+                         f"got n_samples={n_samples}")
+    splits = list(splitter.split(X, y))
+    for train, val in splits:
+        if len(train) == 0 or len(val) == 0:
+            raise ValueError(f"cv produced an empty training or validation fold "
+                             f"(n_samples={n_samples})")
+    return splits
+
+
+def holdout_split(n_samples, fraction, random_state):
+    """Indices ``(fit, holdout)`` of a random split used for early stopping."""
+    idx = np.arange(n_samples)
+    return train_test_split(idx, test_size=fraction, random_state=random_state)
+
+
+def history_to_arrays(history, theta_to_user):
+    """Turn the engine's per-evaluation records into a dict of numpy arrays.
+
+    ``theta_to_user`` maps one unconstrained ``theta`` to the user's hyperparameters
+    (e.g. ``alpha``); its result is stacked under the key ``"alpha"``.
+    """
+    if not history:
+        return {}
+    out = {key: np.array([rec.get(key, np.nan) for rec in history])
+           for key in history[0] if key != "theta"}
+    out["alpha"] = np.array([theta_to_user(rec["theta"]) for rec in history])
+    out["theta"] = np.array([rec["theta"] for rec in history])
+    return out
+
+
+def warn_if_not_converged(result, name):
+    """ConvergenceWarning when the outer loop or an inner solve stopped early."""
+    if not result.converged:
+        warnings.warn(f"{name}: the hyperparameter optimisation did not converge "
+                      f"({result.message}) after {result.n_iter} iterations; the best point "
+                      "found is used. Increase max_iter or loosen tol.", ConvergenceWarning)
+    if result.history and not result.history[-1]["inner_converged"]:
+        warnings.warn(f"{name}: an inner or adjoint solve hit its iteration cap; "
+                      "hypergradients may be inaccurate.", ConvergenceWarning)

@@ -1,0 +1,161 @@
+"""The outer loop: one orchestrator for every bilevel estimator."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed
+
+from ._results import OuterResult
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train/validation pair: an inner problem and the criterion that scores it."""
+
+    problem: Any
+    criterion: Any
+
+
+class _Evaluator:
+    """Evaluates the fold-averaged outer objective, keeping each fold's warm start."""
+
+    def __init__(self, folds, solver, method, holdout, n_jobs, verbose):
+        self.folds, self.solver, self.method = list(folds), solver, method
+        self.holdout, self.n_jobs, self.verbose = holdout, n_jobs, verbose
+        self.warm = [None] * len(self.folds)
+        self.holdout_warm = None
+        self.history = []
+        self.start = time.perf_counter()
+
+    def _map(self, theta, with_grad):
+        def one(i, fold):
+            return self.method.compute(fold.problem, fold.criterion, theta, solver=self.solver,
+                                       warm_start=self.warm[i], with_grad=with_grad)
+
+        jobs = list(enumerate(self.folds))
+        if self.n_jobs in (None, 1) or len(jobs) == 1:
+            return [one(i, f) for i, f in jobs]
+        # Threads: torch releases the GIL in its kernels and the folds share the device; a
+        # joblib backend configured by the user (e.g. dask) takes precedence over the hint.
+        return Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(i, f)
+                                                              for i, f in jobs)
+
+    def __call__(self, theta: torch.Tensor, with_grad: bool, phase: str):
+        results = self._map(theta, with_grad)
+        self.warm = [r.warm_start for r in results]
+        value = float(np.mean([r.value for r in results]))
+        grad = None
+        if with_grad:
+            grad = torch.stack([r.grad for r in results]).mean(0)
+        record = {
+            "phase": phase,
+            "objective": value,
+            "theta": theta.detach().cpu().numpy().copy(),
+            "grad_norm": float(torch.linalg.vector_norm(grad)) if grad is not None else np.nan,
+            "time": time.perf_counter() - self.start,
+            "n_inner_iter": sum(r.n_inner_iter for r in results),
+            "n_linsys_iter": sum(r.n_linsys_iter for r in results),
+            "n_matvec": sum(r.n_matvec for r in results),
+            "inner_converged": all(r.inner_converged for r in results),
+        }
+        if self.holdout is not None:
+            res = self.method.compute(self.holdout.problem, self.holdout.criterion, theta,
+                                      solver=self.solver, warm_start=self.holdout_warm,
+                                      with_grad=False)
+            self.holdout_warm = res.warm_start
+            record["holdout_objective"] = res.value
+        self.history.append(record)
+        if self.verbose and (phase != "grid" or self.verbose > 1):
+            _print_record(len(self.history), record)
+        return value, grad
+
+
+def _print_record(k, rec):
+    theta = rec["theta"]
+    alpha = (f"alpha={np.exp(theta[0]):.4g}" if theta.size == 1 else
+             f"alpha in [{np.exp(theta.min()):.3g}, {np.exp(theta.max()):.3g}]")
+    extra = f"  holdout={rec['holdout_objective']:.6g}" if "holdout_objective" in rec else ""
+    print(f"[skbilevel] {rec['phase']:>8} eval {k:3d}  cv={rec['objective']:.6g}{extra}  "
+          f"|grad|={rec['grad_norm']:.2e}  {alpha}  inner={rec['n_inner_iter']} "
+          f"krylov={rec['n_linsys_iter']}  t={rec['time']:.2f}s", flush=True)
+
+
+def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver, method,
+                         optimizer, bounds=None, start_grid: Optional[torch.Tensor] = None,
+                         holdout: Optional[Fold] = None, n_jobs=None,
+                         verbose: int = 0) -> OuterResult:
+    """Minimise the fold-averaged outer criterion over ``theta`` by hypergradients.
+
+    Parameters
+    ----------
+    folds : sequence of Fold
+        Train/validation pairs; the objective is the mean of their criteria, so K-fold
+        cross-validation is simply ``len(folds) == K``.
+    theta0 : torch.Tensor
+        Starting hyperparameters (unconstrained scale), shape ``(n_hyper,)``.
+    solver : inner solver
+        Has ``solve(problem, theta, w0) -> InnerSolution``.
+    method : hypergradient method
+        Has ``compute(problem, criterion, theta, solver=, warm_start=, with_grad=)``.
+    optimizer : outer optimizer
+        Has ``run(fun, theta0, bounds) -> OptimizeOutcome``.
+    bounds : tuple of float or None
+        Box ``(low, high)`` on every entry of ``theta``.
+    start_grid : torch.Tensor or None
+        ``(m, n_hyper)`` candidates evaluated (values only, cheap) before optimising; the
+        best of them and ``theta0`` is the starting point. This is the safety net against
+        bad starts: the result is never worse than the grid's best point.
+    holdout : Fold or None
+        A split kept out of the objective. When given, the returned ``theta`` is the
+        evaluated point with the lowest holdout criterion (early stopping along the path),
+        which guards many hyperparameters against overfitting the validation folds.
+    n_jobs : int or None
+        Folds evaluated in parallel through joblib.
+    verbose : int
+        0 silent, 1 one line per evaluation, 2 also the grid evaluations.
+
+    Returns
+    -------
+    OuterResult
+        ``history`` holds one dict per evaluation: phase, objective, theta, grad_norm,
+        time, n_inner_iter, n_linsys_iter, n_matvec, inner_converged and, with a holdout,
+        holdout_objective.
+    """
+    evaluate = _Evaluator(folds, solver, method, holdout, n_jobs, verbose)
+    dtype, device = theta0.dtype, theta0.device
+    candidates = [theta0] + ([] if start_grid is None else list(start_grid))
+    if len(candidates) > 1:
+        for cand in candidates:
+            evaluate(cand.to(dtype=dtype, device=device), with_grad=False, phase="grid")
+        best = int(np.argmin([r["objective"] for r in evaluate.history]))
+        theta_start = torch.as_tensor(evaluate.history[best]["theta"], dtype=dtype,
+                                      device=device)
+    else:
+        theta_start = theta0
+    scale = abs(min((r["objective"] for r in evaluate.history), default=0.0)) or 1.0
+
+    def fun(theta_np):
+        theta = torch.as_tensor(theta_np, dtype=dtype, device=device)
+        value, grad = evaluate(theta, with_grad=True, phase="optimize")
+        if not np.isfinite(value) or not torch.isfinite(grad).all():
+            return np.inf, np.zeros_like(theta_np)
+        return value / scale, grad.detach().cpu().double().numpy() / scale
+
+    start_np = theta_start.detach().cpu().double().numpy()
+    if bounds is not None:
+        start_np = np.clip(start_np, bounds[0], bounds[1])
+    outcome = optimizer.run(fun, start_np, bounds)
+
+    key = "holdout_objective" if holdout is not None else "objective"
+    scores = [r[key] if np.isfinite(r[key]) else np.inf for r in evaluate.history]
+    best = int(np.argmin(scores))
+    theta_best = torch.as_tensor(evaluate.history[best]["theta"], dtype=dtype, device=device)
+    return OuterResult(theta=theta_best, value=evaluate.history[best]["objective"],
+                       n_iter=outcome.n_iter, converged=outcome.converged,
+                       message=outcome.message, history=evaluate.history,
+                       )

@@ -1,0 +1,119 @@
+"""Result records passed between the engine's layers.
+
+State travels in these records, never on the engine objects: a warm start produced by one
+outer iteration is handed to the next one explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+
+
+@dataclass(frozen=True)
+class InnerSolution:
+    """Solution of an inner problem for one value of the hyperparameters.
+
+    Attributes
+    ----------
+    w : torch.Tensor
+        The inner parameters, shape ``(n_features, n_targets)``.
+    n_iter : int
+        Iterations the inner solver used (0 for closed forms).
+    residual : float
+        Norm of the optimality residual (the gradient of the inner objective) at ``w``.
+    converged : bool
+        Whether the solver reached its tolerance.
+    hessian_solve : callable or None
+        ``b -> H^{-1} b`` with the Hessian at ``w`` when the solver factorised it; lets
+        implicit differentiation reuse the factorisation instead of a Krylov solve.
+    """
+
+    w: torch.Tensor
+    n_iter: int = 0
+    residual: float = 0.0
+    converged: bool = True
+    hessian_solve: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """What one hypergradient evaluation hands to the next one for the same fold.
+
+    Attributes
+    ----------
+    w : torch.Tensor or None
+        Previous inner solution.
+    adjoint : torch.Tensor or None
+        Previous solution of the adjoint system ``H v = grad_w(outer)`` (flattened).
+    recycle : object or None
+        Recycle space of a recycling Krylov solver.
+    """
+
+    w: Optional[torch.Tensor] = None
+    adjoint: Optional[torch.Tensor] = None
+    recycle: Any = None
+
+
+@dataclass(frozen=True)
+class HypergradResult:
+    """Outer value and hypergradient of one fold.
+
+    Attributes
+    ----------
+    value : float
+        Outer criterion at the inner solution.
+    grad : torch.Tensor or None
+        Hypergradient with respect to ``theta``; None when only the value was asked for.
+    w : torch.Tensor
+        Inner solution used.
+    warm_start : WarmStart
+        State for the next call on the same fold.
+    n_inner_iter : int
+        Inner-solver iterations.
+    n_linsys_iter : int
+        Krylov iterations of the adjoint solve (0 with a factorisation).
+    n_matvec : int
+        Hessian-vector products of the adjoint solve, recycle-space construction included.
+    inner_converged : bool
+        Whether the inner solver and the adjoint solve reached their tolerances.
+    """
+
+    value: float
+    grad: Optional[torch.Tensor]
+    w: torch.Tensor
+    warm_start: WarmStart
+    n_inner_iter: int = 0
+    n_linsys_iter: int = 0
+    n_matvec: int = 0
+    inner_converged: bool = True
+
+
+@dataclass
+class OuterResult:
+    """Outcome of the outer optimisation.
+
+    Attributes
+    ----------
+    theta : torch.Tensor
+        Best hyperparameters found (unconstrained scale).
+    value : float
+        Outer objective at ``theta``.
+    n_iter : int
+        Outer iterations of the optimizer (grid evaluations not included).
+    converged : bool
+        Whether the optimizer met its stopping rule.
+    message : str
+        The optimizer's own account of why it stopped.
+    history : list of dict
+        One record per objective evaluation (see :func:`minimize_hyperparams`).
+    """
+
+    theta: torch.Tensor
+    value: float
+    n_iter: int
+    converged: bool
+    message: str = ""
+    history: list = field(default_factory=list)

@@ -1,0 +1,5 @@
+"""Hypergradient methods: how the gradient of the outer loss is obtained."""
+
+from ._implicit import ImplicitDifferentiation
+
+__all__ = ["ImplicitDifferentiation"]

@@ -1,0 +1,65 @@
+"""Hypergradients by implicit differentiation of the inner optimality condition."""
+
+from __future__ import annotations
+
+import torch
+
+from .._results import HypergradResult, WarmStart
+
+
+class ImplicitDifferentiation:
+    """``dF/dtheta = d_theta F - (d_theta grad_w g)^T v`` with ``H v = grad_w F``.
+
+    ``H`` is the inner Hessian at ``w*(theta)``. The adjoint system is solved with the
+    inner solver's factorisation when it has one and ``linear_solver`` is None, otherwise
+    matrix-free with ``linear_solver`` (a :mod:`skbilevel.engine.linalg` solver) on
+    Hessian-vector products, warm-started from the previous adjoint solution and, for
+    recycling solvers, deflated by the previous recycle space.
+
+    Parameters
+    ----------
+    linear_solver : callable or None
+        ``(matvec, b, x0, recycle) -> (x, LinearSolveInfo)``; None reuses the inner
+        factorisation (conjugate gradients if the solver has none).
+    """
+
+    def __init__(self, linear_solver=None):
+        self.linear_solver = linear_solver
+
+    def compute(self, problem, criterion, theta, *, solver, warm_start=None,
+                with_grad=True) -> HypergradResult:
+        """Solve the inner problem and return the outer value and its hypergradient."""
+        warm = warm_start or WarmStart()
+        sol = solver.solve(problem, theta, w0=warm.w)
+        value = float(criterion.value(sol.w))
+        if not with_grad:
+            return HypergradResult(value, None, sol.w, WarmStart(sol.w, warm.adjoint,
+                                                                 warm.recycle),
+                                   n_inner_iter=sol.n_iter, inner_converged=sol.converged)
+        g = criterion.grad_w(sol.w)
+        n_iter = n_matvec = 0
+        converged = sol.converged
+        adjoint, recycle = warm.adjoint, warm.recycle
+        if self.linear_solver is None and sol.hessian_solve is not None:
+            v = sol.hessian_solve(g)
+        else:
+            v, info = self._krylov(problem, theta, sol.w, g, warm)
+            adjoint, recycle = v.reshape(-1), info.recycle
+            n_iter, n_matvec = info.n_iter, info.n_matvec
+            converged = converged and info.converged
+        grad = criterion.grad_theta(sol.w, theta) - problem.cross_vjp(sol.w, theta, v)
+        return HypergradResult(value, grad, sol.w, WarmStart(sol.w, adjoint, recycle),
+                               n_inner_iter=sol.n_iter, n_linsys_iter=n_iter,
+                               n_matvec=n_matvec, inner_converged=converged)
+
+    def _krylov(self, problem, theta, w, g, warm):
+        from ..linalg import CG  # default when no factorisation and no solver was given
+
+        linear_solver = self.linear_solver or CG()
+        shape = g.shape
+
+        def matvec(x):
+            return problem.hvp(w, theta, x.reshape(shape)).reshape(-1)
+
+        x, info = linear_solver(matvec, g.reshape(-1), x0=warm.adjoint, recycle=warm.recycle)
+        return x.reshape(shape), info

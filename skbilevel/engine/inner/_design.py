@@ -1,0 +1,73 @@
+"""A data matrix as a linear operator, with optional implicit centring.
+
+Centring a sparse matrix would densify it, so the centred design ``X - 1 mu^T`` is applied
+as ``X v - 1 (mu . v)`` instead of being formed. Dense and ``torch.sparse_csr`` matrices go
+through the same two products.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+
+class LinearDesign:
+    """The operator ``X_c = X - 1 mu^T`` for a dense or sparse CSR ``X``.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        Dense ``(n, d)`` tensor or ``torch.sparse_csr`` tensor.
+    offset : torch.Tensor or None
+        Row offset ``mu`` of shape ``(d,)`` subtracted from every row; None for no centring.
+    """
+
+    def __init__(self, X: torch.Tensor, offset: Optional[torch.Tensor] = None):
+        if X.dim() != 2:
+            raise ValueError(f"X must be 2-D, got shape {tuple(X.shape)}")
+        self.X = X
+        self.offset = offset
+        self.is_sparse = X.layout != torch.strided
+        # X^T as its own CSR matrix: transposed CSR products are slow or unsupported.
+        self._XT = X.t().to_sparse_csr() if self.is_sparse else X.t()
+
+    @property
+    def shape(self):
+        return tuple(self.X.shape)
+
+    @property
+    def dtype(self):
+        return self.X.dtype
+
+    @property
+    def device(self):
+        return self.X.device
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """Return ``X_c @ v`` for ``v`` of shape ``(d,)`` or ``(d, k)``."""
+        out = self.X @ v
+        if self.offset is not None:
+            out = out - self.offset @ v
+        return out
+
+    def rmatvec(self, u: torch.Tensor) -> torch.Tensor:
+        """Return ``X_c^T @ u`` for ``u`` of shape ``(n,)`` or ``(n, k)``."""
+        out = self._XT @ u
+        if self.offset is not None:
+            out = out - torch.outer(self.offset, u.sum(0)) if u.dim() == 2 \
+                else out - self.offset * u.sum()
+        return out
+
+    def weighted_gram(self, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Return the dense ``X_c^T diag(weights) X_c`` of shape ``(d, d)``."""
+        X = self.X.to_dense() if self.is_sparse else self.X
+        Xw = X if weights is None else X * weights[:, None]
+        gram = X.t() @ Xw
+        if self.offset is not None:
+            # (X - 1 mu^T)^T S (X - 1 mu^T) expanded, so X is never centred in place.
+            sw = X.new_tensor(X.shape[0]) if weights is None else weights.sum()
+            xs = Xw.sum(0)
+            gram = gram - torch.outer(self.offset, xs) - torch.outer(xs, self.offset) \
+                + sw * torch.outer(self.offset, self.offset)
+        return 0.5 * (gram + gram.t())

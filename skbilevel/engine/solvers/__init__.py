@@ -1,0 +1,6 @@
+"""Inner solvers: how the inner problem is solved."""
+
+from ._closed_form import ClosedFormSolver
+from ._krylov import ConjugateGradientSolver
+
+__all__ = ["ClosedFormSolver", "ConjugateGradientSolver"]

@@ -1,0 +1,1 @@
+"""Helpers shared by the estimators: tensor conversion, devices, scikit-learn shims."""

@@ -1,0 +1,57 @@
+"""Moving data between numpy / scipy.sparse and torch, and resolving devices and dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    """Map ``"float64"``, ``"float32"``, numpy or torch float dtypes to a torch dtype."""
+    if isinstance(dtype, torch.dtype) and dtype in _DTYPES.values():
+        return dtype
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    return _DTYPES[name]
+
+
+def resolve_device(device) -> torch.device:
+    """Return a torch device, with a clear error when CUDA is asked for but absent."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be a torch device string such as 'cpu' or 'cuda', "
+                         f"got {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available; "
+                         "use device='cpu'")
+    return dev
+
+
+def to_tensor(X, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Convert a numpy array or scipy.sparse matrix to a dense or CSR tensor."""
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        X.sort_indices()
+        return torch.sparse_csr_tensor(
+            torch.as_tensor(X.indptr, dtype=torch.int64),
+            torch.as_tensor(X.indices, dtype=torch.int64),
+            torch.as_tensor(X.data), size=X.shape, dtype=dtype).to(device)
+    return torch.as_tensor(np.ascontiguousarray(X), dtype=dtype, device=device)
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """Detach a tensor to a float64 numpy array on the host."""
+    return t.detach().cpu().double().numpy()
+
+
+def take_rows(X, rows):
+    """Rows of a numpy array or scipy.sparse matrix (CSR keeps row slicing cheap)."""
+    return X[rows]
