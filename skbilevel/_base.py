@@ -14,12 +14,21 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv, train_test_split
 
 
-def make_splits(cv, X, y, n_samples):
-    """Materialise ``cv`` into a list of ``(train, validation)`` index arrays.
+def make_splits(cv, X, y, rows=None):
+    """Materialise ``cv`` into a list of ``(train, validation)`` positions into ``X[rows]``.
 
     Raises a ValueError naming ``cv`` when there are fewer samples than folds, rather than
-    the splitter's less direct message.
+    the splitter's less direct message. ``rows`` are the samples left after an
+    early-stopping holdout (None: all). A splitter is applied to them; an explicit list of
+    splits indexes all samples, so it is mapped onto ``rows`` with held-out samples dropped.
     """
+    rows = np.arange(X.shape[0]) if rows is None else rows
+    if _is_split_list(cv):
+        position = np.full(X.shape[0], -1)
+        position[rows] = np.arange(len(rows))
+        cv = [(_keep(position, tr), _keep(position, va)) for tr, va in cv]
+    X, y = X[rows], y[rows]
+    n_samples = len(rows)
     splitter = check_cv(cv, y, classifier=False)
     n_splits = splitter.get_n_splits(X, y)
     if n_samples < n_splits:
@@ -63,3 +72,13 @@ def warn_if_not_converged(result, name):
     if result.history and not result.history[-1]["inner_converged"]:
         warnings.warn(f"{name}: an inner or adjoint solve hit its iteration cap; "
                       "hypergradients may be inaccurate.", ConvergenceWarning)
+
+
+
+def _is_split_list(cv):
+    return not (cv is None or isinstance(cv, (int, np.integer)) or hasattr(cv, "split"))
+
+
+def _keep(position, idx):
+    mapped = position[np.asarray(idx)]
+    return mapped[mapped >= 0]

@@ -108,7 +108,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         with early stopping, ``holdout_objective``.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit (only when X has string column names).
 
     See Also
@@ -213,7 +213,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         holdout = None
         if early:
             rows, held = holdout_split(n, self.validation_fraction, self.random_state)
-        splits = make_splits(self.cv, X[rows], Y[rows], len(rows))
+        splits = make_splits(self.cv, X, Y, rows)
         solver, method = self._engine(X, d)
         g_t = torch.as_tensor(groups, device=device)
 

@@ -6,6 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..engine._torch import quiet_sparse_beta
+
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
@@ -40,10 +42,13 @@ def to_tensor(X, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     if sp.issparse(X):
         X = sp.csr_matrix(X)
         X.sort_indices()
-        return torch.sparse_csr_tensor(
-            torch.as_tensor(X.indptr, dtype=torch.int64),
-            torch.as_tensor(X.indices, dtype=torch.int64),
-            torch.as_tensor(X.data), size=X.shape, dtype=dtype).to(device)
+        # Indices come from a validated scipy CSR matrix: torch's invariant check is redundant.
+        with quiet_sparse_beta():
+            return torch.sparse_csr_tensor(
+                torch.as_tensor(X.indptr, dtype=torch.int64),
+                torch.as_tensor(X.indices, dtype=torch.int64),
+                torch.as_tensor(X.data), size=X.shape, dtype=dtype,
+                check_invariants=False).to(device)
     return torch.as_tensor(np.ascontiguousarray(X), dtype=dtype, device=device)
 
 
