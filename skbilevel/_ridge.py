@@ -77,6 +77,9 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         there is more than one ``alpha``.
     validation_fraction : float, default=0.2
         Fraction of the samples held out for early stopping.
+    n_iter_no_change : int, default=10
+        With early stopping, stop after this many evaluations without improvement of the
+        held-out error.
     device : str, default="cpu"
         Torch device of the computation, e.g. ``"cuda"``.
     dtype : {"float64", "float32"}, default="float64"
@@ -145,6 +148,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         "alpha_bounds": [StrOptions({"auto"}), tuple],
         "early_stopping": [StrOptions({"auto"}), "boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
         "dtype": [StrOptions({"float64", "float32"})],
         "n_jobs": [Integral, None],
@@ -155,7 +159,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
     def __init__(self, alpha_init=1.0, *, alpha_per_feature=False, cv=5, fit_intercept=True,
                  linear_solver="auto", recycle_dim=20, optimizer="lbfgs", max_iter=100,
                  tol=1e-5, alpha_bounds="auto", early_stopping="auto",
-                 validation_fraction=0.2, device="cpu", dtype="float64", n_jobs=None,
+                 validation_fraction=0.2, n_iter_no_change=10, device="cpu", dtype="float64", n_jobs=None,
                  random_state=None, verbose=0):
         self.alpha_init = alpha_init
         self.alpha_per_feature = alpha_per_feature
@@ -169,6 +173,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         self.alpha_bounds = alpha_bounds
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.device = device
         self.dtype = dtype
         self.n_jobs = n_jobs
@@ -237,7 +242,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
             solver=solver, method=method,
             optimizer=make_optimizer(self.optimizer, max_iter=self.max_iter, tol=self.tol),
             bounds=(low, high), start_grid=grid[:, None].expand(-1, n_hyper),
-            holdout=holdout, n_jobs=self.n_jobs, verbose=self.verbose)
+            holdout=holdout, n_iter_no_change=self.n_iter_no_change, n_jobs=self.n_jobs, verbose=self.verbose)
         warn_if_not_converged(result, type(self).__name__)
 
         theta = result.theta

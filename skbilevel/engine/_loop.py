@@ -11,6 +11,11 @@ import torch
 from joblib import Parallel, delayed
 
 from ._results import OuterResult
+from .outer import OptimizeOutcome
+
+
+class _HoldoutStalled(Exception):
+    """Raised inside the objective to end the optimizer's loop (early stopping)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class _Evaluator:
         self.holdout_warm = None
         self.history = []
         self.start = time.perf_counter()
+        self.best_holdout, self.n_stale = np.inf, 0
 
     def _map(self, theta, with_grad):
         def one(i, fold):
@@ -69,6 +75,10 @@ class _Evaluator:
                                       with_grad=False)
             self.holdout_warm = res.warm_start
             record["holdout_objective"] = res.value
+            if res.value < self.best_holdout:
+                self.best_holdout, self.n_stale = res.value, 0
+            elif phase == "optimize":
+                self.n_stale += 1
         self.history.append(record)
         if self.verbose and (phase != "grid" or self.verbose > 1):
             _print_record(len(self.history), record)
@@ -87,8 +97,8 @@ def _print_record(k, rec):
 
 def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver, method,
                          optimizer, bounds=None, start_grid: Optional[torch.Tensor] = None,
-                         holdout: Optional[Fold] = None, n_jobs=None,
-                         verbose: int = 0) -> OuterResult:
+                         holdout: Optional[Fold] = None, n_iter_no_change: int = 10,
+                         n_jobs=None, verbose: int = 0) -> OuterResult:
     """Minimise the fold-averaged outer criterion over ``theta`` by hypergradients.
 
     Parameters
@@ -114,6 +124,9 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         A split kept out of the objective. When given, the returned ``theta`` is the
         evaluated point with the lowest holdout criterion (early stopping along the path),
         which guards many hyperparameters against overfitting the validation folds.
+    n_iter_no_change : int
+        With a holdout, stop once this many consecutive evaluations have not improved the
+        holdout criterion.
     n_jobs : int or None
         Folds evaluated in parallel through joblib.
     verbose : int
@@ -142,6 +155,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     def fun(theta_np):
         theta = torch.as_tensor(theta_np, dtype=dtype, device=device)
         value, grad = evaluate(theta, with_grad=True, phase="optimize")
+        if holdout is not None and evaluate.n_stale >= n_iter_no_change:
+            raise _HoldoutStalled
         if not np.isfinite(value) or not torch.isfinite(grad).all():
             return np.inf, np.zeros_like(theta_np)
         return value / scale, grad.detach().cpu().double().numpy() / scale
@@ -149,7 +164,12 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     start_np = theta_start.detach().cpu().double().numpy()
     if bounds is not None:
         start_np = np.clip(start_np, bounds[0], bounds[1])
-    outcome = optimizer.run(fun, start_np, bounds)
+    try:
+        outcome = optimizer.run(fun, start_np, bounds)
+    except _HoldoutStalled:
+        n_evals = sum(r["phase"] == "optimize" for r in evaluate.history)
+        outcome = OptimizeOutcome(start_np, n_evals, True, f"early stopping: no holdout "
+                                  f"improvement in {n_iter_no_change} evaluations")
 
     key = "holdout_objective" if holdout is not None else "objective"
     scores = [r[key] if np.isfinite(r[key]) else np.inf for r in evaluate.history]

@@ -1,0 +1,285 @@
+"""MINRES and recycled MINRES (RMINRES) for symmetric, possibly indefinite, operators.
+
+One implementation serves both: plain MINRES is RMINRES with an empty recycle space. With
+a space ``U`` paired to the operator (``C = H U``, ``C^T C = I``), Lanczos runs on the
+projected operator ``(I - C C^T) H`` restricted to ``C``-perp, which is symmetric there, and
+the MINRES iterate is corrected by ``-U B y`` so that it stays in
+``x0 + span(U) + Krylov`` with a residual orthogonal to ``C`` (Wang, de Sturler & Paulino,
+2007). The eigenvalues of ``H`` that ``U`` captures are then deflated from the Krylov
+iteration, which is where the savings on a sequence of slowly changing systems come from.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from ._info import (LinearSolveInfo, Matvec, RecycleSpace, check_system, check_tolerances,
+                    stopping_threshold)
+from ._recycle import next_recycle_space
+
+_RITZ = ("harmonic", "plain")
+
+
+def pair_with_operator(matvec: Matvec, U: torch.Tensor, b: torch.Tensor):
+    """Pair a recycle basis with the current operator.
+
+    Parameters
+    ----------
+    matvec : callable
+        ``v -> H v``.
+    U : torch.Tensor
+        Basis of shape ``(n, k)`` from the previous solve.
+    b : torch.Tensor
+        Right-hand side; fixes the device and dtype.
+
+    Returns
+    -------
+    U, C : torch.Tensor or None
+        ``U R^{-1}`` and ``Q`` from the thin QR ``H U = Q R``, so that ``C = H U`` and
+        ``C^T C = I``; both None when no usable direction is left.
+    n_matvec : int
+        Operator applications spent (``k``).
+    """
+    U = U.to(device=b.device, dtype=b.dtype)
+    if U.shape[0] != b.shape[0]:
+        raise ValueError(f"recycle space has {U.shape[0]} rows, expected {b.shape[0]}")
+    k = U.shape[1]
+    if k == 0:
+        return None, None, 0
+    C = torch.stack([matvec(U[:, j]) for j in range(k)], dim=1)
+    Q, R = torch.linalg.qr(C)
+    # Without pivoting, a tiny R_jj means column j of H U is (nearly) in the span of the
+    # earlier ones: drop it, or U R^{-1} would blow up along it.
+    diag = R.diagonal().abs()
+    rank_tol = max(1e-10, 100 * torch.finfo(b.dtype).eps) * float(diag.max())
+    keep = (diag > rank_tol).cpu()
+    if not bool(keep.any()):
+        return None, None, k
+    if not bool(keep.all()):
+        U, C = U[:, keep.to(U.device)], C[:, keep.to(U.device)]
+        Q, R = torch.linalg.qr(C)
+    U = torch.linalg.solve_triangular(R, U, upper=True, left=False)
+    return U, Q, k
+
+
+def _minres(matvec, b, x, U, C, tol, max_iter, keep_basis):
+    """Run (deflated) MINRES from ``x``; return the iterate, counts and Lanczos data."""
+    n_matvec = 0
+    if torch.count_nonzero(x) > 0:
+        r = b - matvec(x)
+        n_matvec += 1
+    else:
+        r = b.clone()  # a zero start costs no operator application
+    if C is not None:
+        # Solve exactly on span(U) first: afterwards the residual is orthogonal to C.
+        c = C.T @ r
+        x = x + U @ c
+        r = r - C @ c
+    beta1 = float(torch.linalg.vector_norm(r))
+    lanczos = {"V": [], "alpha": [], "beta": [], "B": []}
+    if beta1 <= tol or beta1 == 0.0:
+        return x, 0, n_matvec, beta1, True, lanczos
+
+    eps = torch.finfo(b.dtype).eps
+    v_prev, v = torch.zeros_like(b), r / beta1
+    d_prev2, d_prev = torch.zeros_like(b), torch.zeros_like(b)
+    beta = 0.0                          # beta_k, couples v_{k-1} and v_k
+    c_old2, s_old2, c_old, s_old = 1.0, 0.0, 1.0, 0.0  # rotations G_{k-2} and G_{k-1}
+    phibar, h_norm = beta1, 0.0
+    n_iter, converged = 0, False
+    if keep_basis:
+        lanczos["V"].append(v)
+    while n_iter < max_iter:
+        w = matvec(v)
+        n_matvec += 1
+        n_iter += 1
+        if C is not None:
+            bk = C.T @ w
+            w = w - C @ bk
+        w = w - beta * v_prev
+        alpha = float(torch.dot(v, w))
+        w = w - alpha * v
+        if C is not None:
+            # Second projection: rounding lets w drift back towards span(C). The removed
+            # component belongs to H v_k = C b_k + ..., so it is added to b_k.
+            corr = C.T @ w
+            w = w - C @ corr
+            bk = bk + corr
+        beta_next = float(torch.linalg.vector_norm(w))
+        if not math.isfinite(alpha + beta_next):
+            break  # the operator returned inf/NaN: stop, not converged
+        h_norm = max(h_norm, abs(alpha), beta, beta_next)
+        breakdown = beta_next <= 10 * eps * h_norm
+
+        # Apply G_{k-2} and G_{k-1} to column k of T, then build G_k to zero beta_{k+1}.
+        epsilon, dbar = s_old2 * beta, c_old2 * beta
+        delta = c_old * dbar + s_old * alpha
+        gbar = -s_old * dbar + c_old * alpha
+        gamma = (gbar * gbar + beta_next * beta_next) ** 0.5
+        if keep_basis:
+            lanczos["alpha"].append(alpha)
+            lanczos["beta"].append(0.0 if breakdown else beta_next)
+            if C is not None:
+                lanczos["B"].append(bk)
+        if gamma == 0.0:
+            break  # T_k singular with an invariant Krylov space: no further progress
+        cs, sn = gbar / gamma, beta_next / gamma
+        tau, phibar = cs * phibar, -sn * phibar
+        # The direction uses v_k - U b_k instead of v_k: H (v_k - U b_k) has no C component.
+        z = v if C is None else v - U @ bk
+        d = (z - delta * d_prev - epsilon * d_prev2) / gamma
+        x = x + tau * d
+        d_prev2, d_prev = d_prev, d
+        c_old2, s_old2, c_old, s_old = c_old, s_old, cs, sn
+
+        if abs(phibar) <= tol or breakdown:
+            converged = abs(phibar) <= tol
+            v_next = torch.zeros_like(b) if breakdown else w / beta_next
+            if keep_basis:
+                lanczos["V"].append(v_next)
+            break
+        v_prev, v, beta = v, w / beta_next, beta_next
+        if keep_basis:
+            lanczos["V"].append(v)
+    if keep_basis and len(lanczos["V"]) == len(lanczos["alpha"]):
+        lanczos["V"].append(torch.zeros_like(b))  # stopped without a next Lanczos vector
+    return x, n_iter, n_matvec, abs(phibar), converged, lanczos
+
+
+class MINRES:
+    """MINRES for ``H x = b`` with ``H`` symmetric, possibly indefinite.
+
+    Parameters
+    ----------
+    rtol : float, default=1e-10
+        Relative tolerance: stop when ``||r|| <= max(rtol * ||b||, atol)``.
+    atol : float, default=0.0
+        Absolute tolerance.
+    max_iter : int or None, default=None
+        Iteration cap; None means ``2 * n``.
+
+    Notes
+    -----
+    The residual norm is the recurrence estimate ``|phi|`` from the Givens rotations; the
+    true residual is never recomputed, so an iteration costs one operator application. The
+    ``recycle`` argument is accepted for a uniform interface and ignored.
+    """
+
+    def __init__(self, rtol: float = 1e-10, atol: float = 0.0, max_iter: Optional[int] = None):
+        self.rtol, self.atol, self.max_iter = check_tolerances(rtol, atol, max_iter)
+
+    def _solve(self, matvec, b, x0, recycle, keep_basis):
+        x = check_system(b, x0)
+        b_norm = float(torch.linalg.vector_norm(b))
+        if b_norm == 0.0:
+            return torch.zeros_like(b), LinearSolveInfo(0, 0, 0.0, True, recycle)
+        tol = stopping_threshold(b_norm, self.rtol, self.atol)
+        max_iter = self.max_iter if self.max_iter is not None else 2 * b.shape[0]
+        U = C = None
+        n_pair = 0
+        if recycle is not None:
+            U, C, n_pair = pair_with_operator(matvec, recycle.U, b)
+        x, n_iter, n_matvec, res, converged, lanczos = _minres(
+            matvec, b, x, U, C, tol, max_iter, keep_basis)
+        new_space = None
+        if keep_basis:
+            new_space = recycle if n_iter == 0 else next_recycle_space(
+                U, C, lanczos, self.recycle_dim, self.ritz)
+        return x, LinearSolveInfo(n_iter, n_matvec + n_pair, res, converged, new_space)
+
+    def __call__(self, matvec: Matvec, b: torch.Tensor, x0: Optional[torch.Tensor] = None,
+                 recycle: Optional[RecycleSpace] = None):
+        """Solve ``H x = b``.
+
+        Parameters
+        ----------
+        matvec : callable
+            ``v -> H v`` on 1-D tensors, ``H`` symmetric.
+        b : torch.Tensor
+            Right-hand side, shape ``(n,)``.
+        x0 : torch.Tensor or None, default=None
+            Starting point; None means zeros.
+        recycle : RecycleSpace or None, default=None
+            Ignored by plain MINRES.
+
+        Returns
+        -------
+        x : torch.Tensor
+            Approximate solution, same shape, dtype and device as ``b``.
+        info : LinearSolveInfo
+            Counts, final residual and convergence flag (``recycle`` is None).
+        """
+        return self._solve(matvec, b, x0, None, keep_basis=False)
+
+
+class RecycledMINRES(MINRES):
+    """MINRES with a recycled subspace, for sequences of slowly changing systems (RMINRES).
+
+    Parameters
+    ----------
+    recycle_dim : int, default=20
+        Number of vectors ``k`` kept for the next system.
+    ritz : {"harmonic", "plain"}, default="harmonic"
+        How the next space is extracted from ``[U, V]``: harmonic Ritz vectors (better for
+        eigenvalues near zero) or plain Ritz vectors; both keep the ``k`` of smallest
+        magnitude and cost no operator application.
+    rtol : float, default=1e-10
+        Relative tolerance: stop when ``||r|| <= max(rtol * ||b||, atol)``.
+    atol : float, default=0.0
+        Absolute tolerance.
+    max_iter : int or None, default=None
+        Cap on Krylov iterations; None means ``2 * n``.
+
+    Notes
+    -----
+    Each call pairs the incoming space with the current operator (``k`` operator
+    applications, counted in ``n_matvec``), deflates it from the Krylov iteration, and
+    returns the next space in ``info.recycle``; pass it as ``recycle=`` to the next call. The
+    solver itself keeps no state. All Lanczos vectors of the solve are kept in memory to
+    build the next space.
+
+    References
+    ----------
+    S. Wang, E. de Sturler and G. H. Paulino, "Large-scale topology optimization using
+    preconditioned Krylov subspace methods with recycling", IJNME 69 (2007).
+    M. J. Ehrhardt, S. Gazzola and S. J. Scott, "Recycling Krylov subspaces for
+    hypergradients", arXiv:2412.08264 (2024).
+    """
+
+    def __init__(self, recycle_dim: int = 20, ritz: str = "harmonic", rtol: float = 1e-10,
+                 atol: float = 0.0, max_iter: Optional[int] = None):
+        super().__init__(rtol=rtol, atol=atol, max_iter=max_iter)
+        if isinstance(recycle_dim, bool) or not isinstance(recycle_dim, int) or recycle_dim < 1:
+            raise ValueError(f"recycle_dim must be a positive integer, got {recycle_dim!r}")
+        if ritz not in _RITZ:
+            raise ValueError(f"ritz must be one of {_RITZ}, got {ritz!r}")
+        self.recycle_dim = recycle_dim
+        self.ritz = ritz
+
+    def __call__(self, matvec: Matvec, b: torch.Tensor, x0: Optional[torch.Tensor] = None,
+                 recycle: Optional[RecycleSpace] = None):
+        """Solve ``H x = b``, deflating ``recycle``, and return the next recycle space.
+
+        Parameters
+        ----------
+        matvec : callable
+            ``v -> H v`` on 1-D tensors, ``H`` symmetric.
+        b : torch.Tensor
+            Right-hand side, shape ``(n,)``.
+        x0 : torch.Tensor or None, default=None
+            Starting point; None means zeros.
+        recycle : RecycleSpace or None, default=None
+            Space from the previous solve (``info.recycle``); None runs plain MINRES.
+
+        Returns
+        -------
+        x : torch.Tensor
+            Approximate solution, same shape, dtype and device as ``b``.
+        info : LinearSolveInfo
+            Counts, final residual, convergence flag, and in ``recycle`` the space for the
+            next system (the incoming one unchanged if no Krylov iteration was needed).
+        """
+        return self._solve(matvec, b, x0, recycle, keep_basis=True)

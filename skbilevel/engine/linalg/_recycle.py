@@ -1,0 +1,191 @@
+"""Choosing the recycle space for the next system from the data of the current solve.
+
+After ``m`` steps of recycled MINRES with a paired space (``C = H U``, ``C^T C = I``) the
+matrices ``Z = [U, V_m]`` and ``W = [C, V_{m+1}]`` satisfy ``H Z = W G`` with
+
+    G = [[I_k, B], [0, T_m]]        (T_m: the (m+1) x m Lanczos tridiagonal).
+
+Since ``W`` has orthonormal columns, every quantity the Ritz problems need is small:
+``(HZ)^T HZ = G^T G``, ``Z^T H Z = G^T (W^T Z)`` and ``W^T Z = [[C^T U, 0], [V_{m+1}^T U, I~]]``.
+So the next space costs no operator application, only the products ``C^T U``, ``V^T U`` and
+``U^T U``. The small eigenproblems are solved on CPU float64 copies with scipy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Optional
+
+import numpy as np
+import scipy.linalg
+import torch
+
+from ._info import RecycleSpace
+
+try:  # optional: only used to keep the small dense problems single-threaded
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
+# Relative cut-off below which directions of the small problems count as rank deficient.
+_RANK_TOL = 1e-10
+
+
+def _single_threaded_blas():
+    """Context limiting BLAS to one thread, if threadpoolctl is installed.
+
+    The small problems are dominated by the level-2 BLAS of the tridiagonal reduction in
+    ``eigh``; on a busy machine (``pytest -n 2`` on two cores, or the caller's own threads)
+    threaded OpenBLAS spins and was measured 10 to 30 times slower than one thread.
+    """
+    if threadpool_limits is None:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(device="cpu", dtype=torch.float64).numpy()
+
+
+def _small_matrices(U, C, lanczos):
+    """Return ``G``, ``W^T Z``, ``Z^T Z`` (float64 arrays) and ``V`` (n x (m+1) tensor)."""
+    V = torch.stack(lanczos["V"], dim=1)
+    alpha, beta = np.asarray(lanczos["alpha"]), np.asarray(lanczos["beta"])
+    m = alpha.shape[0]
+    k = 0 if U is None else U.shape[1]
+    G = np.zeros((k + m + 1, k + m))
+    WZ = np.zeros((k + m + 1, k + m))
+    ZZ = np.eye(k + m)
+    idx = np.arange(m)
+    G[k + idx, k + idx] = alpha
+    G[k + idx + 1, k + idx] = beta
+    G[k + idx[:-1], k + idx[:-1] + 1] = beta[:-1]
+    WZ[k + idx, k + idx] = 1.0
+    if k:
+        G[:k, :k] = np.eye(k)
+        G[:k, k:] = _np(torch.stack(lanczos["B"], dim=1))
+        VtU = _np(V.T @ U)
+        WZ[:k, :k] = _np(C.T @ U)
+        WZ[k:, :k] = VtU
+        ZZ[:k, :k] = _np(U.T @ U)
+        ZZ[:k, k:] = VtU[:m].T
+        ZZ[k:, :k] = VtU[:m]
+    return G, WZ, ZZ, V
+
+
+def _harmonic(G, WZ, k):
+    """Harmonic Ritz pairs, smallest ``|theta|`` first: ``G^T G y = theta Z^T H Z y``.
+
+    Written as ``Z^T H Z y = mu G^T G y`` with ``mu = 1 / theta``, the problem is symmetric
+    definite. With a thin QR ``G = Q R`` and ``y = R^{-1} z`` it becomes the standard
+    symmetric problem ``(Q^T W^T Z) R^{-1} z = mu z``, without squaring the conditioning.
+    ``G = [[D, B], [0, T]]`` with ``T`` tridiagonal, so ``Q = diag(I, Q_T)`` comes from ``m``
+    Givens rotations in ``O(m (k + m))`` instead of a dense ``O((k + m)^3)`` QR.
+    """
+    R, P = G.copy(), WZ.copy()
+    for j in range(k, G.shape[1]):
+        a, b = R[j, j], R[j + 1, j]
+        r = np.hypot(a, b)
+        if r == 0.0:
+            continue
+        rot = np.array([[a, b], [-b, a]]) / r
+        R[j:j + 2, j:] = rot @ R[j:j + 2, j:]
+        P[j:j + 2] = rot @ P[j:j + 2]
+    R, P = R[:-1], P[:-1]
+    diag = np.abs(np.diag(R))
+    if not diag.min() > _RANK_TOL * diag.max():
+        return _harmonic_svd(G, WZ)
+    M = scipy.linalg.solve_triangular(R, P.T, trans="T").T
+    mu, Y = scipy.linalg.eigh(0.5 * (M + M.T))
+    order = np.argsort(-np.abs(mu), kind="stable")
+    return scipy.linalg.solve_triangular(R, Y[:, order])
+
+
+def _harmonic_svd(G, WZ):
+    """:func:`_harmonic` through a truncated SVD ``G = P S Q^T``, for rank-deficient ``G``.
+
+    With ``y = Q S^{-1} z`` the problem becomes ``P^T (W^T Z) Q S^{-1} z = mu z``; the
+    directions of ``G`` below the rank cut-off (where ``H Z y ~ 0``) are left out.
+    """
+    P, s, Qt = scipy.linalg.svd(G, full_matrices=False)
+    keep = s > _RANK_TOL * s[0]
+    P, s, Qt = P[:, keep], s[keep], Qt[keep]
+    M = (P.T @ WZ @ Qt.T) / s
+    mu, Y = scipy.linalg.eigh(0.5 * (M + M.T))
+    order = np.argsort(-np.abs(mu), kind="stable")
+    return Qt.T @ (Y[:, order] / s[:, None])
+
+
+def _plain(G, WZ, ZZ):
+    """Ritz pairs, smallest ``|theta|`` first: ``Z^T H Z y = theta Z^T Z y``.
+
+    ``Z^T Z`` may be singular (``U`` can lie close to the Krylov space), so the problem is
+    restricted to the well-conditioned eigen-directions of ``Z^T Z``.
+    """
+    if np.array_equal(ZZ, np.eye(ZZ.shape[0])):
+        basis = ZZ  # no recycled block: Z = V_m is orthonormal already
+    else:
+        lam, E = scipy.linalg.eigh(ZZ)
+        keep = lam > _RANK_TOL * lam[-1]
+        basis = E[:, keep] / np.sqrt(lam[keep])
+    S = WZ.T @ G
+    theta, Y = scipy.linalg.eigh(basis.T @ (0.5 * (S + S.T)) @ basis)
+    order = np.argsort(np.abs(theta), kind="stable")
+    return basis @ Y[:, order]
+
+
+def next_recycle_space(U: Optional[torch.Tensor], C: Optional[torch.Tensor], lanczos: dict,
+                       recycle_dim: int, ritz: str = "harmonic") -> Optional[RecycleSpace]:
+    """Build the recycle space for the next system (no operator application).
+
+    Parameters
+    ----------
+    U, C : torch.Tensor or None
+        The paired space of the finished solve (``C = H U``, ``C^T C = I``), shape
+        ``(n, k)``; None when the solve had no recycle space.
+    lanczos : dict
+        Lanczos data of the solve: ``"V"`` (list of the ``m + 1`` Lanczos vectors),
+        ``"alpha"`` and ``"beta"`` (the ``m`` diagonal and sub-diagonal entries of the
+        tridiagonal) and ``"B"`` (list of the ``m`` vectors ``C^T H v_j``).
+    recycle_dim : int
+        Maximum number of vectors to keep.
+    ritz : {"harmonic", "plain"}, default="harmonic"
+        Harmonic or plain Ritz extraction; harmonic falls back to plain if it fails.
+
+    Returns
+    -------
+    RecycleSpace or None
+        Orthonormal basis of the (approximate) eigenvectors of ``H`` for its eigenvalues of
+        smallest magnitude in ``span([U, V_m])``, at most ``recycle_dim`` of them; None if
+        the small problems are not finite.
+    """
+    if not lanczos["alpha"]:
+        return None
+    G, WZ, ZZ, V = _small_matrices(U, C, lanczos)
+    if not (np.isfinite(G).all() and np.isfinite(WZ).all() and np.isfinite(ZZ).all()):
+        return None
+    # Unit columns of Z: the paired U = U_old R^{-1} can have columns far longer than the
+    # Lanczos vectors, which would skew the rank cut-offs. Rescaling Z's columns leaves
+    # both Ritz problems unchanged.
+    scale = 1.0 / np.sqrt(np.maximum(np.diag(ZZ), np.finfo(float).tiny))
+    G, WZ, ZZ = G * scale, WZ * scale, ZZ * scale[:, None] * scale
+    k = 0 if U is None else U.shape[1]
+    Y = None
+    with _single_threaded_blas():
+        for method in (("harmonic", "plain") if ritz == "harmonic" else ("plain",)):
+            try:
+                Y = _harmonic(G, WZ, k) if method == "harmonic" else _plain(G, WZ, ZZ)
+                break
+            except (np.linalg.LinAlgError, ValueError):
+                continue
+    if Y is None or Y.shape[1] == 0:
+        return None
+    Y = Y[:, :recycle_dim] * scale[:, None]
+    Yt = torch.from_numpy(Y).to(device=V.device, dtype=V.dtype)
+    m = Y.shape[0] - k
+    U_next = V[:, :m] @ Yt[k:]
+    if k:
+        U_next = U_next + U @ Yt[:k]
+    # Orthonormal columns: the next pairing's QR then only sees the operator's conditioning.
+    Q, _ = torch.linalg.qr(U_next)
+    return RecycleSpace(Q)

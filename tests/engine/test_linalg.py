@@ -1,0 +1,321 @@
+"""Tests of the linear solvers in skbilevel.engine.linalg."""
+
+import pytest
+import torch
+
+from skbilevel.engine.linalg import (CG, MINRES, DenseSolver, LinearSolveInfo, RecycledMINRES,
+                                     RecycleSpace, make_linear_solver)
+
+ALL = [CG, MINRES, RecycledMINRES, DenseSolver]
+SYMMETRIC = [MINRES, RecycledMINRES, DenseSolver]  # the ones allowed an indefinite H
+
+
+def _system(eigenvalues, seed=0):
+    """Symmetric ``H`` with the given spectrum (random eigenvectors) and a random ``b``."""
+    g = torch.Generator().manual_seed(seed)
+    n = eigenvalues.shape[0]
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=eigenvalues.dtype))
+    H = Q @ torch.diag(eigenvalues) @ Q.T
+    return 0.5 * (H + H.T), torch.randn(n, generator=g, dtype=eigenvalues.dtype)
+
+
+def _spd(n=60, cond=1e4, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed + 100)
+    ev = 1 + (cond - 1) * torch.rand(n, generator=g, dtype=dtype)
+    ev[0], ev[-1] = 1.0, cond
+    return _system(ev, seed)
+
+
+def _indefinite(n=60, seed=0):
+    ev = torch.cat([-torch.linspace(1, 100, n // 2 - 5, dtype=torch.float64),
+                    torch.linspace(0.5, 300, n - n // 2 + 5, dtype=torch.float64)])
+    return _system(ev, seed)
+
+
+class Counter:
+    """``v -> H v`` that counts its calls."""
+
+    def __init__(self, H):
+        self.H, self.calls = H, 0
+
+    def __call__(self, v):
+        assert v.dim() == 1
+        self.calls += 1
+        return self.H @ v
+
+
+def _rel(x, y):
+    return float(torch.linalg.vector_norm(x - y) / torch.linalg.vector_norm(y))
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_spd_matches_direct_solve(cls):
+    H, b = _spd()
+    x, info = cls()(Counter(H), b)
+    assert isinstance(info, LinearSolveInfo) and info.converged
+    assert x.dtype == b.dtype and x.shape == b.shape
+    assert _rel(x, torch.linalg.solve(H, b)) < 1e-8
+    assert info.residual <= 1e-10 * float(b.norm()) * (1 if cls is not DenseSolver else 1e3)
+
+
+@pytest.mark.parametrize("cls", SYMMETRIC)
+def test_indefinite_matches_direct_solve(cls):
+    H, b = _indefinite()
+    x, info = cls()(Counter(H), b)
+    assert info.converged
+    assert _rel(x, torch.linalg.solve(H, b)) < 1e-8
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_float32(cls):
+    H, b = _spd(n=40, cond=1e2, dtype=torch.float32)
+    solver = cls() if cls is DenseSolver else cls(rtol=1e-6)
+    x, info = solver(Counter(H), b)
+    assert x.dtype == torch.float32 and info.converged
+    assert _rel(x, torch.linalg.solve(H.double(), b.double()).float()) < 1e-4
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_warm_start_at_solution(cls):
+    H, b = _spd()
+    x_star = torch.linalg.solve(H, b)
+    x, info = cls(rtol=1e-8)(Counter(H), b, x0=x_star) if cls is not DenseSolver \
+        else cls()(Counter(H), b, x0=x_star)
+    assert info.n_iter <= 1 and info.converged
+    assert _rel(x, x_star) < 1e-8
+
+
+def _sequence(n_systems=6):
+    """Slowly changing SPD systems ``H_i = A^T A + alpha_i diag(s)`` with ``b_i`` drifting.
+
+    Twenty columns of ``A`` are scaled by 1e-2..1e-1 and the rest by 5..10, so ``H`` has
+    twenty small outlying eigenvalues (condition ~3e6): the spectrum recycling deflates.
+    """
+    g = torch.Generator().manual_seed(0)
+    scales = torch.cat([torch.logspace(-2, -1, 20, dtype=torch.float64),
+                        torch.linspace(5, 10, 180, dtype=torch.float64)])
+    A = torch.randn(300, 200, generator=g, dtype=torch.float64) * scales
+    G, s = A.T @ A, torch.rand(200, generator=g, dtype=torch.float64) + 0.5
+    b0, b1 = (torch.randn(200, generator=g, dtype=torch.float64) for _ in range(2))
+    return [(G + 1e-2 * 1.1 ** i * torch.diag(s), b0 + 0.05 * i * b1) for i in range(n_systems)]
+
+
+def _solve_sequence(solver, systems):
+    x, recycle, n_iter, n_matvec, xs = None, None, 0, 0, []
+    for H, b in systems:
+        counter = Counter(H)
+        x, info = solver(counter, b, x0=x, recycle=recycle)
+        assert info.converged and info.n_matvec == counter.calls
+        recycle = info.recycle
+        n_iter, n_matvec = n_iter + info.n_iter, n_matvec + info.n_matvec
+        xs.append(x)
+    return n_iter, n_matvec, xs
+
+
+@pytest.fixture(scope="module")
+def sequence_and_baseline():
+    systems = _sequence()
+    # 2n iterations are too few for this conditioning at rtol=1e-10, for both solvers.
+    return systems, _solve_sequence(MINRES(rtol=1e-10, max_iter=3000), systems)
+
+
+@pytest.mark.parametrize("ritz", ["harmonic", "plain"])
+def test_recycling_saves_iterations_on_a_sequence(ritz, sequence_and_baseline):
+    systems, (it0, mv0, xs0) = sequence_and_baseline
+    it1, mv1, xs1 = _solve_sequence(
+        RecycledMINRES(recycle_dim=20, ritz=ritz, rtol=1e-10, max_iter=3000), systems)
+    print(f"\n[{ritz}] MINRES: {it0} iterations, {mv0} matvecs; RecycledMINRES(20): {it1} "
+          f"iterations, {mv1} matvecs; savings {1 - it1 / it0:.0%} iterations, "
+          f"{1 - mv1 / mv0:.0%} matvecs")
+    assert it1 <= 0.7 * it0
+    assert mv1 <= 0.85 * mv0
+    for x0, x1, (H, b) in zip(xs0, xs1, systems):
+        assert _rel(x1, x0) < 1e-8
+        assert _rel(x1, torch.linalg.solve(H, b)) < 1e-8
+
+
+@pytest.mark.parametrize("ritz", ["harmonic", "plain"])
+def test_next_space_matches_explicit_ritz_problem(ritz):
+    """The structured small problem equals the Ritz problem formed from ``Z`` and ``H Z``."""
+    import numpy as np
+    import scipy.linalg
+
+    from skbilevel.engine.linalg._minres import _minres, pair_with_operator
+    from skbilevel.engine.linalg._recycle import next_recycle_space
+
+    ev = torch.cat([torch.linspace(0.01, 0.1, 8), torch.linspace(1, 3, 112)]).double()
+    H, b = _system(ev, seed=3)
+    U0 = torch.linalg.qr(torch.randn(120, 6, dtype=torch.float64))[0]
+    U, C, _ = pair_with_operator(lambda v: H @ v, U0, b)
+    assert torch.allclose(C.T @ C, torch.eye(6, dtype=C.dtype), atol=1e-12)
+    assert torch.allclose(H @ U, C, atol=1e-10)
+    # A loose tolerance keeps m small, so the Lanczos vectors stay orthonormal.
+    tol = 1e-4 * float(b.norm())
+    _, m, _, _, _, lanczos = _minres(lambda v: H @ v, b, torch.zeros_like(b), U, C, tol, 100,
+                                     keep_basis=True)
+    Z = torch.cat([U, torch.stack(lanczos["V"][:m], dim=1)], dim=1).numpy()
+    HZ = H.numpy() @ Z
+    if ritz == "harmonic":
+        theta, Y = scipy.linalg.eig(HZ.T @ HZ, HZ.T @ Z)
+    else:
+        theta, Y = scipy.linalg.eig(Z.T @ HZ, Z.T @ Z)
+    order = np.argsort(np.abs(theta.real))[:5]
+    expected = np.linalg.qr(Z @ Y[:, order].real)[0]
+    got = next_recycle_space(U, C, lanczos, 5, ritz).U.numpy()
+    cosines = np.linalg.svd(expected.T @ got, compute_uv=False)
+    assert cosines.min() > 1 - 1e-10
+
+
+def test_recycle_space_is_passed_on():
+    H, b = _spd()
+    solver = RecycledMINRES(recycle_dim=7)
+    x, info = solver(Counter(H), b, x0=None, recycle=None)
+    U = info.recycle.U
+    assert U.shape == (60, 7)
+    assert torch.allclose(U.T @ U, torch.eye(7, dtype=U.dtype), atol=1e-10)
+    # The space approximates the eigenvectors of the 7 smallest eigenvalues.
+    E = torch.linalg.eigh(H).eigenvectors[:, :7]
+    assert torch.linalg.svdvals(U.T @ E).min() > 0.9
+    # Already solved: no Krylov iteration, the incoming space comes back unchanged.
+    _, info2 = solver(Counter(H), b, x0=torch.linalg.solve(H, b), recycle=info.recycle)
+    assert info2.n_iter == 0 and info2.recycle is info.recycle
+    assert info2.n_matvec == 7 + 1
+
+
+@pytest.mark.parametrize("cls", ALL)
+@pytest.mark.parametrize("warm", [False, True])
+def test_matvec_count(cls, warm):
+    H, b = _spd()
+    x0 = torch.linalg.solve(H, b) + 1e-3 * torch.ones_like(b) if warm else None
+    recycle = RecycleSpace(torch.linalg.qr(torch.randn(60, 5, dtype=torch.float64))[0])
+    counter = Counter(H)
+    _, info = cls()(counter, b, x0=x0, recycle=recycle)
+    assert info.n_matvec == counter.calls
+    if cls is not DenseSolver:
+        extra = int(warm) + (5 if cls is RecycledMINRES else 0)
+        assert info.n_matvec == info.n_iter + extra
+
+
+def test_rank_deficient_recycle_space_and_breakdown():
+    # Three distinct eigenvalues: Lanczos breaks down (happy breakdown) after 3 steps.
+    ev = torch.tensor([1.0, 2.0, 5.0], dtype=torch.float64).repeat_interleave(10)
+    H, b = _system(ev)
+    x_star = torch.linalg.solve(H, b)
+    # An exact eigenspace with two duplicated directions: the pairing must drop two columns,
+    # and the deflated operator keeps three distinct eigenvalues.
+    U = torch.linalg.eigh(H).eigenvectors[:, :3]
+    U = torch.cat([U, U[:, :1], 2 * U[:, 1:2]], dim=1)
+    for recycle in (None, RecycleSpace(U)):
+        for ritz in ("harmonic", "plain"):
+            counter = Counter(H)
+            x, info = RecycledMINRES(recycle_dim=4, ritz=ritz)(counter, b, recycle=recycle)
+            assert info.converged and info.n_iter <= 3 and info.n_matvec == counter.calls
+            assert _rel(x, x_star) < 1e-10
+            assert info.recycle is not None and 1 <= info.recycle.U.shape[1] <= 4
+            assert torch.isfinite(info.recycle.U).all()
+
+
+def test_indefinite_sequence_with_recycling():
+    H, b = _indefinite()
+    solver = RecycledMINRES(recycle_dim=10)
+    _, info = solver(Counter(H), b)
+    H2 = H + 1e-3 * torch.eye(60, dtype=H.dtype)
+    x, info2 = solver(Counter(H2), b, recycle=info.recycle)
+    assert info2.converged and info2.n_iter < info.n_iter
+    assert _rel(x, torch.linalg.solve(H2, b)) < 1e-8
+
+
+def test_dense_singular_falls_back_to_least_squares():
+    H = torch.diag(torch.tensor([2.0, 1.0, 0.0], dtype=torch.float64))
+    x, info = DenseSolver()(Counter(H), torch.tensor([2.0, 3.0, 0.0], dtype=torch.float64))
+    assert torch.allclose(x, torch.tensor([1.0, 3.0, 0.0], dtype=torch.float64))
+    assert info.converged and info.n_matvec == 3
+    _, info = DenseSolver()(Counter(H), torch.tensor([2.0, 3.0, 1.0], dtype=torch.float64))
+    assert not info.converged and abs(info.residual - 1.0) < 1e-12
+
+
+def test_max_iter_reached_is_not_converged():
+    H, b = _spd()
+    for cls in (CG, MINRES, RecycledMINRES):
+        x, info = cls(max_iter=5)(Counter(H), b)
+        assert info.n_iter == 5 and not info.converged and torch.isfinite(x).all()
+
+
+@pytest.mark.parametrize("cls", [CG, MINRES, RecycledMINRES])
+def test_non_finite_operator_stops(cls):
+    H, b = _spd()
+    counter = Counter(torch.full_like(H, float("nan")))
+    _, info = cls()(counter, b)
+    assert not info.converged and info.n_iter <= 1 and info.n_matvec == counter.calls
+
+    def late_nan(v, calls=[0]):  # finite for 8 calls, then NaN
+        calls[0] += 1
+        return H @ v if calls[0] <= 8 else torch.full_like(v, float("nan"))
+
+    recycle = RecycleSpace(torch.linalg.qr(torch.randn(60, 3, dtype=torch.float64))[0])
+    _, info = cls()(late_nan, b, recycle=recycle)
+    assert not info.converged and info.n_iter <= 9
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_deterministic_and_zero_rhs(cls):
+    H, b = _spd()
+    recycle = RecycleSpace(torch.linalg.qr(torch.randn(60, 4, dtype=torch.float64))[0])
+    x0 = torch.ones_like(b)
+    x1, i1 = cls()(Counter(H), b, x0=x0, recycle=recycle)
+    x2, i2 = cls()(Counter(H), b, x0=x0, recycle=recycle)
+    assert torch.equal(x1, x2) and torch.equal(x0, torch.ones_like(b))
+    assert (i1.n_iter, i1.n_matvec, i1.residual, i1.converged) == \
+        (i2.n_iter, i2.n_matvec, i2.residual, i2.converged)
+    if i1.recycle is not None:
+        assert torch.equal(i1.recycle.U, i2.recycle.U)
+    counter = Counter(H)
+    x, info = cls()(counter, torch.zeros_like(b), x0=x0)
+    assert torch.equal(x, torch.zeros_like(b)) and info.n_iter == 0 and counter.calls == 0
+    assert info.converged and info.residual == 0.0
+
+
+@pytest.mark.parametrize("cls, params, name", [
+    (CG, {"rtol": -1.0}, "rtol"), (MINRES, {"atol": -1e-3}, "atol"),
+    (CG, {"max_iter": 0}, "max_iter"), (RecycledMINRES, {"recycle_dim": 0}, "recycle_dim"),
+    (RecycledMINRES, {"ritz": "exact"}, "ritz"), (RecycledMINRES, {"rtol": float("nan")}, "rtol"),
+])
+def test_bad_parameters(cls, params, name):
+    with pytest.raises(ValueError, match=name):
+        cls(**params)
+
+
+def test_bad_inputs():
+    H, b = _spd()
+    with pytest.raises(ValueError, match="recycle"):
+        RecycledMINRES()(Counter(H), b, recycle=RecycleSpace(torch.zeros(59, 2, dtype=b.dtype)))
+    with pytest.raises(ValueError, match="x0"):
+        MINRES()(Counter(H), b, x0=torch.zeros(3, dtype=b.dtype))
+    with pytest.raises(ValueError, match="1-D"):
+        CG()(Counter(H), b[:, None])
+
+
+def test_make_linear_solver():
+    assert isinstance(make_linear_solver("cg", rtol=1e-6), CG)
+    assert isinstance(make_linear_solver("minres"), MINRES)
+    solver = make_linear_solver("recycled_minres", recycle_dim=5, ritz="plain")
+    assert isinstance(solver, RecycledMINRES) and solver.recycle_dim == 5
+    assert isinstance(make_linear_solver("dense"), DenseSolver)
+    with pytest.raises(ValueError, match="recycled_minres"):
+        make_linear_solver("nope")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+@pytest.mark.parametrize("cls", ALL)
+def test_cuda(cls):
+    H, b = _spd(n=40, cond=1e3)
+    H, b = H.cuda(), b.cuda()
+    solver = cls()
+    x, info = solver(Counter(H), b, x0=torch.zeros_like(b))
+    assert x.is_cuda and info.converged
+    assert _rel(x, torch.linalg.solve(H, b)) < 1e-8
+    if info.recycle is not None:
+        assert info.recycle.U.is_cuda
+        x, info = solver(Counter(H + 1e-3 * torch.eye(40, device="cuda", dtype=H.dtype)), b,
+                         x0=x, recycle=info.recycle)
+        assert x.is_cuda and info.converged
