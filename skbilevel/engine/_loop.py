@@ -98,7 +98,7 @@ def _print_record(k, rec):
 def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver, method,
                          optimizer, bounds=None, start_grid: Optional[torch.Tensor] = None,
                          holdout: Optional[Fold] = None, n_iter_no_change: int = 10,
-                         n_jobs=None, verbose: int = 0) -> OuterResult:
+                         penalty=None, n_jobs=None, verbose: int = 0) -> OuterResult:
     """Minimise the fold-averaged outer criterion over ``theta`` by hypergradients.
 
     Parameters
@@ -127,6 +127,10 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     n_iter_no_change : int
         With a holdout, stop once this many consecutive evaluations have not improved the
         holdout criterion.
+    penalty : callable or None
+        ``theta -> (value, grad)`` added to the fold average in the optimisation phase (a
+        prior on the hyperparameters, e.g. shrinkage of many ``log alpha`` toward their
+        mean). The grid phase, the reported ``value`` and the history objective exclude it.
     n_jobs : int or None
         Folds evaluated in parallel through joblib.
     verbose : int
@@ -159,6 +163,9 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
             raise _HoldoutStalled
         if not np.isfinite(value) or not torch.isfinite(grad).all():
             return np.inf, np.zeros_like(theta_np)
+        if penalty is not None:
+            p_value, p_grad = penalty(theta)
+            value, grad = value + float(p_value), grad + p_grad
         return value / scale, grad.detach().cpu().double().numpy() / scale
 
     start_np = theta_start.detach().cpu().double().numpy()
@@ -172,6 +179,14 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
                                   f"improvement in {n_iter_no_change} evaluations")
 
     key = "holdout_objective" if holdout is not None else "objective"
+    if holdout is None and penalty is not None:  # the optimizer's own answer is the target
+        theta_end = torch.as_tensor(outcome.theta, dtype=dtype, device=device)
+        match = [i for i, r in enumerate(evaluate.history)
+                 if r["phase"] == "optimize" and np.array_equal(r["theta"], outcome.theta)]
+        best = match[-1] if match else len(evaluate.history) - 1
+        return OuterResult(theta=theta_end, value=evaluate.history[best]["objective"],
+                           n_iter=outcome.n_iter, converged=outcome.converged,
+                           message=outcome.message, history=evaluate.history)
     scores = [r[key] if np.isfinite(r[key]) else np.inf for r in evaluate.history]
     best = int(np.argmin(scores))
     theta_best = torch.as_tensor(evaluate.history[best]["theta"], dtype=dtype, device=device)

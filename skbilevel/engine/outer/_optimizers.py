@@ -57,7 +57,7 @@ class LBFGSB:
                                                    np.broadcast_to(bounds[1], theta0.shape)))
         res = minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=box,
                        options={"maxiter": self.max_iter, "gtol": self.tol,
-                                "ftol": self.tol * 1e-2, "maxcor": self.memory,
+                                "ftol": self.tol * 1e-4, "maxcor": self.memory,
                                 "maxfun": 3 * self.max_iter})
         message = res.message if isinstance(res.message, str) else res.message.decode()
         return OptimizeOutcome(res.x, int(res.nit), bool(res.success), message)
