@@ -19,7 +19,7 @@ from .engine.hypergrad import ImplicitDifferentiation
 from .engine.inner import RidgeProblem
 from .engine.linalg import make_linear_solver
 from .engine.outer import HeldOutMSE, make_optimizer
-from .engine.solvers import ClosedFormSolver, ConjugateGradientSolver
+from .engine.solvers import ClosedFormSolver, KrylovSolver
 from .utils._sklearn_compat import (Interval, StrOptions, _check_sample_weight, _fit_context,
                                     validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
@@ -27,9 +27,13 @@ from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 # Above this many features (or for sparse X) "auto" goes matrix-free: a d x d Gram and its
 # factorisation stop paying for themselves.
 _MAX_DENSE_FEATURES = 4000
-_KRYLOV_RTOL = 1e-10
-# Safety-net grid: alpha / scale over 1e-6..1e6, scale = mean diagonal of the Gram.
+# Relative residual of the matrix-free fits and adjoint solves: hypergradients to ~1e-7.
+_KRYLOV_RTOL = 1e-8
+# Safety-net grid: alpha / scale over 1e-6..1e6, scale = mean diagonal of the Gram; one
+# point a decade where a point costs an eigen-solve, every second decade where each point
+# is a Krylov fit per fold. Large alpha first: well-conditioned fits warm-start the rest.
 _GRID = np.logspace(6, -6, 13)
+_GRID_MATRIX_FREE = np.logspace(6, -6, 7)
 
 
 class BilevelRidgeCV(RegressorMixin, BaseEstimator):
@@ -63,9 +67,10 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         Fit an unpenalised intercept (data are centred as in :class:`~sklearn.linear_model.Ridge`).
     linear_solver : {"auto", "cholesky", "cg", "minres", "recycled_minres"}, default="auto"
         How the inner and adjoint systems are solved. ``"cholesky"`` factorises the Gram
-        (eigendecomposition for one ``alpha``); the others are matrix-free: conjugate
-        gradients for the ridge fit and CG, MINRES or recycled MINRES for the adjoint
-        system of the hypergradient. ``"auto"`` is ``"cholesky"`` for dense ``X`` with at
+        (eigendecomposition for one ``alpha``); the others are matrix-free and solve both
+        the ridge fit and the adjoint system of the hypergradient (same Hessian) with CG,
+        MINRES or recycled MINRES, the last one carrying one recycle space through both
+        systems and across outer iterations. ``"auto"`` is ``"cholesky"`` for dense ``X`` with at
         most 4000 features, ``"recycled_minres"`` otherwise.
     recycle_dim : int, default=20
         Dimension of the recycled Krylov subspace (``"recycled_minres"`` only).
@@ -259,7 +264,8 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
                        n_jobs=self.n_jobs, verbose=self.verbose)
         # Stage 1, one alpha from the better of alpha_init and a coarse log-grid: the whole
         # answer for a shared alpha, the safety net and the starting point otherwise.
-        grid = torch.as_tensor(np.log(scale * _GRID), dtype=dtype, device=device)[:, None]
+        coarse = _GRID if isinstance(solver, ClosedFormSolver) else _GRID_MATRIX_FREE
+        grid = torch.as_tensor(np.log(scale * coarse), dtype=dtype, device=device)[:, None]
         result = tune(folds, torch.full((1,), float(np.log(self.alpha_init)), dtype=dtype,
                                         device=device), start_grid=grid)
         g_t = torch.as_tensor(groups, device=device)
@@ -351,8 +357,10 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         params = {"rtol": _KRYLOV_RTOL}
         if name == "recycled_minres":
             params["recycle_dim"] = self.recycle_dim
-        return (ConjugateGradientSolver(rtol=_KRYLOV_RTOL),
-                ImplicitDifferentiation(make_linear_solver(name, **params)))
+        # One Krylov method for the fit and the adjoint system: they share the Hessian, so
+        # a recycling solver carries one space through both and across outer iterations.
+        linear_solver = make_linear_solver(name, **params)
+        return KrylovSolver(linear_solver), ImplicitDifferentiation(linear_solver)
 
     def _per_feature_starts(self, X, Y, sample_weight, groups, n_hyper, theta_shared, solver,
                             bounds):

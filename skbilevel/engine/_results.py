@@ -22,6 +22,8 @@ class InnerSolution:
         The inner parameters, shape ``(n_features, n_targets)``.
     n_iter : int
         Iterations the inner solver used (0 for closed forms).
+    n_matvec : int
+        Hessian-vector products it used, recycle-space pairing included.
     residual : float
         Norm of the optimality residual (the gradient of the inner objective) at ``w``.
     converged : bool
@@ -29,13 +31,18 @@ class InnerSolution:
     hessian_solve : callable or None
         ``b -> H^{-1} b`` with the Hessian at ``w`` when the solver factorised it; lets
         implicit differentiation reuse the factorisation instead of a Krylov solve.
+    recycle : object or None
+        Recycle space of a Krylov solve, paired with the Hessian at ``w`` (the adjoint
+        system of implicit differentiation has the same Hessian).
     """
 
     w: torch.Tensor
     n_iter: int = 0
+    n_matvec: int = 0
     residual: float = 0.0
     converged: bool = True
     hessian_solve: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    recycle: Any = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,8 @@ class HypergradResult:
     n_linsys_iter : int
         Krylov iterations of the adjoint solve (0 with a factorisation).
     n_matvec : int
-        Hessian-vector products of the adjoint solve, recycle-space construction included.
+        Hessian-vector products of the inner and adjoint solves, recycle-space pairing
+        included.
     inner_converged : bool
         Whether the inner solver and the adjoint solve reached their tolerances.
     """

@@ -30,29 +30,31 @@ class ImplicitDifferentiation:
                 with_grad=True) -> HypergradResult:
         """Solve the inner problem and return the outer value and its hypergradient."""
         warm = warm_start or WarmStart()
-        sol = solver.solve(problem, theta, w0=warm.w)
+        sol = solver.solve(problem, theta, w0=warm.w, recycle=warm.recycle)
+        # The inner Krylov solve's space is paired with H(theta), which the adjoint shares.
+        recycle = sol.recycle if sol.recycle is not None else warm.recycle
         value = float(criterion.value(sol.w))
         if not with_grad:
-            return HypergradResult(value, None, sol.w, WarmStart(sol.w, warm.adjoint,
-                                                                 warm.recycle),
-                                   n_inner_iter=sol.n_iter, inner_converged=sol.converged)
+            return HypergradResult(value, None, sol.w, WarmStart(sol.w, warm.adjoint, recycle),
+                                   n_inner_iter=sol.n_iter, n_matvec=sol.n_matvec,
+                                   inner_converged=sol.converged)
         g = criterion.grad_w(sol.w)
-        n_iter = n_matvec = 0
+        n_iter, n_matvec = 0, sol.n_matvec
         converged = sol.converged
-        adjoint, recycle = warm.adjoint, warm.recycle
+        adjoint = warm.adjoint
         if self.linear_solver is None and sol.hessian_solve is not None:
             v = sol.hessian_solve(g)
         else:
-            v, info = self._krylov(problem, theta, sol.w, g, warm)
+            v, info = self._krylov(problem, theta, sol.w, g, warm.adjoint, recycle)
             adjoint, recycle = v.reshape(-1), info.recycle
-            n_iter, n_matvec = info.n_iter, info.n_matvec
+            n_iter, n_matvec = info.n_iter, n_matvec + info.n_matvec
             converged = converged and info.converged
         grad = criterion.grad_theta(sol.w, theta) - problem.cross_vjp(sol.w, theta, v)
         return HypergradResult(value, grad, sol.w, WarmStart(sol.w, adjoint, recycle),
                                n_inner_iter=sol.n_iter, n_linsys_iter=n_iter,
                                n_matvec=n_matvec, inner_converged=converged)
 
-    def _krylov(self, problem, theta, w, g, warm):
+    def _krylov(self, problem, theta, w, g, x0, recycle):
         from ..linalg import CG  # default when no factorisation and no solver was given
 
         linear_solver = self.linear_solver or CG()
@@ -61,5 +63,5 @@ class ImplicitDifferentiation:
         def matvec(x):
             return problem.hvp(w, theta, x.reshape(shape)).reshape(-1)
 
-        x, info = linear_solver(matvec, g.reshape(-1), x0=warm.adjoint, recycle=warm.recycle)
+        x, info = linear_solver(matvec, g.reshape(-1), x0=x0, recycle=recycle)
         return x.reshape(shape), info

@@ -23,19 +23,36 @@ class RecycleSpace:
     U : torch.Tensor
         Basis of shape ``(n, k)``, chosen at the end of the previous solve (approximate
         eigenvectors of the previous operator for its eigenvalues of smallest magnitude).
-        It is not yet paired with the next operator: the next solve computes ``H U`` itself.
+    C : torch.Tensor or None
+        ``H U`` for the operator ``H`` of the solve that produced the space, with
+        orthonormal columns (a *paired* space). A following solve with the **same**
+        operator (e.g. the adjoint system after the inner fit, which share the Hessian)
+        then deflates it without any operator application. Call :meth:`unpaired` before
+        handing the space to a solve with a different operator; with ``C=None`` the solve
+        pairs ``U`` itself at the cost of ``k`` operator applications.
     """
 
     U: torch.Tensor
+    C: Optional[torch.Tensor] = None
 
     def __post_init__(self):
         if not isinstance(self.U, torch.Tensor) or self.U.dim() != 2:
             raise ValueError("RecycleSpace.U must be a 2-D tensor of shape (n, k)")
+        if self.C is not None and self.C.shape != self.U.shape:
+            raise ValueError(f"RecycleSpace.C must have the shape of U {tuple(self.U.shape)}, "
+                             f"got {tuple(self.C.shape)}")
 
     @property
     def dim(self) -> int:
         """Number of basis vectors ``k``."""
         return int(self.U.shape[1])
+
+    def unpaired(self) -> "RecycleSpace":
+        """The same subspace with an orthonormal basis and no pairing (operator changed)."""
+        if self.C is None:
+            return self
+        Q, _ = torch.linalg.qr(self.U)
+        return RecycleSpace(Q)
 
 
 @dataclass(frozen=True)
@@ -54,7 +71,12 @@ class LinearSolveInfo:
     converged : bool
         Whether ``residual <= max(rtol * ||b||, atol)`` was reached within ``max_iter``.
     recycle : RecycleSpace or None
-        What to pass as ``recycle=`` to the next solve; None for solvers without recycling.
+        What to pass as ``recycle=`` to the next solve (unpaired, so valid whatever the
+        next operator); None for solvers without recycling.
+    paired_recycle : RecycleSpace or None
+        The same space paired with this solve's operator (``C = H U``): pass it instead of
+        ``recycle`` when the next system has the **same** operator, to save the ``k``
+        operator applications of pairing.
     """
 
     n_iter: int
@@ -62,6 +84,7 @@ class LinearSolveInfo:
     residual: float
     converged: bool
     recycle: Optional[RecycleSpace] = None
+    paired_recycle: Optional[RecycleSpace] = None
 
 
 def check_tolerances(rtol, atol, max_iter):

@@ -18,7 +18,7 @@ import torch
 
 from ._info import (LinearSolveInfo, Matvec, RecycleSpace, check_system, check_tolerances,
                     stopping_threshold)
-from ._recycle import next_recycle_space
+from ._recycle import next_recycle_space, orthonormal_pair
 
 _RITZ = ("harmonic", "plain")
 
@@ -50,18 +50,7 @@ def pair_with_operator(matvec: Matvec, U: torch.Tensor, b: torch.Tensor):
     if k == 0:
         return None, None, 0
     C = torch.stack([matvec(U[:, j]) for j in range(k)], dim=1)
-    Q, R = torch.linalg.qr(C)
-    # Without pivoting, a tiny R_jj means column j of H U is (nearly) in the span of the
-    # earlier ones: drop it, or U R^{-1} would blow up along it.
-    diag = R.diagonal().abs()
-    rank_tol = max(1e-10, 100 * torch.finfo(b.dtype).eps) * float(diag.max())
-    keep = (diag > rank_tol).cpu()
-    if not bool(keep.any()):
-        return None, None, k
-    if not bool(keep.all()):
-        U, C = U[:, keep.to(U.device)], C[:, keep.to(U.device)]
-        Q, R = torch.linalg.qr(C)
-    U = torch.linalg.solve_triangular(R, U, upper=True, left=False)
+    U, Q = orthonormal_pair(U, C)
     return U, Q, k
 
 
@@ -175,20 +164,25 @@ class MINRES:
         x = check_system(b, x0)
         b_norm = float(torch.linalg.vector_norm(b))
         if b_norm == 0.0:
-            return torch.zeros_like(b), LinearSolveInfo(0, 0, 0.0, True, recycle)
+            unpaired = None if recycle is None else recycle.unpaired()
+            return torch.zeros_like(b), LinearSolveInfo(0, 0, 0.0, True, unpaired, recycle)
         tol = stopping_threshold(b_norm, self.rtol, self.atol)
         max_iter = self.max_iter if self.max_iter is not None else 2 * b.shape[0]
         U = C = None
         n_pair = 0
-        if recycle is not None:
+        if recycle is not None and recycle.C is not None:  # paired with this operator
+            U, C = recycle.U.to(b), recycle.C.to(b)
+        elif recycle is not None:
             U, C, n_pair = pair_with_operator(matvec, recycle.U, b)
         x, n_iter, n_matvec, res, converged, lanczos = _minres(
             matvec, b, x, U, C, tol, max_iter, keep_basis)
-        new_space = None
-        if keep_basis:
-            new_space = recycle if n_iter == 0 else next_recycle_space(
-                U, C, lanczos, self.recycle_dim, self.ritz)
-        return x, LinearSolveInfo(n_iter, n_matvec + n_pair, res, converged, new_space)
+        paired = None
+        if keep_basis and n_iter == 0:  # nothing new learned: keep the deflated space
+            paired = None if U is None else RecycleSpace(U, C)
+        elif keep_basis:
+            paired = next_recycle_space(U, C, lanczos, self.recycle_dim, self.ritz)
+        unpaired = None if paired is None else paired.unpaired()
+        return x, LinearSolveInfo(n_iter, n_matvec + n_pair, res, converged, unpaired, paired)
 
     def __call__(self, matvec: Matvec, b: torch.Tensor, x0: Optional[torch.Tensor] = None,
                  recycle: Optional[RecycleSpace] = None):

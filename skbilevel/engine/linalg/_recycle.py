@@ -134,6 +134,26 @@ def _plain(G, WZ, ZZ):
     return basis @ Y[:, order]
 
 
+def orthonormal_pair(U: torch.Tensor, C: torch.Tensor):
+    """Given ``C = H U``, return ``(U R^{-1}, Q)`` from the thin QR ``C = Q R``.
+
+    Columns whose image is numerically dependent on earlier ones are dropped; both are None
+    when no usable direction is left.
+    """
+    Q, R = torch.linalg.qr(C)
+    # Without pivoting, a tiny R_jj means column j of H U is (nearly) in the span of the
+    # earlier ones: drop it, or U R^{-1} would blow up along it.
+    diag = R.diagonal().abs()
+    rank_tol = max(1e-10, 100 * torch.finfo(C.dtype).eps) * float(diag.max())
+    keep = (diag > rank_tol).cpu()
+    if not bool(keep.any()):
+        return None, None
+    if not bool(keep.all()):
+        U, C = U[:, keep.to(U.device)], C[:, keep.to(U.device)]
+        Q, R = torch.linalg.qr(C)
+    return torch.linalg.solve_triangular(R, U, upper=True, left=False), Q
+
+
 def next_recycle_space(U: Optional[torch.Tensor], C: Optional[torch.Tensor], lanczos: dict,
                        recycle_dim: int, ritz: str = "harmonic") -> Optional[RecycleSpace]:
     """Build the recycle space for the next system (no operator application).
@@ -168,6 +188,7 @@ def next_recycle_space(U: Optional[torch.Tensor], C: Optional[torch.Tensor], lan
     # Lanczos vectors, which would skew the rank cut-offs. Rescaling Z's columns leaves
     # both Ritz problems unchanged.
     scale = 1.0 / np.sqrt(np.maximum(np.diag(ZZ), np.finfo(float).tiny))
+    G_unscaled = G
     G, WZ, ZZ = G * scale, WZ * scale, ZZ * scale[:, None] * scale
     k = 0 if U is None else U.shape[1]
     Y = None
@@ -184,8 +205,14 @@ def next_recycle_space(U: Optional[torch.Tensor], C: Optional[torch.Tensor], lan
     Yt = torch.from_numpy(Y).to(device=V.device, dtype=V.dtype)
     m = Y.shape[0] - k
     U_next = V[:, :m] @ Yt[k:]
+    # H U_next = H Z Y = W (G Y) with W = [C, V_{m+1}]: the pairing with this operator is
+    # free, so a following solve with the same operator skips its k operator applications.
+    GY = torch.from_numpy(G_unscaled @ Y).to(device=V.device, dtype=V.dtype)
+    HU = V @ GY[k:]
     if k:
         U_next = U_next + U @ Yt[:k]
-    # Orthonormal columns: the next pairing's QR then only sees the operator's conditioning.
-    Q, _ = torch.linalg.qr(U_next)
-    return RecycleSpace(Q)
+        HU = HU + C @ GY[:k]
+    U_paired, C_paired = orthonormal_pair(U_next, HU)
+    if U_paired is None:
+        return None
+    return RecycleSpace(U_paired, C_paired)

@@ -1,6 +1,6 @@
 """Inner solvers: how the inner problem is solved."""
 
 from ._closed_form import ClosedFormSolver
-from ._krylov import ConjugateGradientSolver
+from ._krylov import ConjugateGradientSolver, KrylovSolver
 
-__all__ = ["ClosedFormSolver", "ConjugateGradientSolver"]
+__all__ = ["ClosedFormSolver", "ConjugateGradientSolver", "KrylovSolver"]

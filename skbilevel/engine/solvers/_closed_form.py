@@ -23,7 +23,7 @@ class ClosedFormSolver:
     factor is handed on so implicit differentiation reuses it.
     """
 
-    def solve(self, problem, theta, w0=None) -> InnerSolution:
+    def solve(self, problem, theta, w0=None, recycle=None) -> InnerSolution:
         """Return the exact inner solution and a solver for its Hessian.
 
         Parameters
@@ -32,8 +32,8 @@ class ClosedFormSolver:
             Needs ``gram``, ``gram_eigh``, ``xty`` and ``alpha``.
         theta : torch.Tensor
             Unconstrained hyperparameters.
-        w0 : ignored
-            Exact solves need no warm start.
+        w0, recycle : ignored
+            Exact solves need no warm start and no recycle space.
         """
         _require(problem, "gram", "gram_eigh", "xty", "alpha")
         if problem.shared_alpha:

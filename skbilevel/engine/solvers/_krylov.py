@@ -1,19 +1,53 @@
-"""Matrix-free solves of quadratic inner problems by conjugate gradients."""
+"""Matrix-free solves of quadratic inner problems by Krylov methods."""
 
 from __future__ import annotations
-
-import torch
 
 from .._results import InnerSolution
 from ..linalg import CG
 
 
-class ConjugateGradientSolver:
-    """Solve a quadratic inner problem ``H(theta) w = c`` by CG on Hessian-vector products.
+class KrylovSolver:
+    """Solve a quadratic inner problem ``H(theta) w = c`` on Hessian-vector products.
 
-    Never forms the Gram, so it is the path for large ``d`` and sparse ``X``; it is
-    warm-started from the previous outer iteration's solution, which is where most of its
-    speed comes from along a tuning run.
+    Never forms the Gram, so it is the path for large ``d`` and sparse ``X``. It is
+    warm-started from the previous outer iteration's solution and, with a recycling linear
+    solver, deflated by the previous recycle space. Its own recycle space comes back
+    *paired* with ``H(theta)``: implicit differentiation solves its adjoint system with the
+    same Hessian, so it reuses that space at no operator application.
+
+    Parameters
+    ----------
+    linear_solver : callable or None
+        A :mod:`skbilevel.engine.linalg` solver; None is :class:`~skbilevel.engine.linalg.CG`.
+    """
+
+    def __init__(self, linear_solver=None):
+        self.linear_solver = linear_solver if linear_solver is not None else CG()
+
+    def solve(self, problem, theta, w0=None, recycle=None) -> InnerSolution:
+        """Return the inner solution, warm-started from ``w0`` and deflated by ``recycle``.
+
+        ``recycle`` comes from a solve with another ``theta``, hence another operator: it is
+        unpaired before use.
+        """
+        w_zero = problem.init_params()
+        shape = w_zero.shape
+        # For a quadratic g, grad g(w) = H w - c, so c = -grad g(0).
+        c = -problem.grad(w_zero, theta)
+
+        def matvec(v):
+            return problem.hvp(w_zero, theta, v.reshape(shape)).reshape(-1)
+
+        x0 = None if w0 is None else w0.reshape(-1)
+        space = None if recycle is None else recycle.unpaired()
+        x, info = self.linear_solver(matvec, c.reshape(-1), x0=x0, recycle=space)
+        return InnerSolution(w=x.reshape(shape), n_iter=info.n_iter, n_matvec=info.n_matvec,
+                             residual=info.residual, converged=info.converged,
+                             recycle=info.paired_recycle)
+
+
+class ConjugateGradientSolver(KrylovSolver):
+    """:class:`KrylovSolver` with conjugate gradients.
 
     Parameters
     ----------
@@ -24,19 +58,4 @@ class ConjugateGradientSolver:
     """
 
     def __init__(self, rtol: float = 1e-10, max_iter=None):
-        self.cg = CG(rtol=rtol, max_iter=max_iter)
-
-    def solve(self, problem, theta, w0=None) -> InnerSolution:
-        """Return the inner solution, warm-started from ``w0``."""
-        shape = problem.init_params().shape
-        w_zero = problem.init_params()
-        # For a quadratic g, grad g(w) = H w - c, so c = -grad g(0).
-        c = -problem.grad(w_zero, theta)
-
-        def matvec(v):
-            return problem.hvp(w_zero, theta, v.reshape(shape)).reshape(-1)
-
-        x0 = None if w0 is None else w0.reshape(-1)
-        x, info = self.cg(matvec, c.reshape(-1), x0=x0)
-        return InnerSolution(w=x.reshape(shape), n_iter=info.n_iter,
-                             residual=info.residual, converged=info.converged)
+        super().__init__(CG(rtol=rtol, max_iter=max_iter))
