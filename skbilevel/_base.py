@@ -30,7 +30,8 @@ def make_splits(cv, X, y, rows=None):
     X, y = X[rows], y[rows]
     n_samples = len(rows)
     splitter = check_cv(cv, y, classifier=False)
-    n_splits = splitter.get_n_splits(X, y)
+    # Repeated splitters need n_splits samples, not n_splits * n_repeats.
+    n_splits = getattr(splitter, "cvargs", {}).get("n_splits") or splitter.get_n_splits(X, y)
     if n_samples < n_splits:
         raise ValueError(f"cv={n_splits} folds need at least {n_splits} samples, "
                          f"got n_samples={n_samples}")

@@ -230,7 +230,8 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y, accept_sparse="csr", multi_output=True,
                              y_numeric=True, dtype=[np.float64, np.float32])
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                             ensure_non_negative=True)
         n, d = X.shape
         groups, n_hyper = self._feature_groups(d)
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
@@ -242,7 +243,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         if self.early_stopping:
             rows, held = holdout_split(n, self.validation_fraction, self.random_state)
         splits = make_splits(self._cv(n_hyper), X, Y, rows)
-        solver, method = self._engine(X, d)
+        solver, method = self._engine(X, d, dtype)
         shared = torch.zeros(d, dtype=torch.long, device=device)
 
         def fold(train, val):
@@ -287,10 +288,12 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         theta = result.theta
         self.alpha_ = self._alpha_from_theta(to_numpy(theta), groups)
         self.best_score_ = -float(result.value)
-        self.n_iter_ = result.n_iter
+        # At least the one gradient evaluation that confirmed the starting point.
+        self.n_iter_ = max(1, result.n_iter)
         self.history_ = history_to_arrays(
             result.history, lambda t: self._alpha_from_theta(np.asarray(t), None))
         self._refit(to_t(X), to_t(Y), to_t(sample_weight), g_t, theta, solver, y.ndim)
+        self.coef_ = np.asarray(self.coef_, dtype=X.dtype)  # float32 in, float32 out (as Ridge)
         return self
 
     def predict(self, X):
@@ -340,13 +343,17 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         return alpha if groups is None else alpha[groups]
 
     def _check_bounds(self):
-        bounds = self.alpha_bounds
-        if len(bounds) != 2 or not 0 < bounds[0] < bounds[1]:
-            raise ValueError(f"alpha_bounds must be 'auto' or (low, high) with "
-                             f"0 < low < high, got {bounds!r}")
-        return bounds
+        message = f"alpha_bounds must be 'auto' or (low, high) with 0 < low < high, " \
+                  f"got {self.alpha_bounds!r}"
+        try:
+            low, high = (float(b) for b in self.alpha_bounds)
+        except (TypeError, ValueError):
+            raise ValueError(message) from None
+        if not 0 < low < high:
+            raise ValueError(message)
+        return low, high
 
-    def _engine(self, X, d):
+    def _engine(self, X, d, dtype):
         """Resolve ``linear_solver`` into an inner solver and a hypergradient method."""
         name = self.linear_solver
         if name == "auto":
@@ -354,7 +361,8 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
             name = "cholesky" if dense_ok else "recycled_minres"
         if name == "cholesky":
             return ClosedFormSolver(), ImplicitDifferentiation(None)
-        params = {"rtol": _KRYLOV_RTOL}
+        # float32 cannot resolve residuals of 1e-8: stop a few orders above its epsilon.
+        params = {"rtol": max(_KRYLOV_RTOL, 100 * torch.finfo(dtype).eps)}
         if name == "recycled_minres":
             params["recycle_dim"] = self.recycle_dim
         # One Krylov method for the fit and the adjoint system: they share the Hessian, so

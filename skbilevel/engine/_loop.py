@@ -146,6 +146,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     evaluate = _Evaluator(folds, solver, method, holdout, n_jobs, verbose)
     dtype, device = theta0.dtype, theta0.device
     candidates = [theta0] + ([] if start_grid is None else list(start_grid))
+    if bounds is not None:  # every point evaluated, hence every answer, lies in the box
+        candidates = [c.clamp(float(bounds[0]), float(bounds[1])) for c in candidates]
     if len(candidates) > 1:
         for cand in candidates:
             evaluate(cand.to(dtype=dtype, device=device), with_grad=False, phase="grid")

@@ -49,7 +49,8 @@ class RidgeProblem(InnerProblem):
         self.n_hyper = int(self.groups.max()) + 1 if d else 1
         self.fit_intercept = fit_intercept
         if fit_intercept:
-            sw = sample_weight if sample_weight is not None else X.new_ones(n)
+            sw = sample_weight if sample_weight is not None else \
+                torch.ones(n, dtype=X.dtype, device=X.device)
             total = sw.sum()
             x_mean = (LinearDesign(X).rmatvec(sw)) / total
             y_mean = (sw[:, None] * y).sum(0) / total

@@ -140,6 +140,8 @@ def orthonormal_pair(U: torch.Tensor, C: torch.Tensor):
     Columns whose image is numerically dependent on earlier ones are dropped; both are None
     when no usable direction is left.
     """
+    if C.shape[1] > C.shape[0]:  # more vectors than unknowns (tiny systems): keep a basis
+        U, C = U[:, :C.shape[0]], C[:, :C.shape[0]]
     Q, R = torch.linalg.qr(C)
     # Without pivoting, a tiny R_jj means column j of H U is (nearly) in the span of the
     # earlier ones: drop it, or U R^{-1} would blow up along it.

@@ -1,0 +1,29 @@
+"""scikit-learn's estimator checks over every public estimator."""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skbilevel import BilevelRidgeCV
+
+# The table of estimators checked, and of the checks each is known to fail as
+# {(repr(estimator), check name): (reason, exception)}. It is empty: every estimator passes
+# every check. An entry would be a bug to fix (a strict xfail), never an accepted deviation.
+ESTIMATORS = [
+    BilevelRidgeCV(),
+    BilevelRidgeCV(alpha_per_feature=True),
+    BilevelRidgeCV(linear_solver="recycled_minres"),
+]
+KNOWN_FAILURES: dict = {}
+
+
+def _check_name(check):
+    return getattr(check, "func", check).__name__
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible_estimator(estimator, check, request):
+    known = KNOWN_FAILURES.get((repr(estimator), _check_name(check)))
+    if known is not None:
+        reason, raises = known
+        request.applymarker(pytest.mark.xfail(strict=True, raises=raises, reason=reason))
+    check(estimator)
