@@ -27,7 +27,8 @@ def make_splits(cv, X, y, rows=None):
         position = np.full(X.shape[0], -1)
         position[rows] = np.arange(len(rows))
         cv = [(_keep(position, tr), _keep(position, va)) for tr, va in cv]
-    X, y = X[rows], y[rows]
+    if len(rows) != X.shape[0]:  # no copy when nothing is held out
+        X, y = X[rows], y[rows]
     n_samples = len(rows)
     splitter = check_cv(cv, y, classifier=False)
     # Repeated splitters need n_splits samples, not n_splits * n_repeats.

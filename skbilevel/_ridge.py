@@ -71,7 +71,9 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         the ridge fit and the adjoint system of the hypergradient (same Hessian) with CG,
         MINRES or recycled MINRES, the last one carrying one recycle space through both
         systems and across outer iterations. ``"auto"`` is ``"cholesky"`` for dense ``X`` with at
-        most 4000 features, ``"recycled_minres"`` otherwise.
+        most 4000 features, ``"cg"`` otherwise. Recycling pays when consecutive systems are
+        ill-conditioned and each solve needs many iterations; on well-conditioned sequences
+        its pairing cost (``recycle_dim`` operator applications per solve) outweighs it.
     recycle_dim : int, default=20
         Dimension of the recycled Krylov subspace (``"recycled_minres"`` only).
     optimizer : {"lbfgs", "adam", "gd"}, default="lbfgs"
@@ -246,16 +248,25 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         solver, method = self._engine(X, d, dtype)
         shared = torch.zeros(d, dtype=torch.long, device=device)
 
-        def fold(train, val):
+        grams = [None] * len(splits)
+        full_gram = None
+        if isinstance(solver, ClosedFormSolver) and not sp.issparse(X):
+            grams, full_gram = _fold_grams(to_t(X[rows]), to_t(sample_weight[rows]), splits,
+                                           self.fit_intercept)
+
+        def fold(train, val, gram=None):
             problem = RidgeProblem(to_t(X[train]), to_t(Y[train]), to_t(sample_weight[train]),
-                                   groups=shared, fit_intercept=self.fit_intercept)
+                                   groups=shared, fit_intercept=self.fit_intercept, gram=gram)
             criterion = HeldOutMSE.for_problem(problem, to_t(X[val]), to_t(Y[val]),
                                                to_t(sample_weight[val]))
             return Fold(problem, criterion)
 
-        folds = [fold(rows[tr], rows[va]) for tr, va in splits]
+        folds = [fold(rows[tr], rows[va], g) for (tr, va), g in zip(splits, grams)]
         holdout = fold(rows, held) if held is not None else None
-        scale = _gram_scale(X, sample_weight, self.fit_intercept)
+        # The natural unit of alpha: the Gram's mean diagonal (read off it when computed).
+        scale = float(full_gram.diagonal().mean()) if full_gram is not None else \
+            _gram_scale(X, sample_weight, self.fit_intercept)
+        scale = scale if scale > 0 else 1.0
         bounds = (np.log(scale * 1e-10), np.log(scale * 1e10)) \
             if self.alpha_bounds == "auto" else tuple(np.log(self._check_bounds()))
         tune = partial(minimize_hyperparams, solver=solver, method=method,
@@ -292,7 +303,8 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         self.n_iter_ = max(1, result.n_iter)
         self.history_ = history_to_arrays(
             result.history, lambda t: self._alpha_from_theta(np.asarray(t), None))
-        self._refit(to_t(X), to_t(Y), to_t(sample_weight), g_t, theta, solver, y.ndim)
+        self._refit(to_t(X), to_t(Y), to_t(sample_weight), g_t, theta, solver, y.ndim,
+                    full_gram if held is None else None)
         self.coef_ = np.asarray(self.coef_, dtype=X.dtype)  # float32 in, float32 out (as Ridge)
         return self
 
@@ -358,7 +370,9 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         name = self.linear_solver
         if name == "auto":
             dense_ok = not sp.issparse(X) and d <= _MAX_DENSE_FEATURES
-            name = "cholesky" if dense_ok else "recycled_minres"
+            # CG, not recycled MINRES: on the sparse benchmark each warm-started solve takes
+            # ~25 iterations and pairing a recycle space costs recycle_dim matvecs more.
+            name = "cholesky" if dense_ok else "cg"
         if name == "cholesky":
             return ClosedFormSolver(), ImplicitDifferentiation(None)
         # float32 cannot resolve residuals of 1e-8: stop a few orders above its epsilon.
@@ -391,9 +405,9 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         starts = [theta_shared.expand(n_hyper)] + [prior + np.log(c) for c in (0.1, 1.0, 10.0)]
         return torch.stack(starts).clamp(bounds[0], bounds[1])
 
-    def _refit(self, X, Y, sample_weight, groups, theta, solver, y_ndim):
+    def _refit(self, X, Y, sample_weight, groups, theta, solver, y_ndim, gram=None):
         problem = RidgeProblem(X, Y, sample_weight, groups=groups,
-                               fit_intercept=self.fit_intercept)
+                               fit_intercept=self.fit_intercept, gram=gram)
         w = solver.solve(problem, theta).w
         coef, intercept = to_numpy(w).T, to_numpy(problem.intercept(w))
         if y_ndim == 1:
@@ -425,3 +439,30 @@ def _shrinkage_penalty(strength, reference):
         return weight * (centred ** 2).mean(), 2.0 * weight * centred / centred.numel()
 
     return penalty
+
+
+def _fold_grams(X, sample_weight, splits, fit_intercept):
+    """Centred weighted Grams of every training fold, and of all rows, in two passes.
+
+    When each training fold is the complement of its validation block (K-fold, repeated
+    K-fold), its raw Gram is the full one minus the block's, so the folds cost ``n d^2``
+    flops together instead of ``(K - 1) n d^2``; centring is a rank-one correction,
+    ``X^T S X - (X^T s)(X^T s)^T / sum(s)``. Returns ``([None] * K, None)`` otherwise.
+    """
+    n = X.shape[0]
+    if any(len(tr) + len(va) != n or len(np.union1d(tr, va)) != n for tr, va in splits):
+        return [None] * len(splits), None
+    raw = X.t() @ (X * sample_weight[:, None])
+    sums, total = X.t() @ sample_weight, sample_weight.sum()
+
+    def centred(gram, col_sums, weight):
+        if fit_intercept:
+            gram = gram - torch.outer(col_sums, col_sums) / weight
+        return 0.5 * (gram + gram.t())
+
+    grams = []
+    for _, val in splits:
+        Xv, sv = X[val], sample_weight[val]
+        grams.append(centred(raw - Xv.t() @ (Xv * sv[:, None]), sums - Xv.t() @ sv,
+                             total - sv.sum()))
+    return grams, centred(raw, sums, total)

@@ -109,7 +109,8 @@ def test_best_score_is_negative_cv_mse(case, make_data, global_random_seed, ridg
     reg = BilevelRidgeCV(cv=cv).fit(X, y, sample_weight=sw)
     splits = list(cv.split(X))
     cv_mse = ridge_ref.cv_value(X, y, sw, reg.alpha_, splits)
-    assert_allclose(reg.best_score_, -cv_mse, rtol=1e-9)
+    # Sparse X goes matrix-free: fits to a 1e-8 relative residual, so the value to ~1e-9.
+    assert_allclose(reg.best_score_, -cv_mse, rtol=1e-7 if "sparse" in case else 1e-10)
     # and it is a local minimum of the CV error in log(alpha)
     for factor in (0.9, 1.1):
         assert ridge_ref.cv_value(X, y, sw, reg.alpha_ * factor, splits) > cv_mse
