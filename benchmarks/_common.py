@@ -281,9 +281,12 @@ def fmt(value, spec=".4g"):
 
 
 def markdown_table(header, rows):
-    lines = ["| " + " | ".join(header) + " |",
+    def cell(c):  # a literal "|" (absolute values in headers) would split the cell
+        return str(c).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(c) for c in header) + " |",
              "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 

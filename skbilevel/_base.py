@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv, train_test_split
+from sklearn.utils import check_random_state
 
 
 def make_splits(cv, X, y, rows=None):
@@ -45,9 +46,15 @@ def make_splits(cv, X, y, rows=None):
 
 
 def holdout_split(n_samples, fraction, random_state):
-    """Indices ``(fit, holdout)`` of a random split used for early stopping."""
+    """Indices ``(fit, holdout)`` of a random split used for early stopping.
+
+    The split's seed is drawn from ``random_state`` rather than being ``random_state``:
+    with the same integer, ``train_test_split`` draws the same permutation as
+    ``KFold(shuffle=True, random_state=...)``, and the holdout would be a validation fold.
+    """
+    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
     idx = np.arange(n_samples)
-    return train_test_split(idx, test_size=fraction, random_state=random_state)
+    return train_test_split(idx, test_size=fraction, random_state=seed)
 
 
 def history_to_arrays(history, theta_to_user):

@@ -285,9 +285,9 @@ def test_early_stopping_with_explicit_splits(make_data, global_random_seed, ridg
                          random_state=0).fit(X, y)
     assert reg.alpha_.shape == (X.shape[1],)
     assert np.isfinite(reg.coef_).all()
-    # the holdout is the random_state's train_test_split; folds are the splits without it
-    from sklearn.model_selection import train_test_split
-    _, held = train_test_split(np.arange(len(y)), test_size=0.2, random_state=0)
+    # the holdout is the library's split for this random_state; folds are the splits without it
+    from skbilevel._base import holdout_split
+    _, held = holdout_split(len(y), 0.2, 0)
     kept = [(np.setdiff1d(tr, held), np.setdiff1d(va, held)) for tr, va in splits]
     h = reg.history_
     for i in (0, len(h["objective"]) - 1):
@@ -573,3 +573,12 @@ def test_clone_and_pickle(make_data, global_random_seed):
     assert_array_equal(restored.alpha_, reg.alpha_)
     for key, value in reg.history_.items():
         assert_array_equal(restored.history_[key], value)
+
+
+def test_early_stopping_holdout_is_not_a_shuffled_fold():
+    """Same integer seed for the folds and the holdout must not make the holdout a fold."""
+    X, y = load_diabetes(return_X_y=True)
+    splits = list(KFold(5, shuffle=True, random_state=0).split(X))
+    reg = BilevelRidgeCV(alpha_per_feature=True, early_stopping=True, cv=splits,
+                         random_state=0).fit(X, y)
+    assert reg.alpha_.shape == (X.shape[1],) and np.isfinite(reg.coef_).all()
