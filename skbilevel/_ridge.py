@@ -304,8 +304,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         self.history_ = history_to_arrays(
             result.history, lambda t: self._alpha_from_theta(np.asarray(t), None))
         self._refit(to_t(X), to_t(Y), to_t(sample_weight), g_t, theta, solver, y.ndim,
-                    full_gram if held is None else None)
-        self.coef_ = np.asarray(self.coef_, dtype=X.dtype)  # float32 in, float32 out (as Ridge)
+                    full_gram if held is None else None, X.dtype)
         return self
 
     def predict(self, X):
@@ -405,11 +404,12 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         starts = [theta_shared.expand(n_hyper)] + [prior + np.log(c) for c in (0.1, 1.0, 10.0)]
         return torch.stack(starts).clamp(bounds[0], bounds[1])
 
-    def _refit(self, X, Y, sample_weight, groups, theta, solver, y_ndim, gram=None):
+    def _refit(self, X, Y, sample_weight, groups, theta, solver, y_ndim, gram, out_dtype):
         problem = RidgeProblem(X, Y, sample_weight, groups=groups,
                                fit_intercept=self.fit_intercept, gram=gram)
         w = solver.solve(problem, theta).w
-        coef, intercept = to_numpy(w).T, to_numpy(problem.intercept(w))
+        # float32 in, float32 coefficients out, as Ridge does.
+        coef, intercept = to_numpy(w).T.astype(out_dtype), to_numpy(problem.intercept(w))
         if y_ndim == 1:
             coef, intercept = coef[0], float(intercept[0])
         self.coef_ = coef

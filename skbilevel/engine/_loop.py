@@ -180,19 +180,20 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         outcome = OptimizeOutcome(start_np, n_evals, True, f"early stopping: no holdout "
                                   f"improvement in {n_iter_no_change} evaluations")
 
-    key = "holdout_objective" if holdout is not None else "objective"
-    if holdout is None and penalty is not None:  # the optimizer's own answer is the target
-        theta_end = torch.as_tensor(outcome.theta, dtype=dtype, device=device)
-        match = [i for i, r in enumerate(evaluate.history)
-                 if r["phase"] == "optimize" and np.array_equal(r["theta"], outcome.theta)]
-        best = match[-1] if match else len(evaluate.history) - 1
-        return OuterResult(theta=theta_end, value=evaluate.history[best]["objective"],
-                           n_iter=outcome.n_iter, converged=outcome.converged,
-                           message=outcome.message, history=evaluate.history)
-    scores = [r[key] if np.isfinite(r[key]) else np.inf for r in evaluate.history]
-    best = int(np.argmin(scores))
+    # The answer is an evaluated point: the best on the holdout when there is one, else the
+    # best of what the optimizer minimised (the criterion plus the penalty, if any).
+    def score(rec):
+        if holdout is not None:
+            value = rec["holdout_objective"]
+        else:
+            value = rec["objective"]
+            if penalty is not None:
+                value += float(penalty(torch.as_tensor(rec["theta"], dtype=dtype,
+                                                       device=device))[0])
+        return value if np.isfinite(value) else np.inf
+
+    best = int(np.argmin([score(rec) for rec in evaluate.history]))
     theta_best = torch.as_tensor(evaluate.history[best]["theta"], dtype=dtype, device=device)
     return OuterResult(theta=theta_best, value=evaluate.history[best]["objective"],
                        n_iter=outcome.n_iter, converged=outcome.converged,
-                       message=outcome.message, history=evaluate.history,
-                       )
+                       message=outcome.message, history=evaluate.history)

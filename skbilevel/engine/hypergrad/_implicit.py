@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._results import HypergradResult, WarmStart
+from ..linalg import CG
 
 
 class ImplicitDifferentiation:
@@ -55,8 +56,6 @@ class ImplicitDifferentiation:
                                n_matvec=n_matvec, inner_converged=converged)
 
     def _krylov(self, problem, theta, w, g, x0, recycle):
-        from ..linalg import CG  # default when no factorisation and no solver was given
-
         linear_solver = self.linear_solver or CG()
         shape = g.shape
 
