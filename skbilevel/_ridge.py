@@ -14,6 +14,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import history_to_arrays, holdout_split, make_splits, warn_if_not_converged
+from ._moments import fold_moments
 from .engine import Fold, minimize_hyperparams
 from .engine.hypergrad import ImplicitDifferentiation
 from .engine.inner import RidgeProblem
@@ -248,20 +249,30 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         solver, method = self._engine(X, d, dtype)
         shared = torch.zeros(d, dtype=torch.long, device=device)
 
-        grams = [None] * len(splits)
-        full_gram = None
+        moments, total = [None] * len(splits), None
         if isinstance(solver, ClosedFormSolver) and not sp.issparse(X):
-            grams, full_gram = _fold_grams(to_t(X[rows]), to_t(sample_weight[rows]), splits,
-                                           self.fit_intercept)
+            data = (X, Y, sample_weight) if held is None else \
+                (X[rows], Y[rows], sample_weight[rows])
+            moments, total = fold_moments(*data, splits, to_t)
+            moments = moments or [None] * len(splits)
+        full_gram = None if total is None else total.centred(self.fit_intercept)["gram"]
 
-        def fold(train, val, gram=None):
-            problem = RidgeProblem(to_t(X[train]), to_t(Y[train]), to_t(sample_weight[train]),
-                                   groups=shared, fit_intercept=self.fit_intercept, gram=gram)
+        def fold(train, val, raw=None):
+            if raw is not None and len(train) >= d:
+                # From the fold's moments: no copy of the training rows. (With fewer rows
+                # than features the data stay, for the thin SVD of the shared-alpha stage.)
+                problem = RidgeProblem.from_moments(**raw.centred(self.fit_intercept),
+                                                    groups=shared)
+            else:
+                problem = RidgeProblem(
+                    to_t(X[train]), to_t(Y[train]), to_t(sample_weight[train]), groups=shared,
+                    fit_intercept=self.fit_intercept,
+                    gram=None if raw is None else raw.centred(self.fit_intercept)["gram"])
             criterion = HeldOutMSE.for_problem(problem, to_t(X[val]), to_t(Y[val]),
                                                to_t(sample_weight[val]))
             return Fold(problem, criterion)
 
-        folds = [fold(rows[tr], rows[va], g) for (tr, va), g in zip(splits, grams)]
+        folds = [fold(rows[tr], rows[va], m) for (tr, va), m in zip(splits, moments)]
         holdout = fold(rows, held) if held is not None else None
         # The natural unit of alpha: the Gram's mean diagonal (read off it when computed).
         scale = float(full_gram.diagonal().mean()) if full_gram is not None else \
@@ -283,9 +294,10 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         g_t = torch.as_tensor(groups, device=device)
         if n_hyper > 1:
             scalar = result
-            starts = self._per_feature_starts(to_t(X[rows]), to_t(Y[rows]),
-                                              to_t(sample_weight[rows]), g_t, n_hyper,
-                                              scalar.theta, solver, bounds)
+            tuning_rows = self._whole_problem(X[rows], Y[rows], sample_weight[rows], to_t,
+                                              shared, total if len(rows) >= d else None)
+            starts = self._per_feature_starts(tuning_rows, g_t, n_hyper, scalar.theta,
+                                              solver, bounds)
             regrouped = [Fold(f.problem.regroup(g_t), f.criterion) for f in folds]
             if holdout is not None:
                 holdout = Fold(holdout.problem.regroup(g_t), holdout.criterion)
@@ -303,8 +315,9 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         self.n_iter_ = max(1, result.n_iter)
         self.history_ = history_to_arrays(
             result.history, lambda t: self._alpha_from_theta(np.asarray(t), None))
-        self._refit(to_t(X), to_t(Y), to_t(sample_weight), g_t, theta, solver, y.ndim,
-                    full_gram if held is None else None, X.dtype)
+        self._refit(self._whole_problem(X, Y, sample_weight, to_t, g_t,
+                                        total if held is None and n >= d else None),
+                    theta, solver, y.ndim, X.dtype)
         return self
 
     def predict(self, X):
@@ -383,8 +396,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         linear_solver = make_linear_solver(name, **params)
         return KrylovSolver(linear_solver), ImplicitDifferentiation(linear_solver)
 
-    def _per_feature_starts(self, X, Y, sample_weight, groups, n_hyper, theta_shared, solver,
-                            bounds):
+    def _per_feature_starts(self, problem, groups, n_hyper, theta_shared, solver, bounds):
         """Starting candidates for several penalties, best first by the caller's grid.
 
         The shared optimum broadcast to every group, and the Gaussian-prior ridge
@@ -393,10 +405,8 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         surface is flat around the shared optimum (small alpha, n >> d), where gradient
         steps from the broadcast point barely move.
         """
-        problem = RidgeProblem(X, Y, sample_weight, fit_intercept=self.fit_intercept)
-        w = solver.solve(problem, theta_shared).w
-        resid = problem.y - problem.design.matvec(w)
-        sigma2 = (sample_weight[:, None] * resid ** 2).sum() / (sample_weight.sum() * Y.shape[1])
+        w = _one_shot(solver).solve(problem, theta_shared).w
+        sigma2 = problem.weighted_rss(w) / (problem.weight_sum * w.shape[1])
         tau2 = torch.zeros(n_hyper, dtype=w.dtype, device=w.device).index_add_(
             0, groups, (w ** 2).mean(1)) / torch.bincount(groups, minlength=n_hyper)
         tau2 = tau2.clamp_min(1e-12 * float(tau2.max()) + 1e-300)
@@ -404,10 +414,17 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         starts = [theta_shared.expand(n_hyper)] + [prior + np.log(c) for c in (0.1, 1.0, 10.0)]
         return torch.stack(starts).clamp(bounds[0], bounds[1])
 
-    def _refit(self, X, Y, sample_weight, groups, theta, solver, y_ndim, gram, out_dtype):
-        problem = RidgeProblem(X, Y, sample_weight, groups=groups,
-                               fit_intercept=self.fit_intercept, gram=gram)
-        w = solver.solve(problem, theta).w
+    def _whole_problem(self, X, Y, sample_weight, to_t, groups, moments):
+        """The ridge problem on the given rows, from their moments when already computed."""
+        if moments is not None:
+            return RidgeProblem.from_moments(**moments.centred(self.fit_intercept),
+                                             groups=groups)
+        return RidgeProblem(to_t(X), to_t(Y), to_t(sample_weight), groups=groups,
+                            fit_intercept=self.fit_intercept)
+
+    def _refit(self, problem, theta, solver, y_ndim, out_dtype):
+        """Fit ``problem`` (all the rows) at ``theta`` into ``coef_`` and ``intercept_``."""
+        w = _one_shot(solver).solve(problem, theta).w
         # float32 in, float32 coefficients out, as Ridge does.
         coef, intercept = to_numpy(w).T.astype(out_dtype), to_numpy(problem.intercept(w))
         if y_ndim == 1:
@@ -415,6 +432,11 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         self.coef_ = coef
         self.intercept_ = intercept if self.fit_intercept else \
             (0.0 if y_ndim == 1 else np.zeros(coef.shape[0]))
+
+
+def _one_shot(solver):
+    """The solver for a single solve: a Cholesky factor beats an eigendecomposition."""
+    return ClosedFormSolver("cholesky") if isinstance(solver, ClosedFormSolver) else solver
 
 
 def _gram_scale(X, sample_weight, fit_intercept):
@@ -439,30 +461,3 @@ def _shrinkage_penalty(strength, reference):
         return weight * (centred ** 2).mean(), 2.0 * weight * centred / centred.numel()
 
     return penalty
-
-
-def _fold_grams(X, sample_weight, splits, fit_intercept):
-    """Centred weighted Grams of every training fold, and of all rows, in two passes.
-
-    When each training fold is the complement of its validation block (K-fold, repeated
-    K-fold), its raw Gram is the full one minus the block's, so the folds cost ``n d^2``
-    flops together instead of ``(K - 1) n d^2``; centring is a rank-one correction,
-    ``X^T S X - (X^T s)(X^T s)^T / sum(s)``. Returns ``([None] * K, None)`` otherwise.
-    """
-    n = X.shape[0]
-    if any(len(tr) + len(va) != n or len(np.union1d(tr, va)) != n for tr, va in splits):
-        return [None] * len(splits), None
-    raw = X.t() @ (X * sample_weight[:, None])
-    sums, total = X.t() @ sample_weight, sample_weight.sum()
-
-    def centred(gram, col_sums, weight):
-        if fit_intercept:
-            gram = gram - torch.outer(col_sums, col_sums) / weight
-        return 0.5 * (gram + gram.t())
-
-    grams = []
-    for _, val in splits:
-        Xv, sv = X[val], sample_weight[val]
-        grams.append(centred(raw - Xv.t() @ (Xv * sv[:, None]), sums - Xv.t() @ sv,
-                             total - sv.sum()))
-    return grams, centred(raw, sums, total)

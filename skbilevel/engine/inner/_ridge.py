@@ -44,6 +44,8 @@ class RidgeProblem(InnerProblem):
                  fit_intercept: bool = True, gram: Optional[torch.Tensor] = None):
         n, d = X.shape
         self.sample_weight = sample_weight
+        self.weight_sum = sample_weight.sum() if sample_weight is not None else \
+            torch.tensor(float(n), dtype=X.dtype, device=X.device)
         self.groups = groups if groups is not None else torch.zeros(d, dtype=torch.long,
                                                                     device=X.device)
         self.n_hyper = int(self.groups.max()) + 1 if d else 1
@@ -63,6 +65,30 @@ class RidgeProblem(InnerProblem):
         # X_c^T S y_c: the right-hand side of the normal equations, reused every solve.
         sy = self.y if sample_weight is None else sample_weight[:, None] * self.y
         self.xty = self.design.rmatvec(sy)
+        self._yty = None
+
+    @classmethod
+    def from_moments(cls, gram, xty, yty, *, weight_sum, x_mean=None, y_mean=None,
+                     groups=None):
+        """The problem given only its centred weighted moments, without the data.
+
+        ``gram = X_c^T S X_c``, ``xty = X_c^T S y_c`` and ``yty = sum_i s_i ||y_c,i||^2``
+        determine the inner solution, its Hessian and the objective; ``weight_sum`` is
+        ``sum_i s_i``; ``x_mean`` / ``y_mean`` (None without an intercept) give the intercept. Cross-validation builds
+        every fold this way from block moments instead of copying the training rows.
+        """
+        self = cls.__new__(cls)
+        d = gram.shape[0]
+        self.sample_weight, self.design, self._gram, self._yty = None, None, gram, yty
+        self.weight_sum = weight_sum
+        self.groups = groups if groups is not None else torch.zeros(d, dtype=torch.long,
+                                                                    device=gram.device)
+        self.n_hyper = int(self.groups.max()) + 1 if d else 1
+        self.fit_intercept = x_mean is not None
+        self.x_mean = x_mean
+        self.y_mean = y_mean if y_mean is not None else xty.new_zeros(xty.shape[1])
+        self.xty = xty
+        return self
 
     # -- hyperparameter map ------------------------------------------------------------
     def alpha(self, theta: torch.Tensor) -> torch.Tensor:
@@ -100,8 +126,8 @@ class RidgeProblem(InnerProblem):
         With fewer samples than features the thin SVD of ``S^{1/2} X_c`` gives the same
         non-zero spectrum at ``O(n^2 d)`` instead of ``O(d^3)``.
         """
-        n, d = self.design.shape
-        if n < d and not self.design.is_sparse:
+        n, d = self.design.shape if self.design is not None else (None, None)
+        if self.design is not None and n < d and not self.design.is_sparse:
             X = self.design.X - (self.x_mean if self.x_mean is not None else 0.0)
             if self.sample_weight is not None:
                 X = X * self.sample_weight.sqrt()[:, None]
@@ -112,6 +138,8 @@ class RidgeProblem(InnerProblem):
 
     def gram_matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``X_c^T S X_c v`` without forming the Gram (matrix-free path)."""
+        if self.design is None:
+            return self.gram @ v
         u = self.design.matvec(v)
         if self.sample_weight is not None:
             u = u * (self.sample_weight[:, None] if u.dim() == 2 else self.sample_weight)
@@ -122,10 +150,17 @@ class RidgeProblem(InnerProblem):
         return self.xty.new_zeros(self.xty.shape)
 
     def objective(self, w, theta):
+        return 0.5 * self.weighted_rss(w) + 0.5 * (self.alpha(theta)[:, None] * w ** 2).sum()
+
+    def weighted_rss(self, w):
+        """Weighted residual sum of squares ``sum_i s_i ||y_c,i - X_c,i^T w||^2``."""
+        if self.design is None:  # expanded in the moments; rounding can dip below 0
+            rss = self._yty - 2.0 * (w * self.xty).sum() + (w * (self.gram @ w)).sum()
+            return rss.clamp_min(0.0)
         r = self.y - self.design.matvec(w)
         if self.sample_weight is not None:
             r = r * self.sample_weight.sqrt()[:, None]
-        return 0.5 * (r ** 2).sum() + 0.5 * (self.alpha(theta)[:, None] * w ** 2).sum()
+        return (r ** 2).sum()
 
     def grad(self, w, theta):
         return self.hvp(w, theta, w) - self.xty

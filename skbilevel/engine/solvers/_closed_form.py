@@ -8,7 +8,9 @@ from .._results import InnerSolution
 
 
 def _require(problem, *names):
-    missing = [n for n in names if not hasattr(problem, n)]
+    # Look on the class and the instance dict: hasattr would evaluate (and pay for) a
+    # cached property such as the eigendecomposition.
+    missing = [n for n in names if not hasattr(type(problem), n) and n not in vars(problem)]
     if missing:
         raise TypeError(f"{type(problem).__name__} lacks {missing}, needed by this solver")
 
@@ -21,7 +23,19 @@ class ClosedFormSolver:
     what makes the coarse safety grid and the outer iterations almost free. With one
     ``alpha`` per feature or group the shifted Gram is Cholesky-factorised per call, and the
     factor is handed on so implicit differentiation reuses it.
+
+    Parameters
+    ----------
+    factorization : {"auto", "cholesky"}
+        "auto" uses the eigendecomposition for a shared ``alpha``; "cholesky" always
+        factorises the shifted Gram, cheaper for a single solve (a refit).
     """
+
+    def __init__(self, factorization="auto"):
+        if factorization not in ("auto", "cholesky"):
+            raise ValueError(f"factorization must be 'auto' or 'cholesky', got "
+                             f"{factorization!r}")
+        self.factorization = factorization
 
     def solve(self, problem, theta, w0=None, recycle=None) -> InnerSolution:
         """Return the exact inner solution and a solver for its Hessian.
@@ -36,7 +50,7 @@ class ClosedFormSolver:
             Exact solves need no warm start and no recycle space.
         """
         _require(problem, "gram", "gram_eigh", "xty", "alpha")
-        if problem.shared_alpha:
+        if problem.shared_alpha and self.factorization == "auto":
             solve = _eigen_inverse(problem.gram_eigh, torch.exp(theta[0]))
         else:
             solve = _cholesky_inverse(problem.gram, problem.alpha(theta))
