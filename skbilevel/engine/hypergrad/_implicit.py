@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .._results import HypergradResult, WarmStart
 from ..linalg import CG
+from ..solvers._krylov import repair_recycle_space, tag_recycle_space
 
 
 class ImplicitDifferentiation:
@@ -32,7 +33,9 @@ class ImplicitDifferentiation:
         warm = warm_start or WarmStart()
         sol = solver.solve(problem, theta, w0=warm.w, recycle=warm.recycle)
         # The inner Krylov solve's space is paired with H(theta), which the adjoint shares.
-        recycle = sol.recycle if sol.recycle is not None else warm.recycle
+        recycle = sol.recycle
+        if recycle is None and warm.recycle is not None:  # from the last adjoint solve
+            recycle = repair_recycle_space(problem, theta, warm.recycle, sol.w.shape)
         value = float(criterion.value(sol.w))
         if not with_grad:
             return HypergradResult(value, None, sol.w, WarmStart(sol.w, warm.adjoint, recycle),
@@ -46,7 +49,9 @@ class ImplicitDifferentiation:
             v = sol.hessian_solve(g)
         else:
             v, info = self._krylov(problem, theta, sol.w, g, warm.adjoint, recycle)
-            adjoint, recycle = v.reshape(-1), info.recycle
+            # Paired with H(theta) like the inner space: the next inner solve re-pairs it.
+            adjoint = v.reshape(-1)
+            recycle = tag_recycle_space(info.paired_recycle, theta) or info.recycle
             n_iter, n_matvec = info.n_iter, n_matvec + info.n_matvec
             converged = converged and info.converged
         grad = criterion.grad_theta(sol.w, theta) - problem.cross_vjp(sol.w, theta, v)

@@ -170,6 +170,13 @@ class RidgeProblem(InnerProblem):
         shift = alpha[:, None] * v if v.dim() == 2 else alpha * v
         return self.gram_matvec(v) + shift
 
+    def hessian_shift(self, theta_old, theta_new):
+        """``H(theta_new) - H(theta_old)``: the diagonal ``alpha_new - alpha_old``, ``(d, 1)``.
+
+        Lets a Krylov solver re-pair a recycle space with the new Hessian for free.
+        """
+        return (self.alpha(theta_new) - self.alpha(theta_old))[:, None]
+
     def cross_vjp(self, w, theta, v):
         # d/dtheta_g of <alpha * w, v> = sum over features j in group g of alpha_j w_j v_j.
         per_feature = self.alpha(theta) * (w * v.reshape(w.shape)).sum(-1)

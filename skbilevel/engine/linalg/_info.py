@@ -7,7 +7,7 @@ recycle space of recycled MINRES) travels in these records and comes back as an 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -30,10 +30,24 @@ class RecycleSpace:
         then deflates it without any operator application. Call :meth:`unpaired` before
         handing the space to a solve with a different operator; with ``C=None`` the solve
         pairs ``U`` itself at the cost of ``k`` operator applications.
+    tag : object or None
+        Identifies the operator ``C`` is paired with, for a caller that knows how its
+        operators differ (the engine stores the hyperparameters: a ridge Hessian changes by
+        a known diagonal, so ``H_new U = C + D U`` re-pairs the space for free). The linear
+        solvers never read it.
+    S : torch.Tensor or None
+        Solution snapshots ``(n, s)``: the last solutions of the sequence, newest first.
+        They are deflated alongside ``U``, so a solve starts from the best combination of
+        its predecessors' solutions (on a path of slowly moving systems, an extrapolation).
+    HS : torch.Tensor or None
+        ``H S`` for the operator ``C`` is paired with (None when unpaired).
     """
 
     U: torch.Tensor
     C: Optional[torch.Tensor] = None
+    tag: Any = None
+    S: Optional[torch.Tensor] = None
+    HS: Optional[torch.Tensor] = None
 
     def __post_init__(self):
         if not isinstance(self.U, torch.Tensor) or self.U.dim() != 2:
@@ -49,10 +63,11 @@ class RecycleSpace:
 
     def unpaired(self) -> "RecycleSpace":
         """The same subspace with an orthonormal basis and no pairing (operator changed)."""
-        if self.C is None:
+        if self.C is None and self.HS is None:
             return self
         Q, _ = torch.linalg.qr(self.U)
-        return RecycleSpace(Q)
+        return RecycleSpace(Q, S=self.S)
+
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ iteration, which is where the savings on a sequence of slowly changing systems c
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Optional
 
 import torch
@@ -157,6 +158,8 @@ class MINRES:
     ``recycle`` argument is accepted for a uniform interface and ignored.
     """
 
+    n_snapshots = 0
+
     def __init__(self, rtol: float = 1e-10, atol: float = 0.0, max_iter: Optional[int] = None):
         self.rtol, self.atol, self.max_iter = check_tolerances(rtol, atol, max_iter)
 
@@ -168,21 +171,48 @@ class MINRES:
             return torch.zeros_like(b), LinearSolveInfo(0, 0, 0.0, True, unpaired, recycle)
         tol = stopping_threshold(b_norm, self.rtol, self.atol)
         max_iter = self.max_iter if self.max_iter is not None else 2 * b.shape[0]
-        U = C = None
+        U = C = S = HS = None
         n_pair = 0
-        if recycle is not None and recycle.C is not None:  # paired with this operator
-            U, C = recycle.U.to(b), recycle.C.to(b)
-        elif recycle is not None:
-            U, C, n_pair = pair_with_operator(matvec, recycle.U, b)
+        if recycle is not None:
+            U, C, S, HS, n_pair = self._pair(matvec, recycle, b)
+        # Deflate the Ritz space and the snapshots together.
+        U_all, C_all = U, C
+        if S is not None:
+            U_all, C_all = orthonormal_pair(S if U is None else torch.cat([U, S], 1),
+                                            HS if C is None else torch.cat([C, HS], 1))
         x, n_iter, n_matvec, res, converged, lanczos = _minres(
-            matvec, b, x, U, C, tol, max_iter, keep_basis)
+            matvec, b, x, U_all, C_all, tol, max_iter, keep_basis)
         paired = None
-        if keep_basis and n_iter == 0:  # nothing new learned: keep the deflated space
-            paired = None if U is None else RecycleSpace(U, C)
-        elif keep_basis:
-            paired = next_recycle_space(U, C, lanczos, self.recycle_dim, self.ritz)
+        if keep_basis:
+            if n_iter == 0:  # nothing new learned: keep the deflated space
+                paired = None if U is None else RecycleSpace(U, C)
+            else:
+                paired = next_recycle_space(U_all, C_all, lanczos, self.recycle_dim,
+                                            self.ritz)
+            if self.n_snapshots:
+                # H x for the snapshot's pairing: one operator application per solve.
+                Hx = matvec(x)
+                n_matvec += 1
+                S = x[:, None] if S is None else torch.cat([x[:, None], S], 1)
+                HS = Hx[:, None] if HS is None else torch.cat([Hx[:, None], HS], 1)
+                S, HS = S[:, :self.n_snapshots], HS[:, :self.n_snapshots]
+                paired = RecycleSpace(x[:, :0], x[:, :0]) if paired is None else paired
+                paired = replace(paired, S=S, HS=HS)
         unpaired = None if paired is None else paired.unpaired()
         return x, LinearSolveInfo(n_iter, n_matvec + n_pair, res, converged, unpaired, paired)
+
+    def _pair(self, matvec, recycle, b):
+        """``(U, C, S, HS, n_matvec)``: the recycle space paired with this operator."""
+        S = None if recycle.S is None else recycle.S.to(b)
+        if recycle.C is not None:  # paired with this operator already
+            HS = None if S is None else recycle.HS.to(b)
+            return recycle.U.to(b), recycle.C.to(b), S, HS, 0
+        U, C, n_pair = pair_with_operator(matvec, recycle.U, b)
+        HS = None
+        if S is not None:
+            HS = torch.stack([matvec(S[:, j]) for j in range(S.shape[1])], dim=1)
+            n_pair += S.shape[1]
+        return U, C, S, HS, n_pair
 
     def __call__(self, matvec: Matvec, b: torch.Tensor, x0: Optional[torch.Tensor] = None,
                  recycle: Optional[RecycleSpace] = None):
@@ -220,6 +250,13 @@ class RecycledMINRES(MINRES):
         How the next space is extracted from ``[U, V]``: harmonic Ritz vectors (better for
         eigenvalues near zero) or plain Ritz vectors; both keep the ``k`` of smallest
         magnitude and cost no operator application.
+    n_snapshots : int, default=0
+        Number of the latest solutions also carried in the space (``RecycleSpace.S``) and
+        deflated with it. Along a path of slowly moving systems the solutions span a
+        low-dimensional family, so the projection onto them already solves most of the
+        next system. Each solve spends one operator application on ``H x`` for its
+        snapshot; pairing the snapshots with a *new* operator costs one more each, unless
+        the caller re-pairs them for free (a ridge Hessian moves by a known diagonal).
     rtol : float, default=1e-10
         Relative tolerance: stop when ``||r|| <= max(rtol * ||b||, atol)``.
     atol : float, default=0.0
@@ -243,9 +280,12 @@ class RecycledMINRES(MINRES):
     hypergradients", arXiv:2412.08264 (2024).
     """
 
-    def __init__(self, recycle_dim: int = 20, ritz: str = "harmonic", rtol: float = 1e-10,
-                 atol: float = 0.0, max_iter: Optional[int] = None):
+    def __init__(self, recycle_dim: int = 20, ritz: str = "harmonic", n_snapshots: int = 0,
+                 rtol: float = 1e-10, atol: float = 0.0, max_iter: Optional[int] = None):
         super().__init__(rtol=rtol, atol=atol, max_iter=max_iter)
+        if isinstance(n_snapshots, bool) or not isinstance(n_snapshots, int) or n_snapshots < 0:
+            raise ValueError(f"n_snapshots must be a non-negative integer, got {n_snapshots!r}")
+        self.n_snapshots = n_snapshots
         if isinstance(recycle_dim, bool) or not isinstance(recycle_dim, int) or recycle_dim < 1:
             raise ValueError(f"recycle_dim must be a positive integer, got {recycle_dim!r}")
         if ritz not in _RITZ:

@@ -23,12 +23,13 @@ import torch
 from ._info import RecycleSpace
 
 try:  # optional: only used to keep the small dense problems single-threaded
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController
 except ImportError:  # pragma: no cover
-    threadpool_limits = None
+    ThreadpoolController = None
 
 # Relative cut-off below which directions of the small problems count as rank deficient.
 _RANK_TOL = 1e-10
+_CONTROLLER = []  # the ThreadpoolController, built on first use
 
 
 def _single_threaded_blas():
@@ -36,11 +37,15 @@ def _single_threaded_blas():
 
     The small problems are dominated by the level-2 BLAS of the tridiagonal reduction in
     ``eigh``; on a busy machine (``pytest -n 2`` on two cores, or the caller's own threads)
-    threaded OpenBLAS spins and was measured 10 to 30 times slower than one thread.
+    threaded OpenBLAS spins and was measured 10 to 30 times slower than one thread. The
+    controller is built once: discovering the loaded libraries reads ``/proc`` and costs
+    milliseconds, more than the small problems themselves.
     """
-    if threadpool_limits is None:  # pragma: no cover
+    if ThreadpoolController is None:  # pragma: no cover
         return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
