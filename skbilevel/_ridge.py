@@ -14,6 +14,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import history_to_arrays, holdout_split, make_splits, warn_if_not_converged
+from ._evidence import evidence_log_penalties
 from ._moments import fold_moments
 from .engine import Fold, minimize_hyperparams
 from .engine.hypergrad import ImplicitDifferentiation
@@ -29,6 +30,7 @@ from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 # factorisation stop paying for themselves.
 _N_SNAPSHOTS = 10  # solutions carried in the recycle space (inner and adjoint alternate)
 _MAX_DENSE_FEATURES = 4000
+_MIN_HOLDOUT = 100  # samples early_stopping='auto' needs to judge the path on
 # Relative residual of the matrix-free fits and adjoint solves: hypergradients to ~1e-7.
 _KRYLOV_RTOL = 1e-8
 # Safety-net grid: alpha / scale over 1e-6..1e6, scale = mean diagonal of the Gram; one
@@ -95,10 +97,12 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         strength is scale-free). Many penalties tuned on the same validation folds overfit
         them when ``n_features`` is comparable to ``n_samples``; this prior is the remedy
         that measured best on the benchmark (see the user guide). 0 disables it.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Keep ``validation_fraction`` of the samples out of the CV objective and return the
-        point of the optimisation path with the lowest error on them (an alternative
-        remedy against overfitting the validation folds).
+        evaluated point (starting candidates included) with the lowest error on them, a
+        remedy against overfitting the validation folds with many penalties. ``"auto"``
+        turns it on when there are several penalties (``alpha_per_feature``) and the holdout
+        has at least 100 samples; a smaller holdout is too noisy to choose between paths.
     validation_fraction : float, default=0.2
         Fraction of the samples held out for early stopping.
     n_iter_no_change : int, default=10
@@ -172,7 +176,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "alpha_bounds": [StrOptions({"auto"}), tuple],
         "alpha_shrinkage": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
@@ -185,7 +189,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
     def __init__(self, alpha_init=1.0, *, alpha_per_feature=False, cv=5, cv_repeats="auto",
                  fit_intercept=True,
                  linear_solver="auto", recycle_dim=20, optimizer="lbfgs", max_iter=200,
-                 tol=1e-5, alpha_bounds="auto", alpha_shrinkage=0.005, early_stopping=False,
+                 tol=1e-5, alpha_bounds="auto", alpha_shrinkage=0.005, early_stopping="auto",
                  validation_fraction=0.2, n_iter_no_change=10, device="cpu", dtype="float64", n_jobs=None,
                  random_state=None, verbose=0):
         self.alpha_init = alpha_init
@@ -245,7 +249,10 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
 
         rows = np.arange(n)
         held = None
-        if self.early_stopping:
+        early_stopping = self.early_stopping
+        if early_stopping == "auto":  # several penalties, and a holdout big enough to judge
+            early_stopping = n_hyper > 1 and n * self.validation_fraction >= _MIN_HOLDOUT
+        if early_stopping:
             rows, held = holdout_split(n, self.validation_fraction, self.random_state)
         splits = make_splits(self._cv(n_hyper), X, Y, rows)
         solver, method = self._engine(X, d, dtype)
@@ -312,6 +319,9 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
 
         theta = result.theta
         self.alpha_ = self._alpha_from_theta(to_numpy(theta), groups)
+        if self.alpha_bounds != "auto":  # exp(log(bound)) may round past the bound
+            self.alpha_ = np.clip(self.alpha_, *self._check_bounds())
+            self.alpha_ = float(self.alpha_) if np.ndim(self.alpha_) == 0 else self.alpha_
         self.best_score_ = -float(result.value)
         # At least the one gradient evaluation that confirmed the starting point.
         self.n_iter_ = max(1, result.n_iter)
@@ -419,6 +429,9 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         tau2 = tau2.clamp_min(1e-12 * float(tau2.max()) + 1e-300)
         prior = torch.log(sigma2 / tau2)
         starts = [theta_shared.expand(n_hyper)] + [prior + np.log(c) for c in (0.1, 1.0, 10.0)]
+        evidence = evidence_log_penalties(problem, theta_shared, groups, n_hyper, bounds)
+        if evidence is not None:
+            starts.append(evidence)
         return torch.stack(starts).clamp(bounds[0], bounds[1])
 
     def _whole_problem(self, X, Y, sample_weight, to_t, groups, moments):

@@ -452,8 +452,9 @@ def test_history_per_feature(alpha_shrinkage, make_data, global_random_seed, rid
     assert np.all(h["theta"][one] == h["theta"][one][:, :1])
     assert np.all(h["phase"][:14] == "grid")
     cv_ref = h["objective"][one].min()
-    # stage 2 starts from stage 1's optimum broadcast, then 3 prior-based candidates
-    assert np.all(h["phase"][stage][:4] == "grid") and h["phase"][stage][4] == "optimize"
+    # stage 2 starts from stage 1's optimum broadcast, then 3 prior-based candidates and
+    # the evidence (type-II maximum likelihood) penalties
+    assert np.all(h["phase"][stage][:5] == "grid") and h["phase"][stage][5] == "optimize"
     assert_allclose(h["objective"][stage][0], cv_ref, rtol=1e-12)
     splits = list(cv.split(X))
     for i in list(range(0, n, 7)) + [n - 1]:

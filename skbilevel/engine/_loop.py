@@ -121,16 +121,18 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         best of them and ``theta0`` is the starting point. This is the safety net against
         bad starts: the result is never worse than the grid's best point.
     holdout : Fold or None
-        A split kept out of the objective. When given, the returned ``theta`` is the
-        evaluated point with the lowest holdout criterion (early stopping along the path),
-        which guards many hyperparameters against overfitting the validation folds.
+        A split kept out of the objective. When given, the optimisation starts from the
+        grid candidate with the lowest holdout criterion and the returned ``theta`` is the
+        evaluated point with the lowest one (early stopping along the path), which guards
+        many hyperparameters against overfitting the validation folds.
     n_iter_no_change : int
         With a holdout, stop once this many consecutive evaluations have not improved the
         holdout criterion.
     penalty : callable or None
         ``theta -> (value, grad)`` added to the fold average in the optimisation phase (a
         prior on the hyperparameters, e.g. shrinkage of many ``log alpha`` toward their
-        mean). The grid phase, the reported ``value`` and the history objective exclude it.
+        mean). Without a holdout it also ranks the grid candidates; the reported ``value``
+        and the history objective exclude it.
     n_jobs : int or None
         Folds evaluated in parallel through joblib.
     verbose : int
@@ -151,7 +153,11 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     if len(candidates) > 1:
         for cand in candidates:
             evaluate(cand.to(dtype=dtype, device=device), with_grad=False, phase="grid")
-        best = int(np.argmin([r["objective"] for r in evaluate.history]))
+        # Start from the candidate the final answer would be: the best on the holdout if
+        # there is one, else by the optimizer's own objective (criterion plus penalty).
+        best = int(np.argmin([r["holdout_objective"] if holdout is not None else
+                              _penalised(r, penalty, dtype, device)
+                              for r in evaluate.history]))
         theta_start = torch.as_tensor(evaluate.history[best]["theta"], dtype=dtype,
                                       device=device)
     else:
@@ -183,13 +189,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     # The answer is an evaluated point: the best on the holdout when there is one, else the
     # best of what the optimizer minimised (the criterion plus the penalty, if any).
     def score(rec):
-        if holdout is not None:
-            value = rec["holdout_objective"]
-        else:
-            value = rec["objective"]
-            if penalty is not None:
-                value += float(penalty(torch.as_tensor(rec["theta"], dtype=dtype,
-                                                       device=device))[0])
+        value = rec["holdout_objective"] if holdout is not None else \
+            _penalised(rec, penalty, dtype, device)
         return value if np.isfinite(value) else np.inf
 
     best = int(np.argmin([score(rec) for rec in evaluate.history]))
@@ -197,3 +198,11 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     return OuterResult(theta=theta_best, value=evaluate.history[best]["objective"],
                        n_iter=outcome.n_iter, converged=outcome.converged,
                        message=outcome.message, history=evaluate.history)
+
+
+def _penalised(rec, penalty, dtype, device):
+    """A history record's objective plus the penalty at its ``theta``."""
+    if penalty is None:
+        return rec["objective"]
+    theta = torch.as_tensor(rec["theta"], dtype=dtype, device=device)
+    return rec["objective"] + float(penalty(theta)[0])

@@ -426,3 +426,19 @@ def test_snapshots_are_paired_by_matvecs_when_the_operator_is_unknown():
 def test_n_snapshots_validation():
     with pytest.raises(ValueError, match="n_snapshots"):
         RecycledMINRES(n_snapshots=-1)
+
+
+def test_a_wrongly_paired_space_cannot_spoil_the_solution():
+    # C is not H U (as after a drifted update): the true residual, which the snapshot's
+    # H x gives for free, exposes it and the solve is finished without the space.
+    G, b, _ = _shifted_path()
+    n = b.shape[0]
+    H = G + torch.eye(n, dtype=b.dtype)
+    _, info = RecycledMINRES(recycle_dim=6, n_snapshots=2, rtol=1e-10)(Counter(G), b)
+    wrong = info.paired_recycle  # paired with G, not with H
+    counter = Counter(H)
+    x, info = RecycledMINRES(recycle_dim=6, n_snapshots=2, rtol=1e-10)(counter, b,
+                                                                       recycle=wrong)
+    assert info.converged and counter.calls == info.n_matvec
+    assert _rel(x, torch.linalg.solve(H, b)) < 1e-8
+    assert info.paired_recycle.U.shape[1] == 0 and info.paired_recycle.S.shape[1] == 1

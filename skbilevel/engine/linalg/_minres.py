@@ -190,13 +190,23 @@ class MINRES:
                 paired = next_recycle_space(U_all, C_all, lanczos, self.recycle_dim,
                                             self.ritz)
             if self.n_snapshots:
-                # H x for the snapshot's pairing: one operator application per solve.
+                # H x for the snapshot's pairing: one operator application per solve. It also
+                # gives the true residual: a space paired by a caller's update that drifted
+                # off H U shows here, and the solve is finished without it.
                 Hx = matvec(x)
                 n_matvec += 1
+                if C_all is not None and float(torch.linalg.vector_norm(b - Hx)) > 100 * tol:
+                    x, extra, extra_mv, res, converged, _ = _minres(
+                        matvec, b, x, None, None, tol, max_iter, False)
+                    n_iter, n_matvec = n_iter + extra, n_matvec + extra_mv
+                    Hx = matvec(x)
+                    n_matvec += 1
+                    paired, S, HS = None, None, None  # nothing of the old space is trusted
                 S = x[:, None] if S is None else torch.cat([x[:, None], S], 1)
                 HS = Hx[:, None] if HS is None else torch.cat([Hx[:, None], HS], 1)
                 S, HS = S[:, :self.n_snapshots], HS[:, :self.n_snapshots]
-                paired = RecycleSpace(x[:, :0], x[:, :0]) if paired is None else paired
+                empty = x.new_zeros(x.shape[0], 0)
+                paired = RecycleSpace(empty, empty) if paired is None else paired
                 paired = replace(paired, S=S, HS=HS)
         unpaired = None if paired is None else paired.unpaired()
         return x, LinearSolveInfo(n_iter, n_matvec + n_pair, res, converged, unpaired, paired)

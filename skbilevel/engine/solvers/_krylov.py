@@ -75,13 +75,32 @@ def repair_recycle_space(problem, theta, space, shape):
     if diagonal is None:
         return space.unpaired()
     D = diagonal.expand(shape).reshape(-1, 1).to(space.U)
-    U, C = space.U, space.C
+    C = _shifted(space.C, D, space.U)
+    HS = None if space.S is None else _shifted(space.HS, D, space.S)
+    if C is None or (space.S is not None and HS is None):
+        return space.unpaired()
+    U = space.U
     if U.shape[1]:
-        U, C = orthonormal_pair(U, C + D * U)
+        U, C = orthonormal_pair(U, C)
     if U is None:
         return None
-    HS = None if space.S is None else space.HS + D * space.S
     return RecycleSpace(U, C, tag=theta.detach().clone(), S=space.S, HS=HS)
+
+
+# Largest loss of relative accuracy accepted in ``H U + D U``: a shift much larger than
+# the new product (alpha jumping down from 1e10 to 1) cancels digits, and the error would
+# be carried into every later pairing.
+_MAX_CANCELLATION = 1e3
+
+
+def _shifted(HU, D, U):
+    """``HU + D U`` or None when cancellation would cost more than 3 digits."""
+    DU = D * U
+    out = HU + DU
+    scale = torch.linalg.vector_norm(HU, dim=0) + torch.linalg.vector_norm(DU, dim=0)
+    if bool((scale > _MAX_CANCELLATION * torch.linalg.vector_norm(out, dim=0)).any()):
+        return None
+    return out
 
 
 class ConjugateGradientSolver(KrylovSolver):
