@@ -81,8 +81,10 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         applications, and projecting onto the snapshots extrapolates along the path.
     recycle_dim : int, default=20
         Dimension of the recycled Krylov subspace (``"recycled_minres"`` only).
-    optimizer : {"lbfgs", "adam", "gd"}, default="lbfgs"
-        Outer optimizer over ``log(alpha)``.
+    optimizer : {"lbfgs", "adam", "gd", "hdm"}, default="lbfgs"
+        Outer optimizer over ``log(alpha)``. ``"hdm"`` is hypergradient descent (HDM-Best):
+        per-hyperparameter stepsizes and a momentum learned online, one CV evaluation per
+        iteration and no line search.
     max_iter : int, default=200
         Maximum outer iterations (per stage: one shared alpha, then per-feature alphas).
     tol : float, default=1e-5
@@ -171,7 +173,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         "fit_intercept": ["boolean"],
         "linear_solver": [StrOptions({"auto", "cholesky", "cg", "minres", "recycled_minres"})],
         "recycle_dim": [Interval(Integral, 1, None, closed="left")],
-        "optimizer": [StrOptions({"lbfgs", "adam", "gd"})],
+        "optimizer": [StrOptions({"lbfgs", "adam", "gd", "hdm"})],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "alpha_bounds": [StrOptions({"auto"}), tuple],

@@ -34,6 +34,15 @@ class InnerSolution:
     recycle : object or None
         Recycle space of a Krylov solve, paired with the Hessian at ``w`` (the adjoint
         system of implicit differentiation has the same Hessian).
+    n_func_eval : int
+        Objective evaluations of iterative solvers that count them (0 otherwise).
+    n_grad_eval : int
+        Gradient evaluations of iterative solvers that count them (0 otherwise).
+    history : list of dict or None
+        Per-iteration records when the solver was asked to keep them (e.g. HDM: objective,
+        grad_inf_norm, accepted, P_mean / P_min / P_max, beta, lr).
+    solver_state : object or None
+        The solver's final state, to warm-start a later solve (e.g. HDM's learned stepsizes).
     """
 
     w: torch.Tensor
@@ -43,6 +52,10 @@ class InnerSolution:
     converged: bool = True
     hessian_solve: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
     recycle: Any = None
+    n_func_eval: int = 0
+    n_grad_eval: int = 0
+    history: Optional[list] = None
+    solver_state: Any = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,14 @@ class InnerProblem:
         """Return ``grad_w g(w, theta)``, the optimality residual of smooth problems."""
         raise NotImplementedError
 
+    def value_and_grad(self, w: torch.Tensor, theta: torch.Tensor):
+        """Return ``(objective(w, theta), grad(w, theta))``.
+
+        Iterative solvers that need both at the same point (HDM) call this; a problem that
+        shares work between the two (e.g. the residual of a least-squares fit) overrides it.
+        """
+        return self.objective(w, theta), self.grad(w, theta)
+
     def hvp(self, w: torch.Tensor, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Return ``grad^2_ww g(w, theta) @ v`` (autograd by default)."""
         with torch.enable_grad():

@@ -1,8 +1,8 @@
 """Outer criteria and optimizers: what is minimised over theta, and how."""
 
 from ._criteria import HeldOutMSE
-from ._optimizers import (OPTIMIZERS, Adam, GradientDescent, LBFGSB, OptimizeOutcome,
+from ._optimizers import (HDM, OPTIMIZERS, Adam, GradientDescent, LBFGSB, OptimizeOutcome,
                           make_optimizer)
 
-__all__ = ["HeldOutMSE", "Adam", "GradientDescent", "LBFGSB", "OptimizeOutcome",
+__all__ = ["HeldOutMSE", "Adam", "GradientDescent", "HDM", "LBFGSB", "OptimizeOutcome",
            "OPTIMIZERS", "make_optimizer"]

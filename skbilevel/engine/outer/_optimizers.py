@@ -11,7 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy.optimize import minimize
+
+from ..solvers._hdm import hdm_config, hdm_init_state, hdm_trial_point, hdm_update
+from ..solvers._smoothness import probe_smoothness
 
 
 @dataclass
@@ -131,11 +135,96 @@ class GradientDescent:
         return OptimizeOutcome(theta, self.max_iter, False, "maximum iterations reached")
 
 
-OPTIMIZERS = {"lbfgs": LBFGSB, "adam": Adam, "gd": GradientDescent}
+class HDM:
+    """Hypergradient descent (HDM-Best by default) on the hyperparameters.
+
+    The stepsizes (one per hyperparameter) and a heavy-ball momentum are learned online
+    from the decrease each trial point achieves, and a trial point that does not decrease
+    the objective is rejected (null step): one objective evaluation per iteration, no line
+    search. The rules are those of :mod:`skbilevel.engine.solvers._hdm`, run on float64
+    torch tensors. Bounds: the trial point is projected onto the box, and gradient entries
+    that push against an active bound are zeroed before they reach HDM (they would only
+    inflate the stepsizes of pinned coordinates and the normalisation ``||g||^2``).
+
+    Parameters
+    ----------
+    max_iter : int
+        Number of iterations (objective evaluations after the first one and the probe).
+    tol : float
+        Stop when the projected gradient's infinity norm falls below it.
+    variant : {"hdm-best", "hdm-hb", "hdm-diag", "hdm"}
+        Which HDM (see :class:`~skbilevel.engine.solvers.HDMSolver`).
+    lr : "auto" or float
+        Learning rate of the stepsizes. "auto" is ``1 / L``, so that the first step is a
+        gradient step ``g / L`` (the inner solver's ``10 / L`` suits many coordinates with a
+        loose ``L``; on a few hyperparameters with a probed ``L`` it overshoots).
+    beta_lr : float
+        Learning rate of the momentum.
+    smoothness : float or None
+        Curvature estimate ``L`` in ``theta``; None probes it with one finite difference of
+        the gradient along ``-grad`` (relative step ``probe_step``), one extra evaluation.
+    probe_step : float
+        Relative step of that probe; larger than for exact gradients because hypergradients
+        from iterative solves carry errors of about their tolerance.
+    max_step : float
+        ``L`` is raised to at least ``||grad|| / max_step``, which bounds the first step's
+        length (in ``theta`` units, i.e. e-folds of ``alpha``).
+    """
+
+    def __init__(self, max_iter=100, tol=1e-6, variant="hdm-best", lr="auto", beta_lr=10.0,
+                 smoothness=None, probe_step=1e-3, max_step=1.0):
+        self.max_iter, self.tol, self.variant = max_iter, tol, variant
+        self.lr, self.beta_lr, self.smoothness, self.probe_step = lr, beta_lr, smoothness, \
+            probe_step
+        self.max_step = max_step
+
+    def run(self, fun, theta0, bounds=None) -> OptimizeOutcome:
+        lo, hi = (None, None) if bounds is None else \
+            tuple(torch.tensor(np.broadcast_to(b, np.shape(theta0)), dtype=torch.float64)
+                  for b in bounds)
+
+        def project(x):
+            return x if lo is None else torch.minimum(torch.maximum(x, lo), hi)
+
+        def evaluate(x):
+            value, grad = fun(x.numpy().copy())
+            g = torch.as_tensor(np.asarray(grad, dtype=np.float64))
+            if lo is not None:  # drop the components a bound blocks
+                g = torch.where(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)), 0.0, g)
+            return float(value), g
+
+        x = project(torch.as_tensor(np.asarray(theta0, dtype=np.float64)))
+        f, g = evaluate(x)
+        if _inf_norm(g) <= self.tol:
+            return OptimizeOutcome(x.numpy(), 0, True, "projected gradient below tol")
+        L = self.smoothness or probe_smoothness(lambda z: evaluate(z)[1], x, g,
+                                                rel_step=self.probe_step, project=project)
+        # The CV curve in log(alpha) is sigmoid-like: on its slopes the curvature is tiny and
+        # the gradient large, so a step of g / L can jump onto a far plateau that happens to
+        # be lower, where additive stepsize updates then crawl. Capping the curvature
+        # estimate from below caps the first step's length at max_step.
+        L = max(L, float(torch.linalg.vector_norm(g)) / self.max_step)
+        lr = self.lr if self.lr != "auto" else 1.0 / L
+        config = hdm_config(self.variant, lr, self.beta_lr, max_iter=self.max_iter)
+        state = hdm_init_state(x, L, config)
+        for k in range(1, self.max_iter + 1):
+            trial = project(hdm_trial_point(x, g, state))
+            f_trial, g_trial = evaluate(trial)
+            x, f, g, state = hdm_update(x, f, g, trial, f_trial, g_trial, state)
+            if _inf_norm(g) <= self.tol:
+                return OptimizeOutcome(x.numpy(), k, True, "projected gradient below tol")
+        return OptimizeOutcome(x.numpy(), self.max_iter, False, "maximum iterations reached")
+
+
+def _inf_norm(g):
+    return float(g.abs().max()) if g.numel() else 0.0
+
+
+OPTIMIZERS = {"lbfgs": LBFGSB, "adam": Adam, "gd": GradientDescent, "hdm": HDM}
 
 
 def make_optimizer(name, **params):
-    """Instantiate the outer optimizer called ``name`` (``lbfgs``, ``adam`` or ``gd``)."""
+    """Instantiate the outer optimizer called ``name`` (``lbfgs``, ``adam``, ``gd``, ``hdm``)."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
     return OPTIMIZERS[name](**params)

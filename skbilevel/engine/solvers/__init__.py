@@ -1,6 +1,11 @@
 """Inner solvers: how the inner problem is solved."""
 
 from ._closed_form import ClosedFormSolver
+from ._hdm import HDMConfig, HDMState, hdm_config, hdm_init_state, hdm_trial_point, hdm_update
+from ._hdm_solver import HDMSolver, HDMSolverState
 from ._krylov import ConjugateGradientSolver, KrylovSolver
+from ._smoothness import power_iteration, probe_smoothness
 
-__all__ = ["ClosedFormSolver", "ConjugateGradientSolver", "KrylovSolver"]
+__all__ = ["ClosedFormSolver", "ConjugateGradientSolver", "HDMConfig", "HDMSolver",
+           "HDMSolverState", "HDMState", "KrylovSolver", "hdm_config", "hdm_init_state",
+           "hdm_trial_point", "hdm_update", "power_iteration", "probe_smoothness"]
