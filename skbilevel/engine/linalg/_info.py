@@ -62,11 +62,16 @@ class RecycleSpace:
         return int(self.U.shape[1])
 
     def unpaired(self) -> "RecycleSpace":
-        """The same subspace with an orthonormal basis and no pairing (operator changed)."""
+        """The same subspace without its pairing (for a solve with another operator).
+
+        Only the columns are normalised (``U R^{-1}`` can have long ones): the solve that
+        pairs the space orthonormalises ``H U`` by a QR anyway, so a QR here would be paid
+        twice, and it is computed after every recycled solve.
+        """
         if self.C is None and self.HS is None:
             return self
-        Q, _ = torch.linalg.qr(self.U)
-        return RecycleSpace(Q, S=self.S)
+        norms = torch.linalg.vector_norm(self.U, dim=0)
+        return RecycleSpace(self.U / torch.where(norms > 0, norms, 1.0), S=self.S)
 
 
 

@@ -19,7 +19,7 @@ import torch
 
 from ._info import (LinearSolveInfo, Matvec, RecycleSpace, check_system, check_tolerances,
                     stopping_threshold)
-from ._recycle import next_recycle_space, orthonormal_pair
+from ._recycle import extend_pair, next_recycle_space, orthonormal_pair
 
 _RITZ = ("harmonic", "plain")
 
@@ -55,14 +55,22 @@ def pair_with_operator(matvec: Matvec, U: torch.Tensor, b: torch.Tensor):
     return U, Q, k
 
 
-def _minres(matvec, b, x, U, C, tol, max_iter, keep_basis):
-    """Run (deflated) MINRES from ``x``; return the iterate, counts and Lanczos data."""
+def _minres(matvec, b, x, U, C, tol, max_iter, keep_basis, augment=None):
+    """Run (deflated) MINRES from ``x``; return the iterate, counts and Lanczos data.
+
+    ``augment = (U_a, C_a)``, a wider paired space, only improves the start: the residual is
+    made orthogonal to ``C_a`` once, while the iterations deflate ``C`` alone.
+    """
     n_matvec = 0
     if torch.count_nonzero(x) > 0:
         r = b - matvec(x)
         n_matvec += 1
     else:
         r = b.clone()  # a zero start costs no operator application
+    if augment is not None:
+        c = augment[1].T @ r
+        x = x + augment[0] @ c
+        r = r - augment[1] @ c
     if C is not None:
         # Solve exactly on span(U) first: afterwards the residual is orthogonal to C.
         c = C.T @ r
@@ -175,27 +183,29 @@ class MINRES:
         n_pair = 0
         if recycle is not None:
             U, C, S, HS, n_pair = self._pair(matvec, recycle, b)
-        # Deflate the Ritz space and the snapshots together.
-        U_all, C_all = U, C
+        # The snapshots only improve the start (the best combination of the last
+        # solutions); the iterations deflate the Ritz space alone, whose projections are
+        # what an iteration pays for on top of its operator application.
+        augment = None
         if S is not None:
-            U_all, C_all = orthonormal_pair(S if U is None else torch.cat([U, S], 1),
-                                            HS if C is None else torch.cat([C, HS], 1))
+            augment = extend_pair(U, C, S, HS)
+            augment = None if augment[0] is None else augment
         x, n_iter, n_matvec, res, converged, lanczos = _minres(
-            matvec, b, x, U_all, C_all, tol, max_iter, keep_basis)
+            matvec, b, x, U, C, tol, max_iter, keep_basis, augment)
         paired = None
         if keep_basis:
             if n_iter == 0:  # nothing new learned: keep the deflated space
                 paired = None if U is None else RecycleSpace(U, C)
             else:
-                paired = next_recycle_space(U_all, C_all, lanczos, self.recycle_dim,
-                                            self.ritz)
+                paired = next_recycle_space(U, C, lanczos, self.recycle_dim, self.ritz)
             if self.n_snapshots:
                 # H x for the snapshot's pairing: one operator application per solve. It also
                 # gives the true residual: a space paired by a caller's update that drifted
                 # off H U shows here, and the solve is finished without it.
                 Hx = matvec(x)
                 n_matvec += 1
-                if C_all is not None and float(torch.linalg.vector_norm(b - Hx)) > 100 * tol:
+                deflated = C is not None or augment is not None
+                if deflated and float(torch.linalg.vector_norm(b - Hx)) > 100 * tol:
                     x, extra, extra_mv, res, converged, _ = _minres(
                         matvec, b, x, None, None, tol, max_iter, False)
                     n_iter, n_matvec = n_iter + extra, n_matvec + extra_mv

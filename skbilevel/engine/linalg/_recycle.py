@@ -161,6 +161,22 @@ def orthonormal_pair(U: torch.Tensor, C: torch.Tensor):
     return torch.linalg.solve_triangular(R, U, upper=True, left=False), Q
 
 
+def extend_pair(U, C, S, HS):
+    """Append ``S`` (with ``HS = H S``) to a paired space ``(U, C)``, ``C^T C = I``.
+
+    Block Gram-Schmidt: ``HS`` is made orthogonal to ``C`` (and ``S`` follows with ``U``),
+    then only the new block is orthonormalised, so the cost grows with ``s``, not with
+    ``k + s``. Returns ``(U_all, C_all)``, or ``(U, C)`` when ``S`` adds nothing.
+    """
+    if U is None or U.shape[1] == 0:
+        return orthonormal_pair(S, HS)
+    coef = C.T @ HS
+    S_new, HS_new = orthonormal_pair(S - U @ coef, HS - C @ coef)
+    if S_new is None:
+        return U, C
+    return torch.cat([U, S_new], 1), torch.cat([C, HS_new], 1)
+
+
 def next_recycle_space(U: Optional[torch.Tensor], C: Optional[torch.Tensor], lanczos: dict,
                        recycle_dim: int, ritz: str = "harmonic") -> Optional[RecycleSpace]:
     """Build the recycle space for the next system (no operator application).
