@@ -1,7 +1,8 @@
 """skbilevel: hyperparameter tuning by hypergradients, as scikit-learn estimators."""
 
+from ._logistic import HDMLogisticRegression
 from ._ridge import BilevelRidgeCV
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["BilevelRidgeCV", "__version__"]
+__all__ = ["BilevelRidgeCV", "HDMLogisticRegression", "__version__"]

@@ -3,7 +3,7 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skbilevel import BilevelRidgeCV
+from skbilevel import BilevelRidgeCV, HDMLogisticRegression
 
 # The table of estimators checked, and of the checks each is known to fail as
 # {(repr(estimator), check name): (reason, exception)}. It is empty: every estimator passes
@@ -12,6 +12,8 @@ ESTIMATORS = [
     BilevelRidgeCV(),
     BilevelRidgeCV(alpha_per_feature=True),
     BilevelRidgeCV(linear_solver="recycled_minres"),
+    HDMLogisticRegression(),
+    HDMLogisticRegression(variant="hdm-diag", class_weight="balanced", tol=1e-8, max_iter=5000),
 ]
 KNOWN_FAILURES: dict = {}
 

@@ -2,6 +2,7 @@
 
 from ._base import InnerProblem
 from ._design import LinearDesign
+from ._logistic import LogisticProblem
 from ._ridge import RidgeProblem
 
-__all__ = ["InnerProblem", "LinearDesign", "RidgeProblem"]
+__all__ = ["InnerProblem", "LinearDesign", "LogisticProblem", "RidgeProblem"]

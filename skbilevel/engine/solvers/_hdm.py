@@ -41,6 +41,7 @@ _P_MAX = 1e10  # P is clipped to [0, _P_MAX / L_est]
 _BETA_MAX = 0.9995
 _DECAY_EVERY = 50
 _MIN_CURVATURE_STEP = 1e-3  # curvature samples only from steps longer than this
+_ROUNDING_ULPS = 4  # f values closer than this many roundings count as ties
 
 
 @dataclass(frozen=True)
@@ -241,12 +242,15 @@ def hdm_update(x, f, g, x_trial, f_trial, g_trial, state: HDMState):
     if cfg.adagrad and not state.reestimated and n_iter % _DECAY_EVERY == _DECAY_EVERY - 1:
         lr = max(0.8 * lr, 1e-3 * lr0) if cfg.convex else max(0.05 * lr, 1e-2 * lr0)
 
-    # Strict decrease, as in the reference. One addition: an exact tie in f, which is all
-    # floating point can say once the decrease ||g||^2 / L falls below the rounding of f,
-    # is broken by the gradient norm. Without it the iterates stall at
-    # ||g|| ~ sqrt(L eps |f|) (e.g. 1e-6 on a ridge fit with f ~ 300); f never increases.
+    # Strict decrease, as in the reference. One addition: once the decrease ||g||^2 / L
+    # falls below the rounding of f, comparing values says nothing, so a trial point whose
+    # f is within a few roundings of f(x) is judged by its gradient norm instead. Without
+    # it the iterates stall at ||g|| ~ sqrt(L eps |f|) (1e-6 on a ridge fit with f ~ 300);
+    # f can only increase by rounding.
+    rounding = _ROUNDING_ULPS * torch.finfo(g.dtype).eps * abs(f_now)
     accepted = usable and (f_new < f_now or (
-        f_new == f_now and float(torch.sum(g_trial * g_trial)) < float(torch.sum(g * g))))
+        f_new <= f_now + rounding
+        and float(torch.sum(g_trial * g_trial)) < float(torch.sum(g * g))))
     monotone, curv_sum, curv_count = state.monotone, state.curv_sum, state.curv_count
     if accepted:
         monotone += 1

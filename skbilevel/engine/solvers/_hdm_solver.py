@@ -136,7 +136,8 @@ class HDMSolver:
         return w, replace(state, hdm=core, f=f, g=g, n_func_eval=state.n_func_eval + 1,
                           n_grad_eval=state.n_grad_eval + 1)
 
-    def solve(self, problem, theta, w0=None, recycle=None, state=None) -> InnerSolution:
+    def solve(self, problem, theta, w0=None, recycle=None, state=None,
+              callback=None) -> InnerSolution:
         """Minimise the inner objective from ``w0`` (default ``problem.init_params()``).
 
         Parameters
@@ -152,6 +153,8 @@ class HDMSolver:
             HDM keeps no Krylov space.
         state : HDMSolverState, HDMState or None
             Learned stepsizes of an earlier solve (``InnerSolution.solver_state``).
+        callback : callable or None
+            ``callback(w, state)`` after every evaluation (progress display).
 
         Returns
         -------
@@ -169,6 +172,8 @@ class HDMSolver:
                 history.append({"objective": float(st.f), "grad_inf_norm": g_inf,
                                 "accepted": st.hdm.accepted, "n_grad_eval": st.n_grad_eval,
                                 **hdm_stats(st.hdm)})
+            if callback is not None:
+                callback(w, st)
             if g_inf <= self.tol:
                 converged = True
                 break
