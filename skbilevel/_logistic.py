@@ -95,7 +95,7 @@ class HDMLogisticRegression(ClassifierMixin, BaseEstimator):
         (learned stepsizes), ``beta`` (momentum) and ``accepted`` (False on null steps).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features, when ``X`` has string column names.
 
     See Also
