@@ -32,6 +32,7 @@ doc: venv
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_ridge.py
+	$(BIN)/python benchmarks/bench_hdm.py
 
 clean:
 	rm -rf $(VENV) doc/_build doc/auto_examples doc/generated build *.egg-info

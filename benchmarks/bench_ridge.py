@@ -220,11 +220,10 @@ def competitors(problem, splits, with_c_per_feature=False):
                              scoring="neg_mean_squared_error"),
         lambda e: e.best_params_["alpha"])
     if sparse:
-        add("BilevelRidgeCV() [auto = cg]", lambda: BilevelRidgeCV(cv=splits),
-            lambda e: e.alpha_, note="auto resolves to cg for sparse X")
-        add("BilevelRidgeCV(linear_solver='recycled_minres')",
-            lambda: BilevelRidgeCV(cv=splits, linear_solver="recycled_minres"),
-            lambda e: e.alpha_)
+        add("BilevelRidgeCV() [auto = recycled_minres]", lambda: BilevelRidgeCV(cv=splits),
+            lambda e: e.alpha_, note="auto resolves to recycled_minres for sparse X")
+        add("BilevelRidgeCV(linear_solver='cg')",
+            lambda: BilevelRidgeCV(cv=splits, linear_solver="cg"), lambda e: e.alpha_)
         add("BilevelRidgeCV(linear_solver='minres')",
             lambda: BilevelRidgeCV(cv=splits, linear_solver="minres"), lambda e: e.alpha_)
     else:
@@ -485,7 +484,8 @@ def targets(key, rows):
     lines = []
     grid = _row(rows, "GridSearchCV(Ridge), 50 alphas")
     base = _row(rows, BASELINE)
-    scalar = _row(rows, "BilevelRidgeCV()") or _row(rows, "BilevelRidgeCV() [auto = cg]")
+    scalar = _row(rows, "BilevelRidgeCV()") or \
+        _row(rows, "BilevelRidgeCV() [auto = recycled_minres]")
     loo = _row(rows, "RidgeCV(alphas=50) (LOO)")
     loo_default = _row(rows, "RidgeCV() (LOO, default alphas)")
     if scalar and grid:
@@ -522,9 +522,9 @@ def targets(key, rows):
 
 def recycle_section(rows):
     """(c): recycled vs plain warm-started MINRES (and CG) over the whole tuning run."""
-    names = {"recycled_minres": "BilevelRidgeCV(linear_solver='recycled_minres')",
+    names = {"recycled_minres": "BilevelRidgeCV() [auto = recycled_minres]",
              "minres": "BilevelRidgeCV(linear_solver='minres')",
-             "cg": "BilevelRidgeCV() [auto = cg]"}
+             "cg": "BilevelRidgeCV(linear_solver='cg')"}
     runs = {k: _row(rows, v) for k, v in names.items()}
     if not (runs["recycled_minres"] and runs["minres"]):
         return "", ["FAIL: recycled or plain MINRES run missing on (c)"]
