@@ -33,7 +33,6 @@ _MAX_DENSE_FEATURES = 4000
 _MIN_HOLDOUT = 100  # samples early_stopping='auto' needs to judge the path on
 # Relative residual of the matrix-free fits and adjoint solves: hypergradients to ~1e-7.
 _KRYLOV_RTOL = 1e-8
-_GRID_RTOL = 1e-6  # Krylov tolerance of the value-only safety grid
 # Safety-net grid: alpha / scale over 1e-6..1e6, scale = mean diagonal of the Gram; one
 # point a decade where a point costs an eigen-solve, every second decade where each point
 # is a Krylov fit per fold. Large alpha first: well-conditioned fits warm-start the rest.
@@ -258,7 +257,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         if early_stopping:
             rows, held = holdout_split(n, self.validation_fraction, self.random_state)
         splits = make_splits(self._cv(n_hyper), X, Y, rows)
-        solver, method, grid_solver = self._engine(X, d, dtype)
+        solver, method = self._engine(X, d, dtype)
         shared = torch.zeros(d, dtype=torch.long, device=device)
 
         moments, total = [None] * len(splits), None
@@ -296,7 +295,6 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
                        optimizer=make_optimizer(self.optimizer, max_iter=self.max_iter,
                                                 tol=self.tol),
                        bounds=bounds, holdout=holdout, n_iter_no_change=self.n_iter_no_change,
-                       grid_solver=grid_solver,
                        n_jobs=self.n_jobs, verbose=self.verbose)
         # Stage 1, one alpha from the better of alpha_init and a coarse log-grid: the whole
         # answer for a shared alpha, the safety net and the starting point otherwise.
@@ -394,8 +392,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         return low, high
 
     def _engine(self, X, d, dtype):
-        """Resolve ``linear_solver`` into an inner solver, a hypergradient method and the
-        solver of the value-only grid phase (None: the inner solver)."""
+        """Resolve ``linear_solver`` into an inner solver and a hypergradient method."""
         name = self.linear_solver
         if name == "auto":
             dense_ok = not sp.issparse(X) and d <= _MAX_DENSE_FEATURES
@@ -403,7 +400,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
             # path of alphas; on the sparse benchmark it needs about half CG's matvecs.
             name = "cholesky" if dense_ok else "recycled_minres"
         if name == "cholesky":
-            return ClosedFormSolver(), ImplicitDifferentiation(None), None
+            return ClosedFormSolver(), ImplicitDifferentiation(None)
         # float32 cannot resolve residuals of 1e-8: stop a few orders above its epsilon.
         params = {"rtol": max(_KRYLOV_RTOL, 100 * torch.finfo(dtype).eps)}
         if name == "recycled_minres":
@@ -416,10 +413,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         # One Krylov method for the fit and the adjoint system: they share the Hessian, so
         # a recycling solver carries one space through both and across outer iterations.
         linear_solver = make_linear_solver(name, **params)
-        # Ranking the safety grid's candidates needs a few digits of the CV error only.
-        grid = make_linear_solver(name, **{**params, "rtol": max(_GRID_RTOL, params["rtol"])})
-        return (KrylovSolver(linear_solver), ImplicitDifferentiation(linear_solver),
-                KrylovSolver(grid))
+        return KrylovSolver(linear_solver), ImplicitDifferentiation(linear_solver)
 
     def _per_feature_starts(self, problem, groups, n_hyper, theta_shared, solver, bounds):
         """Starting candidates for several penalties, best first by the caller's grid.

@@ -29,9 +29,8 @@ class Fold:
 class _Evaluator:
     """Evaluates the fold-averaged outer objective, keeping each fold's warm start."""
 
-    def __init__(self, folds, solver, method, holdout, n_jobs, verbose, grid_solver=None):
+    def __init__(self, folds, solver, method, holdout, n_jobs, verbose):
         self.folds, self.solver, self.method = list(folds), solver, method
-        self.grid_solver = grid_solver if grid_solver is not None else solver
         self.holdout, self.n_jobs, self.verbose = holdout, n_jobs, verbose
         self.warm = [None] * len(self.folds)
         self.holdout_warm = None
@@ -39,9 +38,9 @@ class _Evaluator:
         self.start = time.perf_counter()
         self.best_holdout, self.n_stale = np.inf, 0
 
-    def _map(self, theta, with_grad, solver):
+    def _map(self, theta, with_grad):
         def one(i, fold):
-            return self.method.compute(fold.problem, fold.criterion, theta, solver=solver,
+            return self.method.compute(fold.problem, fold.criterion, theta, solver=self.solver,
                                        warm_start=self.warm[i], with_grad=with_grad)
 
         jobs = list(enumerate(self.folds))
@@ -53,8 +52,7 @@ class _Evaluator:
                                                               for i, f in jobs)
 
     def __call__(self, theta: torch.Tensor, with_grad: bool, phase: str):
-        solver = self.grid_solver if phase == "grid" else self.solver
-        results = self._map(theta, with_grad, solver)
+        results = self._map(theta, with_grad)
         self.warm = [r.warm_start for r in results]
         value = float(np.mean([r.value for r in results]))
         grad = None
@@ -73,7 +71,7 @@ class _Evaluator:
         }
         if self.holdout is not None:
             res = self.method.compute(self.holdout.problem, self.holdout.criterion, theta,
-                                      solver=solver, warm_start=self.holdout_warm,
+                                      solver=self.solver, warm_start=self.holdout_warm,
                                       with_grad=False)
             self.holdout_warm = res.warm_start
             record["holdout_objective"] = res.value
@@ -100,8 +98,7 @@ def _print_record(k, rec):
 def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver, method,
                          optimizer, bounds=None, start_grid: Optional[torch.Tensor] = None,
                          holdout: Optional[Fold] = None, n_iter_no_change: int = 10,
-                         penalty=None, grid_solver=None, n_jobs=None,
-                         verbose: int = 0) -> OuterResult:
+                         penalty=None, n_jobs=None, verbose: int = 0) -> OuterResult:
     """Minimise the fold-averaged outer criterion over ``theta`` by hypergradients.
 
     Parameters
@@ -136,10 +133,6 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         prior on the hyperparameters, e.g. shrinkage of many ``log alpha`` toward their
         mean). Without a holdout it also ranks the grid candidates; the reported ``value``
         and the history objective exclude it.
-    grid_solver : inner solver or None
-        Solver of the value-only grid phase, e.g. a Krylov solver with a looser tolerance:
-        ranking candidates needs a few digits of the objective, not the 1e-8 the
-        hypergradients need. None uses ``solver``.
     n_jobs : int or None
         Folds evaluated in parallel through joblib.
     verbose : int
@@ -152,7 +145,7 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         time, n_inner_iter, n_linsys_iter, n_matvec, inner_converged and, with a holdout,
         holdout_objective.
     """
-    evaluate = _Evaluator(folds, solver, method, holdout, n_jobs, verbose, grid_solver)
+    evaluate = _Evaluator(folds, solver, method, holdout, n_jobs, verbose)
     dtype, device = theta0.dtype, theta0.device
     candidates = [theta0] + ([] if start_grid is None else list(start_grid))
     if bounds is not None:  # every point evaluated, hence every answer, lies in the box

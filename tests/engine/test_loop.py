@@ -311,33 +311,3 @@ def test_verbose_prints_one_line_per_evaluation(make_data, capsys, ridge_ref):
         expected = {0: 0, 1: n_opt, 2: len(result.history)}[verbose]
         assert len(lines) == expected
         assert all(line.startswith("[skbilevel]") for line in lines)
-
-
-def test_grid_phase_uses_the_grid_solver(make_data):
-    """The value-only grid runs on ``grid_solver``; the optimisation on ``solver``."""
-    kp = KFoldProblem(make_data, 0)
-
-    class Tagged(ConjugateGradientSolver):
-        def __init__(self, rtol):
-            super().__init__(rtol=rtol)
-            self.calls = 0
-
-        def solve(self, *args, **kwargs):
-            self.calls += 1
-            return super().solve(*args, **kwargs)
-
-    solver, grid_solver = Tagged(1e-12), Tagged(1e-6)
-    grid = T(np.log(np.logspace(-2, 2, 5)))[:, None]
-    res = minimize_hyperparams(kp.folds, T([0.0]), solver=solver,
-                               method=ImplicitDifferentiation(make_linear_solver("cg")),
-                               optimizer=make_optimizer("lbfgs", max_iter=30),
-                               start_grid=grid, grid_solver=grid_solver)
-    phases = np.array([r["phase"] for r in res.history])
-    n_folds = len(kp.folds)
-    assert grid_solver.calls == n_folds * np.sum(phases == "grid") == n_folds * 6
-    assert solver.calls == n_folds * np.sum(phases == "optimize") > 0
-    # the optimum is the one a tight grid solver finds
-    ref = minimize_hyperparams(kp.folds, T([0.0]), solver=Tagged(1e-12),
-                               method=ImplicitDifferentiation(make_linear_solver("cg")),
-                               optimizer=make_optimizer("lbfgs", max_iter=30), start_grid=grid)
-    assert_allclose(res.theta, ref.theta, atol=1e-5)
