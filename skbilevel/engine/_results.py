@@ -70,11 +70,14 @@ class WarmStart:
         Previous solution of the adjoint system ``H v = grad_w(outer)`` (flattened).
     recycle : object or None
         Recycle space of a recycling Krylov solver.
+    jacobian : torch.Tensor or None
+        Previous derivative iterate ``dw / dtheta`` of forward-mode differentiation.
     """
 
     w: Optional[torch.Tensor] = None
     adjoint: Optional[torch.Tensor] = None
     recycle: Any = None
+    jacobian: Optional[torch.Tensor] = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,135 @@
+"""Proximal solvers with time-varying steps and forward-mode hypergradients (issue 4, engine)."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import ElasticNet as SkElasticNet
+from sklearn.linear_model import Lasso
+
+from skbilevel.engine import WarmStart
+from skbilevel.engine.hypergrad import ForwardMode
+from skbilevel.engine.inner import L1, ElasticNet, LassoProblem, WeightedL1
+from skbilevel.engine.outer import HeldOutMSE
+from skbilevel.engine.solvers import FISTA, ProximalGradient
+
+F64 = torch.float64
+SCHEDULES = {"constant": "constant", "oscillating": lambda k: 1.0 + 0.9 * np.sin(k),
+             "backtracking": "backtracking"}
+
+
+def T(a):
+    return torch.as_tensor(np.asarray(a), dtype=F64)
+
+
+def _data(seed, n=120, d=30, n_val=60):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n + n_val, d))
+    coef = np.zeros(d)
+    coef[:6] = rng.uniform(1, 3, 6) * rng.choice([-1, 1], 6)
+    y = X @ coef + 2.0 + rng.standard_normal(n + n_val)
+    return X[:n], y[:n], X[n:], y[n:]
+
+
+def _solvers():
+    return [ProximalGradient(step=s, tol=1e-12, max_iter=20000) for s in SCHEDULES.values()] + \
+        [FISTA(tol=1e-12, max_iter=20000), FISTA(restart="function", tol=1e-12, max_iter=20000)]
+
+
+@pytest.mark.parametrize("solver", _solvers(), ids=list(SCHEDULES) + ["fista", "fista-restart"])
+@pytest.mark.parametrize("fit_intercept", [True, False], ids=["icpt", "noicpt"])
+def test_solutions_equal_sklearn(solver, fit_intercept, global_random_seed):
+    X, y, _, _ = _data(global_random_seed)
+    sw = np.random.default_rng(global_random_seed).uniform(0.5, 2.0, len(y))
+    lasso = LassoProblem(T(X), T(y[:, None]), L1(), T(sw), fit_intercept)
+    sol = solver.solve(lasso, T([np.log(0.1)]))
+    ref = Lasso(alpha=0.1, fit_intercept=fit_intercept, tol=1e-14, max_iter=100000)
+    ref.fit(X, y, sample_weight=sw * len(y) / sw.sum())  # sklearn rescales weights to n
+    assert sol.converged
+    np.testing.assert_allclose(sol.w.numpy()[:, 0], ref.coef_, atol=1e-7)
+    np.testing.assert_allclose(float(lasso.intercept(sol.w)[0]), ref.intercept_, atol=1e-7)
+    enet = LassoProblem(T(X), T(y[:, None]), ElasticNet(), None, fit_intercept)
+    sol = solver.solve(enet, T([np.log(0.2), np.log(0.3 / 0.7)]))
+    ref = SkElasticNet(alpha=0.2, l1_ratio=0.3, fit_intercept=fit_intercept, tol=1e-14,
+                       max_iter=100000).fit(X, y)
+    np.testing.assert_allclose(sol.w.numpy()[:, 0], ref.coef_, atol=1e-7)
+
+
+def _held_out(seed, penalty, theta):
+    X, y, Xv, yv = _data(seed)
+    problem = LassoProblem(T(X), T(y[:, None]), penalty)
+    return problem, HeldOutMSE.for_problem(problem, T(Xv), T(yv[:, None])), T(theta)
+
+
+CASES = {"l1": (L1(), [np.log(0.15)]),
+         "elastic_net": (ElasticNet(), [np.log(0.2), 0.4]),
+         "weighted_l1": (WeightedL1(30), list(np.log(np.linspace(0.05, 0.3, 30))))}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("solver", [ProximalGradient(tol=1e-13, max_iter=50000),
+                                    FISTA(tol=1e-13, max_iter=50000)], ids=["pgd", "fista"])
+def test_forward_mode_matches_finite_differences(case, solver, global_random_seed):
+    penalty, theta0 = CASES[case]
+    problem, criterion, theta = _held_out(global_random_seed, penalty, theta0)
+    res = ForwardMode().compute(problem, criterion, theta, solver=solver)
+    h = 1e-5
+    fd = []
+    for j in range(theta.numel()):
+        e = torch.zeros_like(theta)
+        e[j] = h
+        up = criterion.value(solver.solve(problem, theta + e).w)
+        down = criterion.value(solver.solve(problem, theta - e).w)
+        fd.append(float(up - down) / (2 * h))
+    np.testing.assert_allclose(res.grad.numpy(), fd, rtol=1e-4,
+                               atol=1e-6 * np.abs(fd).max())
+    # a warm start (iterates and Jacobian) gives the same hypergradient
+    again = ForwardMode().compute(problem, criterion, theta, solver=solver,
+                                  warm_start=res.warm_start)
+    np.testing.assert_allclose(again.grad.numpy(), res.grad.numpy(), rtol=1e-6, atol=1e-12)
+    assert isinstance(again.warm_start, WarmStart) and again.n_inner_iter < res.n_inner_iter
+
+
+def _slope(values):
+    k = np.arange(len(values))
+    return np.polyfit(k, np.log(values), 1)[0]
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES) + ["fista"])
+def test_derivative_iterates_converge_at_the_rate_of_the_iterates(name, global_random_seed):
+    """Mehmood & Ochs: ``||J_k - Dpsi||`` -> 0 at the linear rate of ``||x_k - x*||``."""
+    X, y, _, _ = _data(global_random_seed)
+    problem = LassoProblem(T(X), T(y[:, None]), L1())
+    alpha = 0.15
+    theta = T([np.log(alpha)])
+    x_star = ProximalGradient(tol=1e-14, max_iter=100000).solve(problem, theta).w[:, 0]
+    support = (x_star != 0).numpy()
+    # On the support the optimality condition is H_SS x_S - (X^T y)_S / n + alpha sign = 0,
+    # H = X_c^T X_c / n, so d x_S / d alpha = -H_SS^{-1} sign(x*_S) and, for
+    # theta = log alpha, Dpsi_S = -alpha H_SS^{-1} sign(x*_S); Dpsi = 0 off the support.
+    H = problem.hessian_matvec(torch.eye(X.shape[1], dtype=F64)).numpy()
+    d_psi = np.zeros(X.shape[1])
+    d_psi[support] = -alpha * np.linalg.solve(H[np.ix_(support, support)],
+                                              np.sign(x_star.numpy()[support]))
+    solver = FISTA(tol=0.0, max_iter=600, record=True) if name == "fista" else \
+        ProximalGradient(step=SCHEDULES[name], tol=0.0, max_iter=600, record=True)
+    sol, _ = solver.run(problem, theta, None, torch.zeros(X.shape[1], 1, dtype=F64))
+    err_x = np.array([float(torch.linalg.vector_norm(r["w"][:, 0] - x_star))
+                      for r in sol.history])
+    err_j = np.array([np.linalg.norm(r["J"].numpy()[:, 0] - d_psi) for r in sol.history])
+    supports = np.array([np.array_equal(r["w"].numpy()[:, 0] != 0, support)
+                         for r in sol.history])
+    identified = len(supports) - np.argmin(supports[::-1]) if not supports.all() else 0
+    assert identified < 300  # the support is found, and kept
+    assert err_j[-1] < 1e-6 * err_j[0]  # J_k -> Dpsi
+    window = np.arange(identified + 5, len(err_x))
+    window = window[(err_x[window] > 1e-11) & (err_j[window] > 1e-11)][:200]
+    assert len(window) > 20
+    sx, sj = _slope(err_x[window]), _slope(err_j[window])
+    assert sx < 0 and abs(sj - sx) <= 0.2 * abs(sx), (sx, sj)
+
+
+def test_bad_step():
+    with pytest.raises(ValueError, match="step"):
+        ProximalGradient(step="armijo")
+    with pytest.raises(ValueError, match="restart"):
+        FISTA(restart="gradient")
