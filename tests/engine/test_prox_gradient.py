@@ -7,7 +7,7 @@ from sklearn.linear_model import ElasticNet as SkElasticNet
 from sklearn.linear_model import Lasso
 
 from skbilevel.engine import WarmStart
-from skbilevel.engine.hypergrad import ForwardMode
+from skbilevel.engine.hypergrad import ForwardMode, ImplicitSupport, ReverseMode
 from skbilevel.engine.inner import L1, ElasticNet, LassoProblem, WeightedL1
 from skbilevel.engine.outer import HeldOutMSE
 from skbilevel.engine.solvers import FISTA, ProximalGradient
@@ -133,3 +133,43 @@ def test_bad_step():
         ProximalGradient(step="armijo")
     with pytest.raises(ValueError, match="restart"):
         FISTA(restart="gradient")
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_forward_reverse_implicit_agree_at_convergence(case, global_random_seed):
+    penalty, theta0 = CASES[case]
+    problem, criterion, theta = _held_out(global_random_seed, penalty, theta0)
+    solver = FISTA(tol=1e-13, max_iter=50000)
+    grads = {name: method.compute(problem, criterion, theta, solver=solver).grad.numpy()
+             for name, method in [("forward", ForwardMode()), ("reverse", ReverseMode()),
+                                  ("implicit", ImplicitSupport())]}
+    scale = np.abs(grads["implicit"]).max()
+    for name in ("forward", "reverse"):
+        np.testing.assert_allclose(grads[name], grads["implicit"], rtol=1e-6,
+                                   atol=1e-8 * scale, err_msg=name)
+
+
+def test_reverse_truncation():
+    problem, criterion, theta = _held_out(0, L1(), [np.log(0.15)])
+    solver = ProximalGradient(tol=1e-12, max_iter=50000)
+    full = ReverseMode().compute(problem, criterion, theta, solver=solver)
+    K = solver.solve(problem, theta).n_iter
+    same = ReverseMode(truncate=K + 10).compute(problem, criterion, theta, solver=solver)
+    np.testing.assert_allclose(same.grad.numpy(), full.grad.numpy(), rtol=1e-12)
+    short = ReverseMode(truncate=5).compute(problem, criterion, theta, solver=solver)
+    # a few iterations only see part of the derivative: biased, but the same sign here
+    assert abs(short.grad - full.grad) > 1e-3 * abs(full.grad)
+    with pytest.raises(ValueError, match="truncate"):
+        ReverseMode(truncate=0)
+
+
+def test_implicit_support_warm_start_and_empty_support():
+    problem, criterion, theta = _held_out(0, L1(), [np.log(0.15)])
+    solver = FISTA(tol=1e-13, max_iter=50000)
+    first = ImplicitSupport().compute(problem, criterion, theta, solver=solver)
+    again = ImplicitSupport().compute(problem, criterion, theta, solver=solver,
+                                      warm_start=first.warm_start)
+    np.testing.assert_allclose(again.grad.numpy(), first.grad.numpy(), rtol=1e-8)
+    assert again.n_linsys_iter <= 1
+    huge = ImplicitSupport().compute(problem, criterion, T([np.log(1e3)]), solver=solver)
+    assert float(huge.w.abs().max()) == 0.0 and float(huge.grad.abs().max()) == 0.0

@@ -2,5 +2,7 @@
 
 from ._forward import ForwardMode
 from ._implicit import ImplicitDifferentiation
+from ._implicit_support import ImplicitSupport
+from ._reverse import ReverseMode
 
-__all__ = ["ForwardMode", "ImplicitDifferentiation"]
+__all__ = ["ForwardMode", "ImplicitDifferentiation", "ImplicitSupport", "ReverseMode"]

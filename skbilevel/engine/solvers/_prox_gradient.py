@@ -82,25 +82,28 @@ class ProximalGradient:
         return vmap(column, in_dims=(1, 0), out_dims=1)(dz, eye)
 
     # -- the loop ---------------------------------------------------------------------------
-    def run(self, problem, theta, w0=None, J0=None):
+    def run(self, problem, theta, w0=None, J0=None, n_iter=None, differentiable=False):
         """Iterate from ``w0``; with ``J0`` (``(d, p)``), also propagate the Jacobian.
 
+        ``n_iter`` runs exactly that many iterations (no stopping test); ``differentiable``
+        keeps ``theta`` attached, so autograd records the iterations (reverse mode).
         Returns ``(InnerSolution, J)`` (``J`` None without ``J0``).
         """
         w = problem.init_params() if w0 is None else w0.detach().clone()
-        theta = theta.detach()
+        theta = theta if differentiable else theta.detach()
         J = None if J0 is None else J0.detach().clone()
         L = problem.lipschitz(theta)
         w_prev, J_prev, t, step = w, J, 1.0, None
         history = [] if self.record else None
         f_prev, residual, converged, k = math.inf, math.inf, False, 0
-        for k in range(1, self.max_iter + 1):
+        for k in range(1, (n_iter or self.max_iter) + 1):
             beta = 0.0
             if self.momentum:
                 t_next = 0.5 * (1 + math.sqrt(1 + 4 * t * t))
                 beta, t = (t - 1) / t_next, t_next
             y = w + beta * (w - w_prev)
-            step = self._step_size(problem, y, theta, k, L, step)
+            with torch.no_grad():  # steps are constants in theta (piecewise, if searched)
+                step = self._step_size(problem, y.detach(), theta.detach(), k, L, step)
             z = y - step * problem.smooth_grad(y)
             w_next = problem.prox(z, step, theta)
             if J is not None:
@@ -109,14 +112,14 @@ class ProximalGradient:
             w_prev, w = w, w_next
             residual = float(torch.linalg.vector_norm(w - y)) / step
             if history is not None:
-                history.append({"w": w.clone(), "J": None if J is None else J.clone(),
-                                "step": step})
+                history.append({"w": w.detach().clone(),
+                                "J": None if J is None else J.clone(), "step": step})
             if self.momentum and self.restart == "function":
-                f_now = float(problem.objective(w, theta))
+                f_now = float(problem.objective(w.detach(), theta.detach()))
                 if f_now > f_prev:
                     t = 1.0  # momentum off for the next step
                 f_prev = f_now
-            if residual <= self.tol:
+            if n_iter is None and residual <= self.tol:
                 converged = True
                 break
         sol = InnerSolution(w=w, n_iter=k, residual=residual, converged=converged,
