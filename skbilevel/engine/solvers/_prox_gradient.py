@@ -110,7 +110,7 @@ class ProximalGradient:
                 J_y = J + beta * (J - J_prev)
                 J_prev, J = J, self._propagate(problem, z, step, theta, J_y)
             w_prev, w = w, w_next
-            residual = float(torch.linalg.vector_norm(w - y)) / step
+            residual = float(torch.linalg.vector_norm((w - y).detach())) / step
             if history is not None:
                 history.append({"w": w.detach().clone(),
                                 "J": None if J is None else J.clone(), "step": step})

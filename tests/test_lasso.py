@@ -1,0 +1,60 @@
+"""BilevelLassoCV (first version): the CV-optimal Lasso penalty by hypergradients."""
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Lasso
+from sklearn.model_selection import KFold
+
+from skbilevel import BilevelLassoCV
+
+
+def _data(seed, n=80, d=20):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    coef = np.zeros(d)
+    coef[:5] = rng.uniform(1, 3, 5) * rng.choice([-1, 1], 5)
+    return X, X @ coef + 1.0 + rng.standard_normal(n)
+
+
+def _cv_mse(X, y, splits, alpha):
+    errors = []
+    for tr, va in splits:
+        fit = Lasso(alpha=alpha, tol=1e-12, max_iter=100000).fit(X[tr], y[tr])
+        errors.append(np.mean((fit.predict(X[va]) - y[va]) ** 2))
+    return float(np.mean(errors))
+
+
+def test_alpha_is_cv_optimal_and_refit_is_sklearn_lasso(global_random_seed):
+    X, y = _data(global_random_seed)
+    splits = list(KFold(4, shuffle=True, random_state=global_random_seed).split(X))
+    reg = BilevelLassoCV(cv=splits).fit(X, y)
+    ref = Lasso(alpha=reg.alpha_, tol=1e-12, max_iter=100000).fit(X, y)
+    np.testing.assert_allclose(reg.coef_, ref.coef_, atol=1e-6)
+    np.testing.assert_allclose(reg.intercept_, ref.intercept_, atol=1e-6)
+    # within one step of a fine grid's optimum, with a CV error no worse
+    alpha_max = np.abs((X - X.mean(0)).T @ (y - y.mean())).max() / len(y)
+    grid = alpha_max * np.logspace(0, -3, 61)
+    values = [_cv_mse(X, y, splits, a) for a in grid]
+    best = int(np.argmin(values))
+    assert _cv_mse(X, y, splits, reg.alpha_) <= values[best] * (1 + 1e-8)
+    assert abs(np.log(reg.alpha_ / grid[best])) <= np.log(grid[0] / grid[1]) + 1e-12
+    np.testing.assert_allclose(-reg.best_score_, _cv_mse(X, y, splits, reg.alpha_), rtol=1e-6)
+
+
+@pytest.mark.parametrize("hypergradient", ["forward", "reverse"])
+def test_hypergradient_methods_find_the_same_alpha(hypergradient):
+    X, y = _data(0)
+    splits = list(KFold(4, shuffle=True, random_state=0).split(X))
+    implicit = BilevelLassoCV(cv=splits).fit(X, y)
+    other = BilevelLassoCV(cv=splits, hypergradient=hypergradient).fit(X, y)
+    np.testing.assert_allclose(other.alpha_, implicit.alpha_, rtol=1e-4)
+
+
+def test_per_feature_penalties_beat_the_shared_one_on_cv():
+    X, y = _data(1)
+    splits = list(KFold(4, shuffle=True, random_state=1).split(X))
+    shared = BilevelLassoCV(cv=splits).fit(X, y)
+    weighted = BilevelLassoCV(cv=splits, alpha_per_feature=True).fit(X, y)
+    assert weighted.alpha_.shape == (X.shape[1],)
+    assert weighted.best_score_ >= shared.best_score_
+    assert weighted.history_["alpha"].shape[1] == X.shape[1]
