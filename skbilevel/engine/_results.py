@@ -103,6 +103,9 @@ class HypergradResult:
         included.
     inner_converged : bool
         Whether the inner solver and the adjoint solve reached their tolerances.
+    jacobians : list of torch.Tensor or None
+        Derivative iterates ``J_k = dw_k / dtheta`` (``(w.numel(), n_hyper)``), one per
+        inner iteration, when a forward-mode method was asked to record them.
     """
 
     value: float
@@ -113,6 +116,7 @@ class HypergradResult:
     n_linsys_iter: int = 0
     n_matvec: int = 0
     inner_converged: bool = True
+    jacobians: Optional[list] = None
 
 
 @dataclass

@@ -94,7 +94,9 @@ def _slope(values):
     return np.polyfit(k, np.log(values), 1)[0]
 
 
-@pytest.mark.parametrize("name", list(SCHEDULES) + ["fista"])
+# Backtracking now converges in a few tens of iterations, too short a window for this fit;
+# tests/engine/test_unrolled.py covers it with a window fitted to its length.
+@pytest.mark.parametrize("name", ["constant", "oscillating", "fista"])
 def test_derivative_iterates_converge_at_the_rate_of_the_iterates(name, global_random_seed):
     """Mehmood & Ochs: ``||J_k - Dpsi||`` -> 0 at the linear rate of ``||x_k - x*||``."""
     X, y, _, _ = _data(global_random_seed)
@@ -132,7 +134,7 @@ def test_bad_step():
     with pytest.raises(ValueError, match="step"):
         ProximalGradient(step="armijo")
     with pytest.raises(ValueError, match="restart"):
-        FISTA(restart="gradient")
+        FISTA(restart="sometimes")
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -1,8 +1,7 @@
 """Hypergradient methods: how the gradient of the outer loss is obtained."""
 
-from ._forward import ForwardMode
 from ._implicit import ImplicitDifferentiation
 from ._implicit_support import ImplicitSupport
-from ._reverse import ReverseMode
+from ._unrolled import ForwardMode, ReverseMode
 
 __all__ = ["ForwardMode", "ImplicitDifferentiation", "ImplicitSupport", "ReverseMode"]

@@ -3,38 +3,64 @@
 from __future__ import annotations
 
 import torch
-from torch.func import grad, jvp, vjp
 
 from .._results import HypergradResult, WarmStart
-from ..linalg import CG
+from ..linalg import CG, DenseSolver, make_linear_solver
+
+
+def _support_ops(problem):
+    """``(support, smooth_hvp, penalty_hessian_diag, penalty_cross_jacobian)`` of a
+    :class:`ProximalProblem`, or of a problem holding such a ``penalty`` with a constant
+    ``hessian_matvec`` (the least-squares ``LassoProblem``)."""
+    if hasattr(problem, "penalty_cross_jacobian"):
+        return (problem.support, problem.smooth_hvp, problem.penalty_hessian_diag,
+                problem.penalty_cross_jacobian)
+    pen = getattr(problem, "penalty", None)
+    if not (hasattr(pen, "cross_jacobian") and hasattr(problem, "hessian_matvec")):
+        raise TypeError(f"{type(problem).__name__} lacks support / smooth_hvp / "
+                        "penalty_cross_jacobian, which ImplicitSupport needs")
+    return (pen.support, lambda w, th, u: problem.hessian_matvec(u), pen.hessian_diag,
+            pen.cross_jacobian)
 
 
 class ImplicitSupport:
-    """``dw*/dtheta`` from the optimality conditions on the support ``S = {j: w*_j != 0}``.
+    """``dw*/dtheta`` from the optimality conditions on the support ``S`` of ``w*``.
 
-    Off the support ``w*`` stays 0 for small changes of ``theta``; on it the penalty is
-    smooth (``|w_j| = sign(w*_j) w_j``) and ``grad f(w) + grad pen(w, theta) = 0`` holds, so
+    Off the support ``w*`` stays 0 for small changes of ``theta`` (strict complementarity);
+    on it the penalty is smooth (``|w_j| = sign(w*_j) w_j``) and
+    ``grad_S f(w) + grad_S g(w, theta) = 0`` holds, so with ``v`` solving
 
-        ``(H_SS + P_SS) v = (grad_w F)_S``,  ``dF/dtheta = d_theta F - (d_theta grad_w pen)_S^T v``
+        ``(H_SS + P_SS) v = (grad_w F)_S``,   ``dF/dtheta = d_theta F - (d_theta grad_S g)^T v``
 
-    with ``H`` the smooth part's Hessian and ``P`` the penalty's (its L2 part). The
-    penalty's derivatives come from autograd of its ``value`` (``d|w|/dw = sign(w)`` off
-    zero); the system, of the size of the support, is solved matrix-free by ``linear_solver``
-    (CG by default). Exact at the solution; needs a converged inner solve, unlike the
-    unrolled methods, and its cost does not depend on the number of hyperparameters.
+    where ``H`` is the Hessian of the smooth part at ``w*`` and ``P`` the penalty's (its
+    L2 part: diagonal, since the penalties are separable). Unpenalised rows (an intercept)
+    are always in ``S``. Exact at the solution, so it needs a converged inner solve (unlike
+    the unrolled methods); its cost does not depend on the number of hyperparameters.
 
     Parameters
     ----------
-    linear_solver : callable or None
-        A :mod:`skbilevel.engine.linalg` solver; None is CG at relative tolerance 1e-10.
+    linear_solver : str, linear solver or None, default=None
+        A :mod:`skbilevel.engine.linalg` solver or its name (``"cg"``, ``"minres"``,
+        ``"dense"``). None: a dense factorisation of ``H_SS + P_SS`` (``|S|`` Hessian
+        products) when ``|S| <= dense_max``, CG at relative tolerance 1e-10 otherwise.
+    dense_max : int, default=100
+        Largest support solved densely when ``linear_solver`` is None.
     """
 
-    def __init__(self, linear_solver=None):
-        self.linear_solver = linear_solver if linear_solver is not None else CG(rtol=1e-10)
+    def __init__(self, linear_solver=None, dense_max=100):
+        if isinstance(linear_solver, str):
+            linear_solver = make_linear_solver(linear_solver)
+        self.linear_solver, self.dense_max = linear_solver, dense_max
+
+    def _solver_for(self, size):
+        if self.linear_solver is not None:
+            return self.linear_solver
+        return DenseSolver() if size <= self.dense_max else CG(rtol=1e-10)
 
     def compute(self, problem, criterion, theta, *, solver, warm_start=None,
                 with_grad=True) -> HypergradResult:
         """Solve the inner problem, then the linear system on its support."""
+        support_of, hvp, pen_hess, pen_cross = _support_ops(problem)
         warm = warm_start or WarmStart()
         sol = solver.solve(problem, theta, warm.w)
         w = sol.w.detach()
@@ -42,29 +68,30 @@ class ImplicitSupport:
         if not with_grad:
             return HypergradResult(value, None, w, WarmStart(w, warm.adjoint),
                                    n_inner_iter=sol.n_iter, inner_converged=sol.converged)
-        support = w != 0
-        pen_grad = grad(problem.penalty.value, argnums=0)
+        theta = theta.detach()
+        support = support_of(w)
+        pen_diag = pen_hess(w, theta)[support]
 
         def embed(u_S):
             return torch.zeros_like(w).masked_scatter(support, u_S)
 
         def matvec(u_S):
-            u = embed(u_S)
-            pen_hvp = jvp(lambda ww: pen_grad(ww, theta), (w,), (u,))[1]
-            return (problem.hessian_matvec(u) + pen_hvp)[support]
+            return hvp(w, theta, embed(u_S))[support] + pen_diag * u_S
 
-        g_S = criterion.grad_w(w)[support]
+        g_S = criterion.grad_w(w).reshape(w.shape)[support]
         x0 = None if warm.adjoint is None or warm.adjoint.shape != w.shape else \
             warm.adjoint[support]
+        n_iter = n_matvec = 0
+        converged = sol.converged
         if g_S.numel():
-            v_S, info = self.linear_solver(matvec, g_S, x0=x0)
-            n_iter, converged = info.n_iter, sol.converged and info.converged
+            v_S, info = self._solver_for(g_S.numel())(matvec, g_S, x0=x0)
+            n_iter, n_matvec = info.n_iter, info.n_matvec
+            converged = converged and info.converged
         else:  # empty support: w* = 0 does not move
-            v_S, n_iter, converged = g_S, 0, sol.converged
+            v_S = g_S
         v = embed(v_S)
-        _, pullback = vjp(lambda th: pen_grad(w, th), theta)
-        (cross,) = pullback(v)
-        hypergrad = criterion.grad_theta(w, theta) - cross
+        cross = pen_cross(w, theta)[support.reshape(-1)]
+        hypergrad = criterion.grad_theta(w, theta) - cross.t() @ v_S
         return HypergradResult(value, hypergrad, w, WarmStart(w, v), n_inner_iter=sol.n_iter,
-                               n_linsys_iter=n_iter, n_matvec=n_iter,
+                               n_linsys_iter=n_iter, n_matvec=sol.n_matvec + n_matvec,
                                inner_converged=converged)

@@ -57,3 +57,70 @@ class HeldOutMSE:
     def grad_theta(self, w: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """Explicit dependence on ``theta``: none for a held-out error."""
         return torch.zeros_like(theta)
+
+
+class HeldOutLogLoss:
+    """Weighted mean log-loss of a linear classifier on held-out data.
+
+    The variable is laid out as in :class:`~skbilevel.engine.inner.LogisticDatafit` and
+    :class:`~skbilevel.engine.inner.LogisticProblem`: ``(d [+ 1], K)`` with the intercept
+    as last row when ``fit_intercept``. One column is the binary model (sigmoid, labels in
+    {0, 1}); ``K > 1`` columns the multinomial one (softmax, class-index labels).
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        ``(m, d)`` held-out design (dense or sparse CSR).
+    y : torch.Tensor
+        ``(m,)`` labels.
+    sample_weight : torch.Tensor or None
+        ``(m,)`` weights of the held-out losses.
+    fit_intercept : bool
+        Whether the variable's last row is an intercept.
+    """
+
+    def __init__(self, X, y, sample_weight=None, fit_intercept=True):
+        self.design = LinearDesign(X)
+        self.fit_intercept = fit_intercept
+        m = X.shape[0]
+        sw = sample_weight if sample_weight is not None else \
+            torch.ones(m, dtype=X.dtype, device=X.device)
+        self.weight = sw / sw.sum()
+        self.y = y.reshape(-1)
+
+    @classmethod
+    def for_problem(cls, problem, X, y, sample_weight=None):
+        """Build the criterion that scores ``problem``'s solutions on ``(X, y)``."""
+        return cls(X, y, sample_weight, fit_intercept=problem.fit_intercept)
+
+    def _scores(self, w):
+        if not self.fit_intercept:
+            return self.design.matvec(w)
+        return self.design.matvec(w[:-1]) + w[-1:]
+
+    def _loss_and_dscores(self, w):
+        Z = self._scores(w)
+        if Z.shape[1] == 1:
+            sign = 2.0 * self.y.to(Z.dtype) - 1.0
+            m = sign * Z[:, 0]
+            loss = torch.nn.functional.softplus(-m)
+            dZ = (-sign * torch.sigmoid(-m))[:, None]
+        else:
+            onehot = torch.nn.functional.one_hot(self.y.long(), Z.shape[1]).to(Z.dtype)
+            loss = torch.logsumexp(Z, dim=1) - (Z * onehot).sum(1)
+            dZ = torch.softmax(Z, dim=1) - onehot
+        return (self.weight * loss).sum(), self.weight[:, None] * dZ
+
+    def value(self, w: torch.Tensor) -> torch.Tensor:
+        """The held-out mean log-loss at ``w``."""
+        return self._loss_and_dscores(w)[0]
+
+    def grad_w(self, w: torch.Tensor) -> torch.Tensor:
+        """Gradient of :meth:`value` with respect to ``w`` (shape of ``w``)."""
+        dZ = self._loss_and_dscores(w)[1]
+        g = self.design.rmatvec(dZ)
+        return torch.cat([g, dZ.sum(0, keepdim=True)]) if self.fit_intercept else g
+
+    def grad_theta(self, w: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """Explicit dependence on ``theta``: none for a held-out error."""
+        return torch.zeros_like(theta)

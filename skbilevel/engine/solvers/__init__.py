@@ -4,9 +4,10 @@ from ._closed_form import ClosedFormSolver
 from ._hdm import HDMConfig, HDMState, hdm_config, hdm_init_state, hdm_trial_point, hdm_update
 from ._hdm_solver import HDMSolver, HDMSolverState
 from ._krylov import ConjugateGradientSolver, KrylovSolver
-from ._prox_gradient import FISTA, ProximalGradient
+from ._proximal import FISTA, ProximalGradient, ProximalState
 from ._smoothness import power_iteration, probe_smoothness
 
 __all__ = ["ClosedFormSolver", "ConjugateGradientSolver", "FISTA", "HDMConfig", "HDMSolver",
-           "HDMSolverState", "HDMState", "KrylovSolver", "ProximalGradient", "hdm_config", "hdm_init_state",
-           "hdm_trial_point", "hdm_update", "power_iteration", "probe_smoothness"]
+           "HDMSolverState", "HDMState", "KrylovSolver", "ProximalGradient", "ProximalState",
+           "hdm_config", "hdm_init_state", "hdm_trial_point", "hdm_update", "power_iteration",
+           "probe_smoothness"]

@@ -1,0 +1,178 @@
+"""Smooth data-fitting terms of the proximal inner problems (no hyperparameters).
+
+A datafit is ``f(w)``: value, gradient, Hessian products and a Lipschitz constant of the
+gradient. Hyperparameters enter only through the penalty (:mod:`._penalties`), so the
+derivative of a proximal-gradient step with respect to ``theta`` comes from the prox alone.
+Every operation is a torch operation, so autograd (reverse mode) flows through it.
+
+Variables are ``(rows, 1)`` columns like the other problems of the engine. The first
+``n_features`` rows are the penalised coefficients; a logistic intercept is one more,
+unpenalised row (see :class:`~skbilevel.engine.inner.ProximalProblem`).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+
+from ..solvers._smoothness import power_iteration
+from ._design import LinearDesign
+
+# Power iterations behind the Lipschitz constant: it sets the proximal step, and
+# ``||A v||`` after a few hundred products is within rounding of lambda_max on the small and
+# medium problems this serves (the estimate never exceeds lambda_max; see power_iteration).
+_POWER_ITER = 200
+
+
+def _weights(X, sample_weight):
+    n = X.shape[0]
+    sw = sample_weight if sample_weight is not None else \
+        torch.ones(n, dtype=X.dtype, device=X.device)
+    return sw, sw.sum()
+
+
+class QuadraticDatafit:
+    """``f(w) = 1/(2 S) sum_i s_i (y_i - x_i^T w - b)^2``, ``S = sum_i s_i``.
+
+    scikit-learn's ``Lasso`` / ``ElasticNet`` datafit (``S = n`` without weights; with
+    ``sample_weight`` scikit-learn rescales the weights to sum to ``n``, which is the same
+    objective). The unpenalised intercept ``b`` is eliminated by centring ``X`` and ``y`` with
+    the weighted means, implicitly for sparse ``X`` (:class:`LinearDesign` offsets, as
+    :class:`RidgeProblem` does); :meth:`intercept` recovers it.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        ``(n, d)`` dense or sparse CSR design.
+    y : torch.Tensor
+        ``(n,)`` or ``(n, k)`` targets (stored 2-D; the variable is ``(d, k)``).
+    sample_weight : torch.Tensor or None
+        ``(n,)`` non-negative weights ``s_i``.
+    fit_intercept : bool
+        Whether to fit an unpenalised intercept.
+    """
+
+    n_unpenalised = 0
+
+    def __init__(self, X, y, sample_weight=None, fit_intercept=True):
+        y = y[:, None] if y.dim() == 1 else y
+        self.sample_weight, self.weight_sum = _weights(X, sample_weight)
+        self.fit_intercept, self.n_features = fit_intercept, X.shape[1]
+        if fit_intercept:
+            x_mean = LinearDesign(X).rmatvec(self.sample_weight) / self.weight_sum
+            y_mean = (self.sample_weight[:, None] * y).sum(0) / self.weight_sum
+        else:
+            x_mean, y_mean = None, y.new_zeros(y.shape[1])
+        self.x_mean, self.y_mean = x_mean, y_mean
+        self.design = LinearDesign(X, offset=x_mean)
+        self.y = y - y_mean
+        # X_c^T S y_c / S: the constant part of the gradient; its max |.| is alpha_max.
+        self.xty = self.design.rmatvec(self.sample_weight[:, None] * self.y) / self.weight_sum
+
+    def init_params(self):
+        return self.xty.new_zeros(self.xty.shape)
+
+    def value(self, w):
+        r = self.y - self.design.matvec(w)
+        return 0.5 * (self.sample_weight[:, None] * r ** 2).sum() / self.weight_sum
+
+    def grad(self, w):
+        return self.hvp(w, w) - self.xty
+
+    def hvp(self, w, V):
+        """``X_c^T S X_c V / S``; the Hessian is constant, so ``w`` is not used."""
+        sw = self.sample_weight if V.dim() == 1 else self.sample_weight[:, None]
+        return self.design.rmatvec(sw * self.design.matvec(V)) / self.weight_sum
+
+    @cached_property
+    def _lipschitz(self):
+        return power_iteration(lambda v: self.hvp(None, v), self.xty[:, 0], _POWER_ITER)
+
+    def lipschitz(self) -> float:
+        """Largest eigenvalue of the (constant) Hessian, by deterministic power iteration."""
+        return self._lipschitz
+
+    def intercept(self, w):
+        """Intercept that goes with ``w``: ``y_mean - x_mean^T w`` (0 without intercept)."""
+        return self.y_mean if self.x_mean is None else self.y_mean - self.x_mean @ w
+
+
+class LogisticDatafit:
+    """``f(w) = (1/S) sum_i s_i log(1 + exp(-m_i))``, ``m_i = (2 y_i - 1)(x_i^T coef + b)``.
+
+    The mean weighted log-loss of binary ``LogisticRegression`` (labels in {0, 1}). With
+    ``fit_intercept`` the variable is ``(d + 1, 1)`` and its last row is the unpenalised
+    intercept ``b`` (not centred away: the loss is not quadratic). The Lipschitz constant
+    is the true bound ``||S^{1/2} [X, 1]||^2 / (4 S)`` (the sigmoid's curvature is at most
+    1/4), which proximal gradient needs for its step ``1 / L``.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        ``(n, d)`` dense or sparse CSR design.
+    y : torch.Tensor
+        ``(n,)`` labels in {0, 1}.
+    sample_weight : torch.Tensor or None
+        ``(n,)`` non-negative weights.
+    fit_intercept : bool
+        Whether the last row of the variable is an unpenalised intercept.
+    """
+
+    def __init__(self, X, y, sample_weight=None, fit_intercept=True):
+        self.design = LinearDesign(X)
+        self.sample_weight, self.weight_sum = _weights(X, sample_weight)
+        self.fit_intercept, self.n_features = fit_intercept, X.shape[1]
+        self.n_unpenalised = int(fit_intercept)
+        self.sign = 2.0 * y.reshape(-1).to(X.dtype) - 1.0  # labels in {-1, +1}
+        self.scaled_weight = self.sample_weight / self.weight_sum
+
+    def init_params(self):
+        return torch.zeros(self.n_features + self.n_unpenalised, 1,
+                           dtype=self.sign.dtype, device=self.sign.device)
+
+    def _forward(self, V):  # [X, 1] V, V of shape (d [+ 1], m)
+        if not self.fit_intercept:
+            return self.design.matvec(V)
+        return self.design.matvec(V[:-1]) + V[-1:]
+
+    def _backward(self, U):  # [X, 1]^T U, U of shape (n, m)
+        out = self.design.rmatvec(U)
+        return torch.cat([out, U.sum(0, keepdim=True)]) if self.fit_intercept else out
+
+    def value(self, w):
+        m = self.sign * self._forward(w)[:, 0]
+        return (self.scaled_weight * torch.nn.functional.softplus(-m)).sum()
+
+    def grad(self, w):
+        m = self.sign * self._forward(w)[:, 0]
+        dz = -self.scaled_weight * self.sign * torch.sigmoid(-m)
+        return self._backward(dz[:, None])
+
+    def hvp(self, w, V):
+        """``[X, 1]^T diag(s_i p_i (1 - p_i) / S) [X, 1] V`` at ``w``."""
+        p = torch.sigmoid(self._forward(w)[:, 0])
+        curv = self.scaled_weight * p * (1.0 - p)
+        if V.dim() == 1:
+            return self._backward((curv * self._forward(V[:, None])[:, 0])[:, None])[:, 0]
+        return self._backward(curv[:, None] * self._forward(V))
+
+    @cached_property
+    def _lipschitz(self):
+        def matvec(v):
+            return self._backward(self.scaled_weight[:, None] * self._forward(v[:, None]))[:, 0]
+
+        return 0.25 * power_iteration(matvec, self.init_params()[:, 0], _POWER_ITER)
+
+    def lipschitz(self) -> float:
+        """``lambda_max([X, 1]^T S [X, 1] / S) / 4``: a global bound on the Hessian."""
+        return self._lipschitz
+
+    def intercept(self, w):
+        """The intercept row (0 without intercept), shape ``(1,)``."""
+        return w[-1] if self.fit_intercept else w.new_zeros(1)
+
+    def decision_function(self, X, w):
+        """``X coef + b`` for a new design ``X``."""
+        coef = w[:self.n_features]
+        return LinearDesign(X).matvec(coef)[:, 0] + self.intercept(w)[0]

@@ -1,0 +1,157 @@
+"""Composite inner problems ``min_w f(w) + g(w, theta)``: a smooth datafit plus a penalty.
+
+The proximal solvers (:mod:`skbilevel.engine.solvers._proximal`) and the hypergradient
+methods built on them (forward / reverse mode, implicit differentiation on the support) see
+only the methods below: the smooth part (value, gradient, Hessian products, Lipschitz
+constant), the penalty's ``prox`` and its derivatives, and the ``support``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._base import InnerProblem
+from ._datafits import LogisticDatafit, QuadraticDatafit
+
+
+class ProximalProblem(InnerProblem):
+    """``w*(theta) = argmin_w f(w) + g(w_pen, theta)``: datafit ``f``, penalty ``g``.
+
+    ``w_pen`` are the first ``n_features`` rows of the variable; the rows after them (a
+    logistic intercept) are unpenalised, so the prox leaves them unchanged and they always
+    belong to the support. The quadratic datafit eliminates its intercept by centring
+    instead, so all its rows are penalised.
+
+    Parameters
+    ----------
+    datafit : QuadraticDatafit or LogisticDatafit
+        The smooth part (independent of ``theta``).
+    penalty : L1, WeightedL1, ElasticNet or L2
+        The proximable part; its ``theta`` is this problem's.
+
+    Examples
+    --------
+    ``ProximalProblem.least_squares(X, y, L1())`` is scikit-learn's ``Lasso`` objective at
+    ``alpha = exp(theta[0])``; ``ProximalProblem.logistic(X, y, L2())`` is
+    ``LogisticRegression(C)`` at ``exp(theta[0]) = 1 / (C S)``.
+    """
+
+    def __init__(self, datafit, penalty):
+        self.datafit, self.penalty = datafit, penalty
+        self.n_hyper = penalty.n_hyper
+        self.n_features = datafit.n_features
+        self.fit_intercept = datafit.fit_intercept
+
+    @classmethod
+    def least_squares(cls, X, y, penalty, sample_weight=None, fit_intercept=True):
+        """``QuadraticDatafit(X, y, sample_weight, fit_intercept)`` plus ``penalty``."""
+        return cls(QuadraticDatafit(X, y, sample_weight, fit_intercept), penalty)
+
+    @classmethod
+    def logistic(cls, X, y, penalty, sample_weight=None, fit_intercept=True):
+        """``LogisticDatafit(X, y, sample_weight, fit_intercept)`` plus ``penalty``."""
+        return cls(LogisticDatafit(X, y, sample_weight, fit_intercept), penalty)
+
+    # -- what the held-out criteria read (training means of a centred datafit) ------------
+    @property
+    def x_mean(self):
+        return getattr(self.datafit, "x_mean", None)
+
+    @property
+    def y_mean(self):
+        return getattr(self.datafit, "y_mean", None)
+
+    # -- smooth part -------------------------------------------------------------------
+    def init_params(self):
+        return self.datafit.init_params()
+
+    def smooth_value(self, w, theta=None):
+        return self.datafit.value(w)
+
+    def smooth_grad(self, w, theta=None):
+        return self.datafit.grad(w)
+
+    def smooth_hvp(self, w, theta, V):
+        """``grad^2 f(w) V`` for ``V`` of shape ``(rows, m)`` (or ``(rows,)``)."""
+        return self.datafit.hvp(w, V)
+
+    def lipschitz(self, theta=None) -> float:
+        """Lipschitz constant of ``grad f`` (the penalty is handled by the prox)."""
+        return self.datafit.lipschitz()
+
+    # -- penalty -------------------------------------------------------------------------
+    def _split(self, w):
+        d = self.n_features
+        return w[:d], w[d:]
+
+    def penalty_value(self, w, theta):
+        return self.penalty.value(self._split(w)[0], theta)
+
+    def prox(self, z, step, theta):
+        """``prox_{step g}(z)``; the unpenalised rows pass through."""
+        z_pen, z_free = self._split(z)
+        out = self.penalty.prox(z_pen, step, theta)
+        return out if z_free.shape[0] == 0 else torch.cat([out, z_free])
+
+    def prox_jacobian(self, z, step, theta):
+        """``(d prox / d z, d prox / d theta)``: a tensor shaped like ``z`` (the diagonal)
+        and a ``(z.numel(), n_hyper)`` matrix, at the same ``z``."""
+        z_pen, z_free = self._split(z)
+        diag, d_theta = self.penalty.prox_jacobian(z_pen, step, theta)
+        if z_free.shape[0] == 0:
+            return diag, d_theta
+        return (torch.cat([diag, torch.ones_like(z_free)]),
+                torch.cat([d_theta, d_theta.new_zeros(z_free.numel(), d_theta.shape[1])]))
+
+    def penalty_hessian_diag(self, w, theta):
+        """Diagonal Hessian of the penalty on its support (0 on unpenalised rows)."""
+        w_pen, w_free = self._split(w)
+        diag = self.penalty.hessian_diag(w_pen, theta)
+        return diag if w_free.shape[0] == 0 else torch.cat([diag, torch.zeros_like(w_free)])
+
+    def penalty_cross_jacobian(self, w, theta):
+        """``d grad_w g(w, theta) / d theta`` on the support, ``(w.numel(), n_hyper)``."""
+        w_pen, w_free = self._split(w)
+        cross = self.penalty.cross_jacobian(w_pen, theta)
+        return cross if w_free.shape[0] == 0 else \
+            torch.cat([cross, cross.new_zeros(w_free.numel(), cross.shape[1])])
+
+    def support(self, w):
+        """Boolean mask (shape of ``w``) of the coordinates that move with ``theta``."""
+        w_pen, w_free = self._split(w)
+        mask = self.penalty.support(w_pen)
+        return mask if w_free.shape[0] == 0 else \
+            torch.cat([mask, torch.ones_like(w_free, dtype=torch.bool)])
+
+    # -- whole problem -----------------------------------------------------------------
+    def objective(self, w, theta):
+        return self.smooth_value(w) + self.penalty_value(w, theta)
+
+    def grad(self, w, theta):
+        """The smooth part's gradient (the whole objective is not differentiable)."""
+        return self.smooth_grad(w)
+
+    def hvp(self, w, theta, v):
+        return self.smooth_hvp(w, theta, v)
+
+    def optimality_residual(self, w, theta) -> float:
+        """``||w - prox_{s g}(w - s grad f(w))|| / s`` at ``s = 1 / L``.
+
+        The gradient mapping: zero exactly at a solution, and in the units of a gradient
+        (it equals ``||grad f(w)||`` for a smooth problem), so tolerances are comparable
+        across penalties and step sizes.
+        """
+        s = 1.0 / self.lipschitz(theta)
+        w_plus = self.prox(w - s * self.smooth_grad(w), s, theta)
+        return float(torch.linalg.vector_norm((w - w_plus).detach())) / s
+
+    def residual_norm(self, w, theta) -> float:
+        return self.optimality_residual(w, theta)
+
+    def coef(self, w):
+        """The penalised coefficients (the variable without an intercept row)."""
+        return self._split(w)[0]
+
+    def intercept(self, w):
+        """The intercept that goes with ``w`` (0 without one), shape ``(k,)``."""
+        return self.datafit.intercept(w)

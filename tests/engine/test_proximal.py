@@ -1,0 +1,223 @@
+"""Proximal inner problems (datafit x penalty) and the ISTA / FISTA solvers (issue 4)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.linear_model import ElasticNet as SkElasticNet
+from sklearn.linear_model import Lasso, LogisticRegression
+
+from skbilevel.engine.inner import (L1, L2, ElasticNet, LogisticDatafit, ProximalProblem,
+                                    QuadraticDatafit, WeightedL1)
+from skbilevel.engine.solvers import FISTA, ProximalGradient
+from skbilevel.utils._tensor import to_tensor
+
+F64 = torch.float64
+
+
+def T(a):
+    return torch.as_tensor(np.asarray(a), dtype=F64)
+
+
+def oscillating(k):
+    return 1.0 + 0.9 * np.sin(k)
+
+
+SOLVERS = {
+    "ista-constant": lambda **kw: ProximalGradient(**kw),
+    "ista-oscillating": lambda **kw: ProximalGradient(step=oscillating, **kw),
+    "ista-backtracking": lambda **kw: ProximalGradient(step="backtracking", **kw),
+    "fista": lambda **kw: FISTA(**kw),
+    "fista-function-restart": lambda **kw: FISTA(restart="function", **kw),
+    "fista-gradient-restart": lambda **kw: FISTA(restart="gradient", **kw),
+}
+
+
+def _regression(seed, n=100, d=20):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    coef = np.zeros(d)
+    coef[:5] = rng.uniform(1, 3, 5) * rng.choice([-1, 1], 5)
+    y = X @ coef + 2.0 + rng.standard_normal(n)
+    return X, y, rng.uniform(0.5, 2.0, n)
+
+
+def _classification(seed, n=120, d=15):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    coef = rng.standard_normal(d)
+    y = (X @ coef + 0.5 + rng.standard_normal(n) > 0).astype(float)
+    return X, y, rng.uniform(0.5, 2.0, n)
+
+
+# -- penalties ---------------------------------------------------------------------------
+def _penalty_cases(d):
+    rng = np.random.default_rng(0)
+    return {"l1": (L1(), T([np.log(0.3)])),
+            "weighted_l1": (WeightedL1(d), T(np.log(rng.uniform(0.1, 0.6, d)))),
+            "elastic_net": (ElasticNet(), T([np.log(0.4), 0.7])),
+            "l2": (L2(), T([np.log(0.8)])),
+            "l2_per_feature": (L2(d), T(np.log(rng.uniform(0.2, 2.0, d))))}
+
+
+def _closed_form(name, z, s, theta):
+    th = theta.numpy()
+    if name in ("l1", "weighted_l1"):
+        tau = s * np.exp(th) if name == "weighted_l1" else s * np.exp(th[0])
+        return np.sign(z) * np.maximum(np.abs(z) - tau, 0)
+    if name == "elastic_net":
+        alpha, rho = np.exp(th[0]), 1 / (1 + np.exp(-th[1]))
+        return np.sign(z) * np.maximum(np.abs(z) - s * alpha * rho, 0) / (1 + s * alpha * (1 - rho))
+    lam = np.exp(th) if name == "l2_per_feature" else np.exp(th[0])
+    return z / (1 + s * lam)
+
+
+@pytest.mark.parametrize("name", list(_penalty_cases(8)))
+def test_prox_closed_forms_and_derivatives(name):
+    d, s = 8, 0.7
+    penalty, theta = _penalty_cases(d)[name]
+    z = T(np.linspace(-1.3, 1.25, d))[:, None]  # no entry at a kink of the threshold
+    p = penalty.prox(z, s, theta)
+    np.testing.assert_allclose(p.numpy()[:, 0], _closed_form(name, z.numpy()[:, 0], s, theta),
+                               rtol=1e-14, atol=1e-15)
+    # the prox is the minimiser: (z - p) / s is the penalty's gradient on the support and
+    # within the subdifferential [-tau, tau] / s off it
+    support = penalty.support(p)
+    w = p.detach().requires_grad_(True)
+    (grad_pen,) = torch.autograd.grad(penalty.value(w, theta), w)
+    np.testing.assert_allclose(((z - p) / s)[support].numpy(), grad_pen[support].numpy(),
+                               rtol=1e-12, atol=1e-14)
+    if not support.all():
+        strength = torch.exp(theta).reshape(-1, 1) if name == "weighted_l1" else \
+            torch.exp(theta[0]) * (torch.sigmoid(theta[1]) if name == "elastic_net" else 1)
+        bound = (strength * torch.ones_like(z))[~support]
+        assert bool((z[~support].abs() <= s * bound + 1e-15).all())  # |z| <= tau
+    # d prox / d z (diagonal) and d prox / d theta against autograd
+    diag, d_theta = penalty.prox_jacobian(z, s, theta)
+    Jz = torch.autograd.functional.jacobian(lambda zz: penalty.prox(zz, s, theta), z)
+    np.testing.assert_allclose(torch.diagonal(Jz.reshape(d, d)).numpy(), diag.numpy()[:, 0],
+                               atol=1e-14)
+    Jt = torch.autograd.functional.jacobian(lambda th: penalty.prox(z, s, th), theta)
+    np.testing.assert_allclose(d_theta.numpy(), Jt.reshape(d, -1).numpy(), atol=1e-14)
+    # on the support: the penalty's Hessian diagonal and d grad / d theta, against autograd
+    H = torch.autograd.functional.hessian(lambda ww: penalty.value(ww, theta), w.detach())
+    np.testing.assert_allclose(torch.diagonal(H.reshape(d, d)).numpy()[support.numpy()[:, 0]],
+                               penalty.hessian_diag(w.detach(), theta)[support].numpy(),
+                               atol=1e-14)
+    cross = torch.autograd.functional.jacobian(
+        lambda th: torch.autograd.grad(penalty.value(w, th), w, create_graph=True)[0], theta)
+    np.testing.assert_allclose(penalty.cross_jacobian(w.detach(), theta).numpy(),
+                               cross.reshape(d, -1).numpy(), atol=1e-14)
+
+
+# -- solutions against scikit-learn ------------------------------------------------------
+@pytest.mark.parametrize("solver", list(SOLVERS))
+@pytest.mark.parametrize("fit_intercept", [True, False], ids=["icpt", "noicpt"])
+def test_lasso_and_elastic_net_equal_sklearn(solver, fit_intercept, global_random_seed):
+    X, y, sw = _regression(global_random_seed)
+    make = SOLVERS[solver]
+    lasso = ProximalProblem.least_squares(T(X), T(y), L1(), T(sw), fit_intercept)
+    sol = make(tol=1e-12, max_iter=20000).solve(lasso, T([np.log(0.1)]))
+    # scikit-learn rescales sample_weight to sum to n: the same 1/(2S) sum s_i r_i^2
+    ref = Lasso(alpha=0.1, fit_intercept=fit_intercept, tol=1e-14, max_iter=100000)
+    ref.fit(X, y, sample_weight=sw)
+    assert sol.converged and sol.residual <= 1e-12
+    np.testing.assert_allclose(sol.w.numpy()[:, 0], ref.coef_, atol=1e-8)
+    np.testing.assert_allclose(float(lasso.intercept(sol.w)[0]),
+                               ref.intercept_ if fit_intercept else 0.0, atol=1e-8)
+    enet = ProximalProblem.least_squares(T(X), T(y), ElasticNet(), None, fit_intercept)
+    sol = make(tol=1e-12, max_iter=20000).solve(enet, T([np.log(0.2), np.log(0.3 / 0.7)]))
+    ref = SkElasticNet(alpha=0.2, l1_ratio=0.3, fit_intercept=fit_intercept, tol=1e-14,
+                       max_iter=100000).fit(X, y)
+    np.testing.assert_allclose(sol.w.numpy()[:, 0], ref.coef_, atol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["ista-constant", "ista-backtracking", "fista",
+                                    "fista-gradient-restart"])
+@pytest.mark.parametrize("fit_intercept", [True, False], ids=["icpt", "noicpt"])
+def test_l2_logistic_equals_sklearn(solver, fit_intercept, global_random_seed):
+    """``LogisticRegression(C)`` minimises ``1/2 ||w||^2 + C sum_i s_i loss_i``; divided by
+    ``C S`` that is the mean weighted loss plus ``lambda / 2 ||w||^2``, ``lambda = 1/(C S)``."""
+    X, y, sw = _classification(global_random_seed)
+    C = 0.3
+    problem = ProximalProblem.logistic(T(X), T(y), L2(), T(sw), fit_intercept)
+    sol = SOLVERS[solver](tol=1e-12, max_iter=50000).solve(problem,
+                                                          T([-np.log(C * sw.sum())]))
+    ref = LogisticRegression(C=C, fit_intercept=fit_intercept, solver="newton-cg", tol=1e-14,
+                             max_iter=1000).fit(X, y, sample_weight=sw)
+    assert sol.converged
+    np.testing.assert_allclose(problem.coef(sol.w).numpy()[:, 0], ref.coef_[0], atol=1e-9)
+    np.testing.assert_allclose(float(problem.intercept(sol.w)[0]),
+                               ref.intercept_[0] if fit_intercept else 0.0, atol=1e-9)
+
+
+def test_sparse_design_gives_the_dense_solution():
+    X, y, sw = _regression(3)
+    X[np.abs(X) < 0.8] = 0.0
+    theta = T([np.log(0.05)])
+    Xs = to_tensor(sp.csr_matrix(X), F64, torch.device("cpu"))
+    for make in (ProximalProblem.least_squares, ProximalProblem.logistic):
+        target = y if make is ProximalProblem.least_squares else (y > 2).astype(float)
+        dense = make(T(X), T(target), L1(), T(sw))
+        sparse = make(Xs, T(target), L1(), T(sw))
+        assert abs(dense.lipschitz() - sparse.lipschitz()) <= 1e-10 * dense.lipschitz()
+        a = FISTA(tol=1e-12).solve(dense, theta)
+        b = FISTA(tol=1e-12).solve(sparse, theta)
+        np.testing.assert_allclose(a.w.numpy(), b.w.numpy(), atol=1e-10)
+
+
+# -- the problem's invariants ------------------------------------------------------------
+def test_lipschitz_residual_support_and_logistic_intercept():
+    X, y, sw = _regression(0)
+    problem = ProximalProblem(QuadraticDatafit(T(X), T(y), T(sw)), L1())
+    Xc = X - sw @ X / sw.sum()
+    H = (Xc * sw[:, None]).T @ Xc / sw.sum()
+    np.testing.assert_allclose(problem.lipschitz(), np.linalg.eigvalsh(H)[-1], rtol=1e-10)
+    theta = T([np.log(0.3)])
+    sol = FISTA(tol=1e-12).solve(problem, theta)
+    assert problem.optimality_residual(sol.w, theta) <= 1e-12
+    assert problem.optimality_residual(sol.w * 1.01, theta) > 1e-4
+    np.testing.assert_array_equal(problem.support(sol.w).numpy(), sol.w.numpy() != 0)
+    # logistic: the intercept row is unpenalised (never thresholded, always in the support)
+    Xl, yl, _ = _classification(0)
+    logistic = ProximalProblem(LogisticDatafit(T(Xl), T(yl)), L1())
+    theta = T([np.log(5.0)])  # so large that every coefficient is 0
+    w = FISTA(tol=1e-12).solve(logistic, theta).w
+    assert w.shape == (Xl.shape[1] + 1, 1) and float(w[:-1].abs().max()) == 0.0
+    np.testing.assert_allclose(float(w[-1, 0]), np.log(yl.mean() / (1 - yl.mean())),
+                               atol=1e-10)
+    assert logistic.support(w).numpy()[:, 0].tolist() == [False] * Xl.shape[1] + [True]
+    z = T(np.ones((Xl.shape[1] + 1, 1)))
+    assert float(logistic.prox(z, 1.0, theta)[-1, 0]) == 1.0
+
+
+@pytest.mark.parametrize("solver", ["ista-backtracking", "fista-function-restart"])
+def test_update_api_reproduces_solve_and_records(solver):
+    X, y, _ = _regression(1)
+    problem = ProximalProblem.least_squares(T(X), T(y), ElasticNet())
+    theta = T([np.log(0.1), 0.0])
+    algo = SOLVERS[solver](tol=1e-11, max_iter=5000, record=True)
+    sol = algo.solve(problem, theta)
+    assert sol.converged and len(sol.history) == sol.n_iter
+    w = problem.init_params()
+    state = algo.init_state(problem, w, theta)
+    for rec in sol.history:
+        w, _, state, _ = algo.update(problem, w, theta, state)
+        assert torch.equal(w, rec["w"]) and state.step == rec["step"]
+    assert state.k == sol.n_iter
+    # warm start at the solution: converged after one step
+    again = algo.solve(problem, theta, sol.w)
+    assert again.n_iter == 1 and again.converged
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="step"):
+        ProximalGradient(step="armijo")
+    with pytest.raises(ValueError, match="restart"):
+        FISTA(restart="adaptive")
+    with pytest.raises(ValueError, match="momentum"):
+        ProximalGradient(restart="function")
+    with pytest.raises(ValueError, match="max_iter"):
+        FISTA(max_iter=0)
+    with pytest.raises(TypeError, match="prox"):
+        ProximalGradient().solve(object(), T([0.0]))
