@@ -17,62 +17,7 @@ import torch
 from ..solvers._smoothness import power_iteration
 from ._base import InnerProblem
 from ._design import LinearDesign
-
-
-def soft_threshold(z, tau):
-    """``sign(z) max(|z| - tau, 0)``, written so that autograd sees both arguments."""
-    return torch.sign(z) * torch.clamp(z.abs() - tau, min=0.0)
-
-
-class L1:
-    """``alpha ||w||_1`` with ``alpha = exp(theta[0])`` (``Lasso(alpha)``)."""
-
-    n_hyper = 1
-
-    def value(self, w, theta):
-        return torch.exp(theta[0]) * w.abs().sum()
-
-    def prox(self, z, step, theta):
-        return soft_threshold(z, step * torch.exp(theta[0]))
-
-
-class WeightedL1:
-    """``sum_j exp(theta_j) |w_j|``: one Lasso penalty per feature."""
-
-    def __init__(self, n_features):
-        self.n_hyper = n_features
-
-    @staticmethod
-    def _weights(theta, like):  # one weight per row of w, whatever its trailing shape
-        return torch.exp(theta).reshape(-1, *([1] * (like.dim() - 1)))
-
-    def value(self, w, theta):
-        return (self._weights(theta, w) * w.abs()).sum()
-
-    def prox(self, z, step, theta):
-        return soft_threshold(z, step * self._weights(theta, z))
-
-
-class ElasticNet:
-    """``alpha rho ||w||_1 + alpha (1 - rho) / 2 ||w||^2``, ``theta = [log alpha, logit rho]``.
-
-    scikit-learn's ``ElasticNet(alpha, l1_ratio=rho)`` penalty; the logit keeps ``rho`` in
-    (0, 1) for an unconstrained outer optimizer.
-    """
-
-    n_hyper = 2
-
-    @staticmethod
-    def split(theta):
-        return torch.exp(theta[0]), torch.sigmoid(theta[1])
-
-    def value(self, w, theta):
-        alpha, rho = self.split(theta)
-        return alpha * rho * w.abs().sum() + 0.5 * alpha * (1 - rho) * (w ** 2).sum()
-
-    def prox(self, z, step, theta):
-        alpha, rho = self.split(theta)
-        return soft_threshold(z, step * alpha * rho) / (1 + step * alpha * (1 - rho))
+from ._penalties import L1, ElasticNet, WeightedL1, soft_threshold  # noqa: F401
 
 
 class LassoProblem(InnerProblem):
@@ -85,7 +30,7 @@ class LassoProblem(InnerProblem):
     y : torch.Tensor
         ``(n, 1)`` targets (2-D like :class:`RidgeProblem`'s, so that the held-out criteria
         of the engine apply; the variable ``w`` is ``(d, 1)``).
-    penalty : L1, WeightedL1 or ElasticNet
+    penalty : L1, WeightedL1, ElasticNet or L2
         The non-smooth part and its ``prox``.
     sample_weight : torch.Tensor or None
         ``(n,)`` non-negative weights.
