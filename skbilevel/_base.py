@@ -15,13 +15,14 @@ from sklearn.model_selection import check_cv, train_test_split
 from sklearn.utils import check_random_state
 
 
-def make_splits(cv, X, y, rows=None):
+def make_splits(cv, X, y, rows=None, classifier=False):
     """Materialise ``cv`` into a list of ``(train, validation)`` positions into ``X[rows]``.
 
     Raises a ValueError naming ``cv`` when there are fewer samples than folds, rather than
     the splitter's less direct message. ``rows`` are the samples left after an
     early-stopping holdout (None: all). A splitter is applied to them; an explicit list of
     splits indexes all samples, so it is mapped onto ``rows`` with held-out samples dropped.
+    ``classifier=True`` stratifies an integer ``cv`` by ``y`` (``StratifiedKFold``).
     """
     rows = np.arange(X.shape[0]) if rows is None else rows
     if _is_split_list(cv):
@@ -31,7 +32,7 @@ def make_splits(cv, X, y, rows=None):
     if len(rows) != X.shape[0]:  # no copy when nothing is held out
         X, y = X[rows], y[rows]
     n_samples = len(rows)
-    splitter = check_cv(cv, y, classifier=False)
+    splitter = check_cv(cv, y, classifier=classifier)
     # Repeated splitters need n_splits samples, not n_splits * n_repeats.
     n_splits = getattr(splitter, "cvargs", {}).get("n_splits") or splitter.get_n_splits(X, y)
     if n_samples < n_splits:
@@ -60,14 +61,18 @@ def holdout_split(n_samples, fraction, random_state):
 def history_to_arrays(history, theta_to_user):
     """Turn the engine's per-evaluation records into a dict of numpy arrays.
 
-    ``theta_to_user`` maps one unconstrained ``theta`` to the user's hyperparameters
-    (e.g. ``alpha``); its result is stacked under the key ``"alpha"``.
+    ``theta_to_user`` maps one unconstrained ``theta`` to the user's hyperparameters: a
+    value stacked under the key ``"alpha"``, or a dict of them stacked under its keys.
     """
     if not history:
         return {}
     out = {key: np.array([rec.get(key, np.nan) for rec in history])
            for key in history[0] if key != "theta"}
-    out["alpha"] = np.array([theta_to_user(rec["theta"]) for rec in history])
+    user = [theta_to_user(rec["theta"]) for rec in history]
+    if isinstance(user[0], dict):
+        out.update({key: np.array([u[key] for u in user]) for key in user[0]})
+    else:
+        out["alpha"] = np.array(user)
     out["theta"] = np.array([rec["theta"] for rec in history])
     return out
 

@@ -1,129 +1,68 @@
-"""``BilevelLassoCV``: the Lasso penalty chosen by cross-validation hypergradients."""
+"""``BilevelLassoCV`` and ``BilevelElasticNetCV``: L1-type penalties tuned by CV hypergradients."""
 
 from __future__ import annotations
 
-from numbers import Integral, Real
-
 import numpy as np
-import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import RegressorMixin
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import history_to_arrays, make_splits, warn_if_not_converged
-from .engine import Fold, minimize_hyperparams
-from .engine.hypergrad import ForwardMode, ImplicitSupport, ReverseMode
-from .engine.inner import L1, LassoProblem, WeightedL1
-from .engine.outer import HeldOutMSE, make_optimizer
-from .engine.solvers import FISTA, ProximalGradient
-from .utils._sklearn_compat import (Interval, StrOptions, _check_sample_weight, _fit_context,
-                                    validate_data)
-from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
+from ._proximal_cv import BaseProximalCV
+from .engine.inner import L1, ElasticNet, ProximalProblem, WeightedL1
+from .engine.outer import HeldOutMSE
+from .utils._sklearn_compat import _check_sample_weight, _fit_context, validate_data
+from .utils._tensor import to_numpy
 
-_METHODS = {"implicit": ImplicitSupport, "forward": ForwardMode, "reverse": ReverseMode}
-_SOLVERS = {"fista": FISTA, "ista": ProximalGradient}
-_GRID = np.logspace(0, -4, 9)  # the safety grid, in units of alpha_max
+# Safety grid, in units of alpha_max (LassoCV's range). The CV error of the Lasso is only
+# piecewise smooth, with local minima at support changes, so the start must already be
+# near the best basin: 25 values-only points (a warm-started path, cheap) do that.
+_ALPHA_GRID = np.logspace(0, -3, 25)
+_ENET_ALPHA_GRID = np.logspace(0, -3, 13)
+_L1_RATIO_GRID = (0.5, 0.1, 0.9, 0.99)
+_ALPHA_FLOOR = 1e-6  # lower bound of alpha, in units of alpha_max
 
-
-class BilevelLassoCV(RegressorMixin, BaseEstimator):
-    """Lasso whose penalty minimises the K-fold CV error, by hypergradients.
-
-    A ``LassoCV`` look-alike without a path of alphas: ``log(alpha)`` follows the gradient of
-    the cross-validated MSE, obtained by differentiating the proximal solver (FISTA or
-    ISTA): implicitly on the support of the solution, or by forward / reverse automatic
-    differentiation of its iterations. With ``alpha_per_feature=True`` every feature gets its
-    own penalty (a weighted Lasso), which no grid can tune. The objective is scikit-learn's,
-    ``1/(2 n) ||y - X w - b||^2 + alpha ||w||_1``, and the model is refitted on all the data.
-
-    Parameters
-    ----------
-    alpha_per_feature : bool, default=False
-        One penalty per feature (weighted Lasso), started from the best shared one.
-    cv : int, cross-validation generator or iterable, default=5
+_COMMON_PARAMS = """cv : int, cross-validation generator or iterable, default=5
         Folds, as in ``LassoCV``.
     fit_intercept : bool, default=True
         Whether to fit an unpenalised intercept.
     hypergradient : {"implicit", "forward", "reverse"}, default="implicit"
-        How the hypergradient is obtained: implicit differentiation on the support (exact
-        at the solution, cost independent of the number of penalties), forward mode
-        (Jacobian of the iterates, for few penalties) or reverse mode (backpropagation
-        through the iterations).
-    solver : {"fista", "ista"}, default="fista"
-        Inner proximal solver.
+        How the hypergradient is obtained: implicit differentiation on the support of the
+        solution (exact at convergence, cost independent of the number of penalties),
+        forward mode (the Jacobian of the iterates propagated with them; cheap for a few
+        penalties) or reverse mode (backpropagation through the iterations; memory grows
+        with the iterations). The unrolled modes differentiate FISTA / ISTA.
+    solver : {"auto", "cd", "fista", "ista"}, default="auto"
+        Inner solver. "auto": coordinate descent (scikit-learn's) for a dense design with
+        implicit differentiation, FISTA otherwise (sparse design, unrolled modes).
     step : "constant", "backtracking" or callable, default="constant"
-        Step-size rule of the inner solver (see :class:`~skbilevel.engine.solvers.FISTA`).
+        Step-size rule of FISTA / ISTA: ``1 / L``, a backtracking search, or a schedule
+        ``k -> c_k`` giving the step ``c_k / L`` (see :class:`~skbilevel.engine.solvers.FISTA`).
     max_iter : int, default=100
-        Outer iterations (L-BFGS-B on ``log(alpha)``).
+        Outer iterations (L-BFGS-B on the log-scale hyperparameters).
     tol : float, default=1e-5
-        Outer tolerance, relative to the CV error.
+        Outer tolerance on the projected gradient.
     inner_max_iter : int, default=10000
-        Inner iterations per solve.
-    inner_tol : float, default=1e-9
-        Inner tolerance on the gradient mapping, relative to ``alpha_max``.
+        Iterations (coordinate sweeps) per inner solve.
+    inner_tol : float, default=1e-8
+        Inner tolerance relative to ``alpha_max``: on the gradient mapping for FISTA / ISTA,
+        ``inner_tol / 100`` on the relative duality gap for coordinate descent. The final
+        refit is solved 1000 times tighter.
     device : str, default="cpu"
-        Torch device of the computation.
+        Torch device of the computation ("cuda" for a GPU).
     dtype : {"float64", "float32"}, default="float64"
         Precision of the computation.
     n_jobs : int, default=None
-        Folds evaluated in parallel through joblib.
+        Folds solved in parallel through joblib.
     verbose : int, default=0
-        Progress of the outer loop.
+        Progress of the outer loop."""
 
-    Attributes
-    ----------
-    alpha_ : float or ndarray of shape (n_features,)
-        Selected penalty (one per feature with ``alpha_per_feature``).
-    coef_ : ndarray of shape (n_features,)
-        Coefficients of the Lasso refitted at ``alpha_``.
-    intercept_ : float
-        Intercept.
-    best_score_ : float
-        Negative CV MSE at ``alpha_``.
-    n_iter_ : int
-        Outer iterations.
-    history_ : dict of ndarray
-        Per CV evaluation: phase, objective, alpha, gradient norm, time, inner iterations.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of the features, when ``X`` has string column names.
 
-    See Also
-    --------
-    sklearn.linear_model.LassoCV : The same model, tuned over a path of alphas.
+class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
+    """Least-squares datafit, validation by the held-out MSE, refit on all the data."""
 
-    Examples
-    --------
-    >>> from sklearn.datasets import load_diabetes
-    >>> from skbilevel import BilevelLassoCV
-    >>> X, y = load_diabetes(return_X_y=True)
-    >>> reg = BilevelLassoCV().fit(X, y)
-    >>> bool(reg.alpha_ > 0)
-    True
-    """
-
-    _parameter_constraints: dict = {
-        "alpha_per_feature": ["boolean"],
-        "cv": ["cv_object"],
-        "fit_intercept": ["boolean"],
-        "hypergradient": [StrOptions(set(_METHODS))],
-        "solver": [StrOptions(set(_SOLVERS))],
-        "step": [StrOptions({"constant", "backtracking"}), callable],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "inner_max_iter": [Interval(Integral, 1, None, closed="left")],
-        "inner_tol": [Interval(Real, 0, None, closed="left")],
-        "device": [str],
-        "dtype": [StrOptions({"float64", "float32"})],
-        "n_jobs": [Integral, None],
-        "verbose": ["verbose"],
-    }
-
-    def __init__(self, *, alpha_per_feature=False, cv=5, fit_intercept=True,
-                 hypergradient="implicit", solver="fista", step="constant", max_iter=100,
-                 tol=1e-5, inner_max_iter=10000, inner_tol=1e-9, device="cpu",
-                 dtype="float64", n_jobs=None, verbose=0):
-        self.alpha_per_feature = alpha_per_feature
+    def __init__(self, *, cv=5, fit_intercept=True, hypergradient="implicit", solver="auto",
+                 step="constant", max_iter=100, tol=1e-5, inner_max_iter=10000,
+                 inner_tol=1e-8, device="cpu", dtype="float64", n_jobs=None, verbose=0):
         self.cv = cv
         self.fit_intercept = fit_intercept
         self.hypergradient = hypergradient
@@ -138,14 +77,21 @@ class BilevelLassoCV(RegressorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
+    def _problem(self, X, y, sample_weight, penalty):
+        return ProximalProblem.least_squares(X, y[:, None], penalty, sample_weight,
+                                             self.fit_intercept)
+
+    def _criterion(self, problem, X, y, sample_weight):
+        return HeldOutMSE.for_problem(problem, X, y[:, None], sample_weight)
+
+    @staticmethod
+    def _alpha_max(problem, l1_ratio=1.0):
+        """The smallest ``alpha`` whose solution is 0 (the top of ``LassoCV``'s path)."""
+        return float(problem.datafit.xty.abs().max()) / l1_ratio or 1.0
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
-        """Tune ``alpha`` by cross-validated hypergradients, then refit on all the data.
+        """Tune the penalty by cross-validated hypergradients, then refit on all the data.
 
         Parameters
         ----------
@@ -165,54 +111,15 @@ class BilevelLassoCV(RegressorMixin, BaseEstimator):
                              dtype=[np.float64, np.float32])
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
-        n, d = X.shape
-        device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
-        to_t = lambda a: to_tensor(a, dtype, device)  # noqa: E731
-        Y = y.reshape(n, 1)
-        splits = make_splits(self.cv, X, Y)
-
-        def problem(rows, penalty):
-            return LassoProblem(to_t(X[rows]), to_t(Y[rows]), penalty,
-                                to_t(sample_weight[rows]), self.fit_intercept)
-
-        full = problem(np.arange(n), L1())
-        # alpha_max: the smallest penalty whose solution is 0 (LassoCV's upper end).
-        alpha_max = float(full.xty.abs().max())
-        alpha_max = alpha_max if alpha_max > 0 else 1.0
-        solver = _SOLVERS[self.solver](step=self.step, max_iter=self.inner_max_iter,
-                                       tol=self.inner_tol * alpha_max)
-        bounds = (np.log(alpha_max * 1e-6), np.log(alpha_max))
-        folds = [Fold(p, HeldOutMSE.for_problem(p, to_t(X[va]), to_t(Y[va]),
-                                                to_t(sample_weight[va])))
-                 for p, va in ((problem(tr, L1()), va) for tr, va in splits)]
-        tune = dict(solver=solver, method=_METHODS[self.hypergradient](),
-                    optimizer=make_optimizer("lbfgs", max_iter=self.max_iter, tol=self.tol),
-                    bounds=bounds, n_jobs=self.n_jobs, verbose=self.verbose)
-        grid = torch.as_tensor(np.log(alpha_max * _GRID), dtype=dtype, device=device)[:, None]
-        result = minimize_hyperparams(folds, grid[0], start_grid=grid[1:], **tune)
-        if self.alpha_per_feature:
-            shared = result
-            weighted = [Fold(problem(tr, WeightedL1(d)), f.criterion)
-                        for (tr, _), f in zip(splits, folds)]
-            result = minimize_hyperparams(weighted, shared.theta.expand(d).clone(), **tune)
-            for rec in shared.history:
-                rec["theta"] = np.full(d, rec["theta"][0])
-            result.history[:0] = shared.history
-        warn_if_not_converged(result, type(self).__name__)
-        theta = result.theta
-        alpha = np.exp(to_numpy(theta))
-        self.alpha_ = alpha if self.alpha_per_feature else float(alpha[0])
-        self.best_score_ = -float(result.value)
-        self.n_iter_ = max(1, result.n_iter)
-        self.history_ = history_to_arrays(result.history, lambda t: np.exp(np.asarray(t)))
-        refit = full if not self.alpha_per_feature else problem(np.arange(n), WeightedL1(d))
-        w = solver.solve(refit, theta).w
+        problem, w, theta = self._fit_proximal(X, y.astype(np.float64), sample_weight)
+        self._set_hyperparams(theta)
         self.coef_ = to_numpy(w)[:, 0].astype(X.dtype)
-        self.intercept_ = float(to_numpy(refit.intercept(w))[0]) if self.fit_intercept else 0.0
+        self.intercept_ = float(to_numpy(problem.intercept(w))[0]) \
+            if self.fit_intercept else 0.0
         return self
 
     def predict(self, X):
-        """Predict with the refitted Lasso.
+        """Predict with the refitted model.
 
         Parameters
         ----------
@@ -228,3 +135,159 @@ class BilevelLassoCV(RegressorMixin, BaseEstimator):
         X = validate_data(self, X, accept_sparse="csr", reset=False,
                           dtype=[np.float64, np.float32])
         return safe_sparse_dot(X, self.coef_, dense_output=True) + self.intercept_
+
+
+class BilevelLassoCV(_LinearRegressionCV):
+    __doc__ = """Lasso whose penalty minimises the K-fold CV error, by hypergradients.
+
+    A ``LassoCV`` look-alike without a path of alphas: ``log(alpha)`` follows the gradient of
+    the cross-validated MSE, from the best of 25 points of ``LassoCV``'s range (so the
+    answer is never worse than them). With
+    ``alpha_per_feature=True`` every feature then gets its own penalty (a weighted Lasso),
+    which no grid can tune. The objective is scikit-learn's,
+    ``1/(2 n) ||y - X w - b||^2 + alpha ||w||_1``, and the model is refitted on all the data.
+
+    Parameters
+    ----------
+    alpha_per_feature : bool, default=False
+        One penalty per feature (weighted Lasso), started from the best shared one.
+    {params}
+
+    Attributes
+    ----------
+    alpha_ : float or ndarray of shape (n_features,)
+        Selected penalty (one per feature with ``alpha_per_feature``).
+    coef_ : ndarray of shape (n_features,)
+        Coefficients of the Lasso refitted at ``alpha_``.
+    intercept_ : float
+        Intercept.
+    best_score_ : float
+        Negative CV MSE at ``alpha_``.
+    n_iter_ : int
+        Outer iterations.
+    solver_ : str
+        Inner solver used.
+    history_ : dict of ndarray
+        Per CV evaluation: phase, objective, alpha, gradient norm, time, inner iterations.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of the features, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.linear_model.LassoCV : The same model, tuned over a path of alphas.
+    BilevelElasticNetCV : ``alpha`` and ``l1_ratio`` tuned jointly.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from skbilevel import BilevelLassoCV
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> reg = BilevelLassoCV().fit(X, y)
+    >>> bool(reg.alpha_ > 0)
+    True
+    """.format(params=_COMMON_PARAMS)
+
+    _parameter_constraints: dict = {**BaseProximalCV._parameter_constraints,
+                                    "alpha_per_feature": ["boolean"]}
+    _grid_patience = 4
+
+    def __init__(self, *, alpha_per_feature=False, cv=5, fit_intercept=True,
+                 hypergradient="implicit", solver="auto", step="constant", max_iter=100,
+                 tol=1e-5, inner_max_iter=10000, inner_tol=1e-8, device="cpu",
+                 dtype="float64", n_jobs=None, verbose=0):
+        super().__init__(cv=cv, fit_intercept=fit_intercept, hypergradient=hypergradient,
+                         solver=solver, step=step, max_iter=max_iter, tol=tol,
+                         inner_max_iter=inner_max_iter, inner_tol=inner_tol, device=device,
+                         dtype=dtype, n_jobs=n_jobs, verbose=verbose)
+        self.alpha_per_feature = alpha_per_feature
+
+    def _penalties(self, n_features):
+        return L1(), (WeightedL1(n_features) if self.alpha_per_feature else None)
+
+    def _grid(self, problem):
+        alpha_max = self._alpha_max(problem)
+        candidates = np.log(alpha_max * _ALPHA_GRID)[:, None]
+        return candidates, (np.log(alpha_max * _ALPHA_FLOOR), np.log(alpha_max))
+
+    def _user_params(self, theta):
+        return {"alpha": np.exp(np.asarray(theta))}
+
+    def _set_hyperparams(self, theta):
+        alpha = np.exp(to_numpy(theta))
+        self.alpha_ = alpha if self.alpha_per_feature else float(alpha[0])
+
+
+class BilevelElasticNetCV(_LinearRegressionCV):
+    __doc__ = """Elastic net whose ``alpha`` and ``l1_ratio`` minimise the CV error jointly.
+
+    An ``ElasticNetCV`` look-alike without the grid of ``alphas x l1_ratio``: both
+    hyperparameters are continuous, ``theta = [log alpha, logit l1_ratio]``, and follow the
+    gradient of the cross-validated MSE from the best of 52 points (13 alphas for each of
+    ``l1_ratio`` = 0.1, 0.5, 0.9, 0.99), so the answer is never worse than them. The objective is
+    scikit-learn's, ``1/(2 n) ||y - X w - b||^2 + alpha l1_ratio ||w||_1
+    + alpha (1 - l1_ratio) / 2 ||w||^2``, refitted on all the data.
+
+    Parameters
+    ----------
+    {params}
+
+    Attributes
+    ----------
+    alpha_ : float
+        Selected penalty strength.
+    l1_ratio_ : float
+        Selected mix of L1 and L2 (1 is the Lasso).
+    coef_ : ndarray of shape (n_features,)
+        Coefficients refitted at ``(alpha_, l1_ratio_)``.
+    intercept_ : float
+        Intercept.
+    best_score_ : float
+        Negative CV MSE at the selected point.
+    n_iter_ : int
+        Outer iterations.
+    solver_ : str
+        Inner solver used.
+    history_ : dict of ndarray
+        Per CV evaluation: phase, objective, alpha, l1_ratio, gradient norm, time, inner
+        iterations.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of the features, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.linear_model.ElasticNetCV : The same model, tuned over a grid.
+    BilevelLassoCV : The Lasso (``l1_ratio=1``), optionally one penalty per feature.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from skbilevel import BilevelElasticNetCV
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> reg = BilevelElasticNetCV().fit(X, y)
+    >>> bool(0 < reg.l1_ratio_ < 1)
+    True
+    """.format(params=_COMMON_PARAMS)
+
+    def _penalties(self, n_features):
+        return ElasticNet(), None
+
+    def _grid(self, problem):
+        alpha_max = self._alpha_max(problem)
+        candidates = [(np.log(self._alpha_max(problem, rho) * a), np.log(rho / (1 - rho)))
+                      for rho in _L1_RATIO_GRID for a in _ENET_ALPHA_GRID]
+        # l1_ratio in [0.01, 1 - 1e-6]: below, alpha_max(l1_ratio) leaves any sensible box.
+        low = np.array([np.log(alpha_max * _ALPHA_FLOOR), np.log(0.01 / 0.99)])
+        high = np.array([np.log(alpha_max / 0.01), np.log((1 - 1e-6) / 1e-6)])
+        return np.array(candidates), (low, high)
+
+    def _user_params(self, theta):
+        theta = np.asarray(theta)
+        return {"alpha": float(np.exp(theta[0])), "l1_ratio": float(1 / (1 + np.exp(-theta[1])))}
+
+    def _set_hyperparams(self, theta):
+        params = self._user_params(to_numpy(theta))
+        self.alpha_, self.l1_ratio_ = params["alpha"], params["l1_ratio"]

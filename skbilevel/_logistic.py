@@ -9,23 +9,19 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.extmath import safe_sparse_dot, softmax
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
 
+from ._classifier import LinearClassifierOutputs, encode_classes
 from .engine.inner import LogisticProblem
 from .engine.solvers import HDMSolver
 from .engine.solvers._hdm import VARIANTS
-from .utils._sklearn_compat import (Interval, StrOptions, _check_sample_weight, _fit_context,
+from .utils._sklearn_compat import (Interval, StrOptions, _fit_context,
                                     validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 
 _HISTORY_KEYS = ("objective", "grad_inf_norm", "P_mean", "P_min", "P_max", "beta", "accepted")
 
 
-class HDMLogisticRegression(ClassifierMixin, BaseEstimator):
+class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstimator):
     """L2-regularised logistic regression fitted by hypergradient descent (HDM).
 
     The model and objective of ``LogisticRegression(penalty="l2")``: the mean (weighted)
@@ -177,24 +173,7 @@ class HDMLogisticRegression(ClassifierMixin, BaseEstimator):
             Fitted estimator.
         """
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        self.classes_ = encoder.classes_
-        if len(self.classes_) < 2:
-            raise ValueError(f"This solver needs samples of at least 2 classes in the data, "
-                             f"but the data contains only one class: {self.classes_[0]!r}")
-        codes = encoder.transform(y)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
-                                             ensure_non_negative=True)
-        present = np.unique(codes[sample_weight > 0])
-        if len(present) < 2:
-            raise ValueError(f"This solver needs samples of at least 2 classes with positive "
-                             f"sample_weight, but only one class has some: "
-                             f"{self.classes_[present[0]] if len(present) else None!r}")
-        if self.class_weight is not None:
-            weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y,
-                                           sample_weight=sample_weight)
-            sample_weight = sample_weight * weights[codes]
+        codes, sample_weight = encode_classes(self, y, X, sample_weight)
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
         to_t = lambda a: to_tensor(a, dtype, device)  # noqa: E731
         n_classes = len(self.classes_)
@@ -242,76 +221,3 @@ class HDMLogisticRegression(ClassifierMixin, BaseEstimator):
         self.n_grad_evals_, self.n_func_evals_ = sol.n_grad_eval, sol.n_func_eval
         self.history_ = {key: np.array([rec[key] for rec in sol.history])
                          for key in _HISTORY_KEYS}
-
-    def decision_function(self, X):
-        """Scores ``X @ coef_.T + intercept_``; 1-D for two classes.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Samples.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            Decision values.
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse="csr", reset=False,
-                          dtype=[np.float64, np.float32])
-        scores = safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
-        return scores[:, 0] if scores.shape[1] == 1 else scores
-
-    def predict(self, X):
-        """Most probable class of each sample.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Samples.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predicted labels.
-        """
-        scores = self.decision_function(X)
-        index = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(1)
-        return self.classes_[index]
-
-    def predict_proba(self, X):
-        """Class probabilities (sigmoid for two classes, softmax otherwise).
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Samples.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probabilities, columns in the order of ``classes_``.
-        """
-        scores = self.decision_function(X)
-        if scores.ndim == 1:
-            p = 1.0 / (1.0 + np.exp(-scores))
-            return np.column_stack([1.0 - p, p])
-        return softmax(scores.copy())
-
-    def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`, computed stably.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Samples.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-            Log-probabilities.
-        """
-        scores = self.decision_function(X)
-        if scores.ndim == 1:
-            scores = np.column_stack([np.zeros_like(scores), scores])
-        return scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)

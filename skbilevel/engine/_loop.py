@@ -98,7 +98,8 @@ def _print_record(k, rec):
 def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver, method,
                          optimizer, bounds=None, start_grid: Optional[torch.Tensor] = None,
                          holdout: Optional[Fold] = None, n_iter_no_change: int = 10,
-                         penalty=None, n_jobs=None, verbose: int = 0) -> OuterResult:
+                         penalty=None, grid_patience: Optional[int] = None, n_jobs=None,
+                         verbose: int = 0) -> OuterResult:
     """Minimise the fold-averaged outer criterion over ``theta`` by hypergradients.
 
     Parameters
@@ -114,8 +115,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         Has ``compute(problem, criterion, theta, solver=, warm_start=, with_grad=)``.
     optimizer : outer optimizer
         Has ``run(fun, theta0, bounds) -> OptimizeOutcome``.
-    bounds : tuple of float or None
-        Box ``(low, high)`` on every entry of ``theta``.
+    bounds : tuple or None
+        Box ``(low, high)``: floats for every entry of ``theta``, or arrays of its shape.
     start_grid : torch.Tensor or None
         ``(m, n_hyper)`` candidates evaluated (values only, cheap) before optimising; the
         best of them and ``theta0`` is the starting point. This is the safety net against
@@ -133,6 +134,11 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         prior on the hyperparameters, e.g. shrinkage of many ``log alpha`` toward their
         mean). Without a holdout it also ranks the grid candidates; the reported ``value``
         and the history objective exclude it.
+    grid_patience : int or None
+        When the grid candidates form a path (ordered along one hyperparameter), stop
+        evaluating them once this many in a row have not improved on the best: on a
+        unimodal CV curve the rest are worse, and they are often the expensive fits
+        (weak penalties). None evaluates them all.
     n_jobs : int or None
         Folds evaluated in parallel through joblib.
     verbose : int
@@ -149,10 +155,19 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     dtype, device = theta0.dtype, theta0.device
     candidates = [theta0] + ([] if start_grid is None else list(start_grid))
     if bounds is not None:  # every point evaluated, hence every answer, lies in the box
-        candidates = [c.clamp(float(bounds[0]), float(bounds[1])) for c in candidates]
+        low, high = (torch.as_tensor(np.broadcast_to(b, theta0.shape).copy(), dtype=dtype,
+                                     device=device) for b in bounds)
+        candidates = [torch.minimum(torch.maximum(c.to(dtype=dtype, device=device), low),
+                                    high) for c in candidates]
     if len(candidates) > 1:
+        best_value, n_worse = np.inf, 0
         for cand in candidates:
             evaluate(cand.to(dtype=dtype, device=device), with_grad=False, phase="grid")
+            value = evaluate.history[-1]["objective"]
+            best_value, n_worse = (value, 0) if value < best_value else (best_value,
+                                                                         n_worse + 1)
+            if grid_patience is not None and n_worse >= grid_patience:
+                break  # the candidates are a path: past the basin, they only get worse
         # Start from the candidate the final answer would be: the best on the holdout if
         # there is one, else by the optimizer's own objective (criterion plus penalty).
         best = int(np.argmin([r["holdout_objective"] if holdout is not None else

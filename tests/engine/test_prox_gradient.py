@@ -8,7 +8,7 @@ from sklearn.linear_model import Lasso
 
 from skbilevel.engine import WarmStart
 from skbilevel.engine.hypergrad import ForwardMode, ImplicitSupport, ReverseMode
-from skbilevel.engine.inner import L1, ElasticNet, LassoProblem, WeightedL1
+from skbilevel.engine.inner import L1, ElasticNet, ProximalProblem, WeightedL1
 from skbilevel.engine.outer import HeldOutMSE
 from skbilevel.engine.solvers import FISTA, ProximalGradient
 
@@ -40,14 +40,14 @@ def _solvers():
 def test_solutions_equal_sklearn(solver, fit_intercept, global_random_seed):
     X, y, _, _ = _data(global_random_seed)
     sw = np.random.default_rng(global_random_seed).uniform(0.5, 2.0, len(y))
-    lasso = LassoProblem(T(X), T(y[:, None]), L1(), T(sw), fit_intercept)
+    lasso = ProximalProblem.least_squares(T(X), T(y[:, None]), L1(), T(sw), fit_intercept)
     sol = solver.solve(lasso, T([np.log(0.1)]))
     ref = Lasso(alpha=0.1, fit_intercept=fit_intercept, tol=1e-14, max_iter=100000)
     ref.fit(X, y, sample_weight=sw * len(y) / sw.sum())  # sklearn rescales weights to n
     assert sol.converged
     np.testing.assert_allclose(sol.w.numpy()[:, 0], ref.coef_, atol=1e-7)
     np.testing.assert_allclose(float(lasso.intercept(sol.w)[0]), ref.intercept_, atol=1e-7)
-    enet = LassoProblem(T(X), T(y[:, None]), ElasticNet(), None, fit_intercept)
+    enet = ProximalProblem.least_squares(T(X), T(y[:, None]), ElasticNet(), None, fit_intercept)
     sol = solver.solve(enet, T([np.log(0.2), np.log(0.3 / 0.7)]))
     ref = SkElasticNet(alpha=0.2, l1_ratio=0.3, fit_intercept=fit_intercept, tol=1e-14,
                        max_iter=100000).fit(X, y)
@@ -56,7 +56,7 @@ def test_solutions_equal_sklearn(solver, fit_intercept, global_random_seed):
 
 def _held_out(seed, penalty, theta):
     X, y, Xv, yv = _data(seed)
-    problem = LassoProblem(T(X), T(y[:, None]), penalty)
+    problem = ProximalProblem.least_squares(T(X), T(y[:, None]), penalty)
     return problem, HeldOutMSE.for_problem(problem, T(Xv), T(yv[:, None])), T(theta)
 
 
@@ -100,7 +100,7 @@ def _slope(values):
 def test_derivative_iterates_converge_at_the_rate_of_the_iterates(name, global_random_seed):
     """Mehmood & Ochs: ``||J_k - Dpsi||`` -> 0 at the linear rate of ``||x_k - x*||``."""
     X, y, _, _ = _data(global_random_seed)
-    problem = LassoProblem(T(X), T(y[:, None]), L1())
+    problem = ProximalProblem.least_squares(T(X), T(y[:, None]), L1())
     alpha = 0.15
     theta = T([np.log(alpha)])
     x_star = ProximalGradient(tol=1e-14, max_iter=100000).solve(problem, theta).w[:, 0]
@@ -108,7 +108,7 @@ def test_derivative_iterates_converge_at_the_rate_of_the_iterates(name, global_r
     # On the support the optimality condition is H_SS x_S - (X^T y)_S / n + alpha sign = 0,
     # H = X_c^T X_c / n, so d x_S / d alpha = -H_SS^{-1} sign(x*_S) and, for
     # theta = log alpha, Dpsi_S = -alpha H_SS^{-1} sign(x*_S); Dpsi = 0 off the support.
-    H = problem.hessian_matvec(torch.eye(X.shape[1], dtype=F64)).numpy()
+    H = problem.smooth_hvp(None, None, torch.eye(X.shape[1], dtype=F64)).numpy()
     d_psi = np.zeros(X.shape[1])
     d_psi[support] = -alpha * np.linalg.solve(H[np.ix_(support, support)],
                                               np.sign(x_star.numpy()[support]))

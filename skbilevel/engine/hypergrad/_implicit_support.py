@@ -10,17 +10,12 @@ from ..linalg import CG, DenseSolver, make_linear_solver
 
 def _support_ops(problem):
     """``(support, smooth_hvp, penalty_hessian_diag, penalty_cross_jacobian)`` of a
-    :class:`ProximalProblem`, or of a problem holding such a ``penalty`` with a constant
-    ``hessian_matvec`` (the least-squares ``LassoProblem``)."""
-    if hasattr(problem, "penalty_cross_jacobian"):
-        return (problem.support, problem.smooth_hvp, problem.penalty_hessian_diag,
-                problem.penalty_cross_jacobian)
-    pen = getattr(problem, "penalty", None)
-    if not (hasattr(pen, "cross_jacobian") and hasattr(problem, "hessian_matvec")):
+    :class:`ProximalProblem`."""
+    if not hasattr(problem, "penalty_cross_jacobian"):
         raise TypeError(f"{type(problem).__name__} lacks support / smooth_hvp / "
                         "penalty_cross_jacobian, which ImplicitSupport needs")
-    return (pen.support, lambda w, th, u: problem.hessian_matvec(u), pen.hessian_diag,
-            pen.cross_jacobian)
+    return (problem.support, problem.smooth_hvp, problem.penalty_hessian_diag,
+            problem.penalty_cross_jacobian)
 
 
 class ImplicitSupport:

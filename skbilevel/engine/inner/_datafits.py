@@ -176,3 +176,104 @@ class LogisticDatafit:
         """``X coef + b`` for a new design ``X``."""
         coef = w[:self.n_features]
         return LinearDesign(X).matvec(coef)[:, 0] + self.intercept(w)[0]
+
+
+class MultinomialDatafit:
+    """``f(W) = (1/S) sum_i s_i [logsumexp(z_i) - z_{i, y_i}]``, ``z_i = x_i^T W + b``.
+
+    The mean weighted log-loss of multinomial ``LogisticRegression`` (K classes, the
+    symmetric parametrisation). The variable is one column of ``(d + 1) K`` rows: the
+    ``(d + 1, K)`` array ``[W; b]`` raveled row by row, so its first ``d K`` rows are the
+    penalised coefficients (``n_penalised``) and the last ``K`` the intercepts. One column
+    keeps it compatible with the derivative iterates of the proximal solvers, and
+    ``w.reshape(-1, K)`` recovers the array (which :class:`HeldOutLogLoss` does). The
+    softmax's Hessian is at most 1/2, hence the Lipschitz constant.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        ``(n, d)`` dense or sparse CSR design.
+    y : torch.Tensor
+        ``(n,)`` class indices in ``0 .. n_classes - 1``.
+    n_classes : int
+        Number of classes ``K`` (at least 3; two classes are :class:`LogisticDatafit`).
+    sample_weight : torch.Tensor or None
+        ``(n,)`` non-negative weights.
+    fit_intercept : bool
+        Whether the last ``K`` rows are unpenalised intercepts.
+    """
+
+    def __init__(self, X, y, n_classes, sample_weight=None, fit_intercept=True):
+        self.design = LinearDesign(X)
+        self.sample_weight, self.weight_sum = _weights(X, sample_weight)
+        self.fit_intercept, self.n_features = fit_intercept, X.shape[1]
+        self.n_columns = int(n_classes)
+        self.n_penalised = self.n_features * self.n_columns
+        self.n_unpenalised = self.n_columns if fit_intercept else 0
+        self.onehot = torch.nn.functional.one_hot(y.reshape(-1).long(), self.n_columns) \
+            .to(X.dtype)
+        self.scaled_weight = self.sample_weight / self.weight_sum
+
+    def init_params(self):
+        rows = self.n_penalised + self.n_unpenalised
+        return self.onehot.new_zeros(rows, 1)
+
+    def _scores(self, V):
+        """``[X, 1] V`` for ``V`` of shape ``((d [+ 1]) K, m)``: ``(n, K, m)``."""
+        K, m = self.n_columns, V.shape[1]
+        A = V.reshape(-1, K * m)
+        Z = self.design.matvec(A[:self.n_features])
+        if self.fit_intercept:
+            Z = Z + A[self.n_features:]
+        return Z.reshape(-1, K, m)
+
+    def _back(self, U):
+        """``[X, 1]^T U`` for ``U`` of shape ``(n, K, m)``, raveled like the variable."""
+        n, K, m = U.shape
+        U2 = U.reshape(n, K * m)
+        out = self.design.rmatvec(U2)
+        if self.fit_intercept:
+            out = torch.cat([out, U2.sum(0, keepdim=True)])
+        return out.reshape(-1, m)
+
+    def value(self, w):
+        Z = self._scores(w)[:, :, 0]
+        loss = torch.logsumexp(Z, dim=1) - (Z * self.onehot).sum(1)
+        return (self.scaled_weight * loss).sum()
+
+    def grad(self, w):
+        Z = self._scores(w)[:, :, 0]
+        dZ = (torch.softmax(Z, dim=1) - self.onehot) * self.scaled_weight[:, None]
+        return self._back(dZ[:, :, None])
+
+    def hvp(self, w, V):
+        """``sum_i s_i / S [x_i; 1] [x_i; 1]^T (x) (diag(p_i) - p_i p_i^T)`` times ``V``."""
+        one = V.dim() == 1
+        V = V[:, None] if one else V
+        P = torch.softmax(self._scores(w)[:, :, 0], dim=1)[:, :, None]
+        ZV = self._scores(V)
+        HZ = P * (ZV - (P * ZV).sum(1, keepdim=True)) * self.scaled_weight[:, None, None]
+        out = self._back(HZ)
+        return out[:, 0] if one else out
+
+    @cached_property
+    def _lipschitz(self):
+        def matvec(v):
+            Z = self._scores(v[:, None])
+            return self._back(Z * self.scaled_weight[:, None, None])[:, 0]
+
+        return 0.5 * power_iteration(matvec, self.init_params()[:, 0], _POWER_ITER)
+
+    def lipschitz(self) -> float:
+        """``lambda_max([X, 1]^T S [X, 1] / S) / 2``: a global bound on the Hessian."""
+        return self._lipschitz
+
+    def intercept(self, w):
+        """The ``K`` intercepts (zeros without intercept)."""
+        if not self.fit_intercept:
+            return w.new_zeros(self.n_columns)
+        return w[self.n_penalised:, 0]
+
+    def coef(self, w):
+        """The ``(d, K)`` coefficients."""
+        return w[:self.n_penalised].reshape(self.n_features, self.n_columns)

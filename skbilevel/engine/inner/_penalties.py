@@ -38,6 +38,7 @@ class L1:
     """``alpha ||w||_1``, ``alpha = exp(theta[0])``: scikit-learn's ``Lasso(alpha)``."""
 
     n_hyper = 1
+    smooth = False  # whether the penalty is differentiable (then L-BFGS may solve it)
 
     def value(self, w, theta):
         return torch.exp(theta[0]) * w.abs().sum()
@@ -60,6 +61,10 @@ class L1:
     def support(self, w):
         return w != 0
 
+    def enet_form(self, theta):
+        """``(alpha, l1_ratio, feature_scale)`` of scikit-learn's ``ElasticNet`` form."""
+        return float(torch.exp(theta[0])), 1.0, None
+
 
 class WeightedL1:
     """``sum_j exp(theta_j) |w_j|``: one Lasso penalty per feature.
@@ -69,6 +74,8 @@ class WeightedL1:
     n_features : int
         Number of penalised rows, one hyperparameter each.
     """
+
+    smooth = False
 
     def __init__(self, n_features):
         self.n_hyper = n_features
@@ -93,6 +100,12 @@ class WeightedL1:
     def support(self, w):
         return w != 0
 
+    def enet_form(self, theta):
+        """``alpha_j = alpha c_j``: a Lasso at ``alpha`` on the columns ``X_j / c_j``."""
+        weights = torch.exp(theta.detach())
+        alpha = float(weights.mean())
+        return alpha, 1.0, weights / alpha
+
 
 class ElasticNet:
     """``alpha rho ||w||_1 + alpha (1 - rho) / 2 ||w||^2``, ``theta = [log alpha, logit rho]``.
@@ -103,6 +116,7 @@ class ElasticNet:
     """
 
     n_hyper = 2
+    smooth = False
 
     @staticmethod
     def split(theta):
@@ -144,6 +158,10 @@ class ElasticNet:
     def support(self, w):
         return w != 0
 
+    def enet_form(self, theta):
+        alpha, rho = self.split(theta.detach())
+        return float(alpha), float(rho), None
+
 
 class L2:
     """``lambda / 2 ||w||^2`` with ``lambda = exp(theta[0])``, or one ``lambda_j`` per feature.
@@ -156,6 +174,8 @@ class L2:
     n_features : int or None
         None for one shared ``lambda``; otherwise one ``exp(theta_j)`` per penalised row.
     """
+
+    smooth = True
 
     def __init__(self, n_features=None):
         self.per_feature = n_features is not None
@@ -187,3 +207,42 @@ class L2:
 
     def support(self, w):
         return torch.ones_like(w, dtype=torch.bool)
+
+
+class Shifted:
+    """``penalty`` at ``theta + shift``: a constant factor ``exp(shift)`` on its strength.
+
+    scikit-learn's logistic regression penalises ``||w|| / C`` against the *sum* of the
+    losses, so a fold with ``S`` training weight has the mean-loss penalty strength
+    ``1 / (C S)``: with ``theta = -log C`` every fold uses ``Shifted(L2(), -log S)``, one
+    ``C`` for all. Derivatives in ``theta`` are the penalty's (the shift is constant).
+
+    Parameters
+    ----------
+    penalty : L1, WeightedL1 or L2
+        A penalty whose strengths are ``exp(theta)``.
+    shift : float
+        Added to every entry of ``theta``.
+    """
+
+    def __init__(self, penalty, shift):
+        self.penalty, self.shift = penalty, float(shift)
+        self.n_hyper, self.smooth = penalty.n_hyper, penalty.smooth
+
+    def value(self, w, theta):
+        return self.penalty.value(w, theta + self.shift)
+
+    def prox(self, z, step, theta):
+        return self.penalty.prox(z, step, theta + self.shift)
+
+    def prox_jacobian(self, z, step, theta):
+        return self.penalty.prox_jacobian(z, step, theta + self.shift)
+
+    def hessian_diag(self, w, theta):
+        return self.penalty.hessian_diag(w, theta + self.shift)
+
+    def cross_jacobian(self, w, theta):
+        return self.penalty.cross_jacobian(w, theta + self.shift)
+
+    def support(self, w):
+        return self.penalty.support(w)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ._base import InnerProblem
-from ._datafits import LogisticDatafit, QuadraticDatafit
+from ._datafits import LogisticDatafit, MultinomialDatafit, QuadraticDatafit
 
 
 class ProximalProblem(InnerProblem):
@@ -40,6 +40,8 @@ class ProximalProblem(InnerProblem):
         self.datafit, self.penalty = datafit, penalty
         self.n_hyper = penalty.n_hyper
         self.n_features = datafit.n_features
+        # Rows of the variable that the penalty sees (d K for a multinomial datafit).
+        self.n_penalised = getattr(datafit, "n_penalised", datafit.n_features)
         self.fit_intercept = datafit.fit_intercept
 
     @classmethod
@@ -51,6 +53,11 @@ class ProximalProblem(InnerProblem):
     def logistic(cls, X, y, penalty, sample_weight=None, fit_intercept=True):
         """``LogisticDatafit(X, y, sample_weight, fit_intercept)`` plus ``penalty``."""
         return cls(LogisticDatafit(X, y, sample_weight, fit_intercept), penalty)
+
+    @classmethod
+    def multinomial(cls, X, y, n_classes, penalty, sample_weight=None, fit_intercept=True):
+        """``MultinomialDatafit(X, y, n_classes, ...)`` plus ``penalty``."""
+        return cls(MultinomialDatafit(X, y, n_classes, sample_weight, fit_intercept), penalty)
 
     # -- what the held-out criteria read (training means of a centred datafit) ------------
     @property
@@ -81,7 +88,7 @@ class ProximalProblem(InnerProblem):
 
     # -- penalty -------------------------------------------------------------------------
     def _split(self, w):
-        d = self.n_features
+        d = self.n_penalised
         return w[:d], w[d:]
 
     def penalty_value(self, w, theta):

@@ -79,9 +79,12 @@ class HeldOutLogLoss:
         Whether the variable's last row is an intercept.
     """
 
-    def __init__(self, X, y, sample_weight=None, fit_intercept=True):
+    def __init__(self, X, y, sample_weight=None, fit_intercept=True, n_columns=None):
         self.design = LinearDesign(X)
         self.fit_intercept = fit_intercept
+        # A multinomial variable may come flattened to one column (the layout of
+        # MultinomialDatafit): it is the (d [+ 1], K) array raveled row by row.
+        self.n_columns = n_columns
         m = X.shape[0]
         sw = sample_weight if sample_weight is not None else \
             torch.ones(m, dtype=X.dtype, device=X.device)
@@ -91,9 +94,13 @@ class HeldOutLogLoss:
     @classmethod
     def for_problem(cls, problem, X, y, sample_weight=None):
         """Build the criterion that scores ``problem``'s solutions on ``(X, y)``."""
-        return cls(X, y, sample_weight, fit_intercept=problem.fit_intercept)
+        n_columns = getattr(getattr(problem, "datafit", None), "n_columns", None)
+        return cls(X, y, sample_weight, fit_intercept=problem.fit_intercept,
+                   n_columns=n_columns)
 
     def _scores(self, w):
+        if self.n_columns is not None:
+            w = w.reshape(-1, self.n_columns)
         if not self.fit_intercept:
             return self.design.matvec(w)
         return self.design.matvec(w[:-1]) + w[-1:]
@@ -119,7 +126,8 @@ class HeldOutLogLoss:
         """Gradient of :meth:`value` with respect to ``w`` (shape of ``w``)."""
         dZ = self._loss_and_dscores(w)[1]
         g = self.design.rmatvec(dZ)
-        return torch.cat([g, dZ.sum(0, keepdim=True)]) if self.fit_intercept else g
+        g = torch.cat([g, dZ.sum(0, keepdim=True)]) if self.fit_intercept else g
+        return g.reshape(w.shape)
 
     def grad_theta(self, w: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """Explicit dependence on ``theta``: none for a held-out error."""

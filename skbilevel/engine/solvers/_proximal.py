@@ -62,14 +62,6 @@ def _require(problem, names):
                         "proximal solvers need")
 
 
-def _hvp(problem, w, theta, V):
-    """Hessian of the smooth part at ``w`` times ``V``; a constant Hessian may come as
-    ``hessian_matvec(V)`` (the least-squares ``LassoProblem``)."""
-    if hasattr(problem, "smooth_hvp"):
-        return problem.smooth_hvp(w, theta, V)
-    return problem.hessian_matvec(V)
-
-
 def _prox_jacobian(problem, z, step, theta):
     if hasattr(problem, "prox_jacobian"):
         return problem.prox_jacobian(z, step, theta)
@@ -79,7 +71,7 @@ def _prox_jacobian(problem, z, step, theta):
 def check_forward_capable(problem):
     """Raise unless forward mode can differentiate the updates on ``problem``."""
     _require(problem, ["smooth_value", "smooth_grad", "prox", "lipschitz"])
-    has_hvp = hasattr(problem, "smooth_hvp") or hasattr(problem, "hessian_matvec")
+    has_hvp = hasattr(problem, "smooth_hvp")
     has_jac = hasattr(problem, "prox_jacobian") or \
         hasattr(getattr(problem, "penalty", None), "prox_jacobian")
     if not (has_hvp and has_jac):
@@ -180,7 +172,7 @@ class ProximalGradient:
         if J is not None:
             J_y = J + beta * (J - state.J_prev) if beta else J
             # z = y - s grad f(y): dz = (I - s H(y)) J_y; prox: diagonal in z, plus d/dtheta.
-            dz = J_y - s * _hvp(problem, y.detach(), theta, J_y)
+            dz = J_y - s * problem.smooth_hvp(y.detach(), theta, J_y)
             diag, d_theta = _prox_jacobian(problem, z.detach(), s, theta.detach())
             J_next = diag.reshape(-1, 1) * dz + d_theta
         with torch.no_grad():

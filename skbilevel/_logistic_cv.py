@@ -1,0 +1,201 @@
+"""``BilevelLogisticRegressionCV``: ``C`` (or one per feature) by CV log-loss hypergradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin
+
+from ._classifier import LinearClassifierOutputs, encode_classes
+from ._proximal_cv import BaseProximalCV
+from .engine.inner import L1, L2, ProximalProblem, Shifted, WeightedL1
+from .engine.outer import HeldOutLogLoss
+from .utils._sklearn_compat import StrOptions, _fit_context, validate_data
+from .utils._tensor import to_numpy
+
+_LOG_C_GRID = np.linspace(-4, 4, 9)  # safety grid of log10(C), strong to weak penalty
+_LOG_C_BOUNDS = (-6.0, 6.0)  # log10(C)
+
+
+class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, BaseProximalCV):
+    """Logistic regression whose ``C`` minimises the K-fold CV log-loss, by hypergradients.
+
+    A ``LogisticRegressionCV`` look-alike without a list of ``Cs``: ``log C`` follows the
+    gradient of the cross-validated log-loss from the best of 9 values of ``C`` in
+    [1e-4, 1e4] (so the answer is never worse than them). The model and its ``C``
+    convention are ``LogisticRegression``'s (binary or multinomial, unpenalised intercept,
+    ``C`` against the *sum* of the losses), and it is refitted on all the data. With
+    ``C_per_feature=True`` every feature then gets its own ``C`` (binary problems), which
+    no grid can tune. ``penalty="l1"`` tunes the sparse model instead.
+
+    Parameters
+    ----------
+    penalty : {"l2", "l1"}, default="l2"
+        Penalty of the model.
+    C_per_feature : bool, default=False
+        One ``C`` per feature, started from the best shared one (binary problems).
+    cv : int, cross-validation generator or iterable, default=5
+        Folds (stratified for an integer), as in ``LogisticRegressionCV``.
+    fit_intercept : bool, default=True
+        Whether to fit an unpenalised intercept.
+    class_weight : dict or "balanced", default=None
+        Class weights, multiplied into the sample weights (fits and validation losses).
+    hypergradient : {"implicit", "forward", "reverse"}, default="implicit"
+        Implicit differentiation of the solution (on its support for "l1"), or forward /
+        reverse differentiation of the FISTA / ISTA iterations.
+    solver : {"auto", "lbfgs", "fista", "ista"}, default="auto"
+        Inner solver. "auto": L-BFGS for "l2" with implicit differentiation (the smooth
+        case), FISTA otherwise.
+    step : "constant", "backtracking" or callable, default="constant"
+        Step-size rule of FISTA / ISTA (see :class:`~skbilevel.engine.solvers.FISTA`).
+    max_iter : int, default=100
+        Outer iterations (L-BFGS-B on ``log C``).
+    tol : float, default=1e-5
+        Outer tolerance on the projected gradient.
+    inner_max_iter : int, default=10000
+        Iterations per inner solve.
+    inner_tol : float, default=1e-8
+        Inner tolerance relative to ``||grad f(0)||_inf`` (on the gradient for L-BFGS, on
+        the gradient mapping for FISTA / ISTA). The final refit is solved 1000 times tighter.
+    device : str, default="cpu"
+        Torch device of the computation ("cuda" for a GPU).
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of the computation.
+    n_jobs : int, default=None
+        Folds solved in parallel through joblib.
+    verbose : int, default=0
+        Progress of the outer loop.
+
+    Attributes
+    ----------
+    C_ : float or ndarray of shape (n_features,)
+        Selected inverse penalty (one per feature with ``C_per_feature``).
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+        Coefficients refitted at ``C_``.
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+        Intercepts.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    best_score_ : float
+        Negative CV log-loss at ``C_``.
+    n_iter_ : int
+        Outer iterations.
+    solver_ : str
+        Inner solver used.
+    history_ : dict of ndarray
+        Per CV evaluation: phase, objective, C, gradient norm, time, inner iterations.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of the features, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.linear_model.LogisticRegressionCV : The same model, tuned over a list of Cs.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skbilevel import BilevelLogisticRegressionCV
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> clf = make_pipeline(StandardScaler(), BilevelLogisticRegressionCV()).fit(X, y)
+    >>> bool(clf.score(X, y) > 0.95)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseProximalCV._parameter_constraints,
+        "penalty": [StrOptions({"l1", "l2"})],
+        "C_per_feature": ["boolean"],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "solver": [StrOptions({"auto", "lbfgs", "fista", "ista"})],
+    }
+    _classifier = True
+    _grid_patience = 1
+
+    def __init__(self, *, penalty="l2", C_per_feature=False, cv=5, fit_intercept=True,
+                 class_weight=None, hypergradient="implicit", solver="auto",
+                 step="constant", max_iter=100, tol=1e-5, inner_max_iter=10000,
+                 inner_tol=1e-8, device="cpu", dtype="float64", n_jobs=None, verbose=0):
+        self.penalty = penalty
+        self.C_per_feature = C_per_feature
+        self.cv = cv
+        self.fit_intercept = fit_intercept
+        self.class_weight = class_weight
+        self.hypergradient = hypergradient
+        self.solver = solver
+        self.step = step
+        self.max_iter = max_iter
+        self.tol = tol
+        self.inner_max_iter = inner_max_iter
+        self.inner_tol = inner_tol
+        self.device = device
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # theta = -log C; a fold with training weight S penalises with strength 1 / (C S).
+    def _problem(self, X, y, sample_weight, penalty):
+        shifted = Shifted(penalty, -float(torch.log(sample_weight.sum())))
+        if len(self.classes_) == 2:
+            return ProximalProblem.logistic(X, y.to(X.dtype), shifted, sample_weight,
+                                            self.fit_intercept)
+        return ProximalProblem.multinomial(X, y, len(self.classes_), shifted, sample_weight,
+                                           self.fit_intercept)
+
+    def _criterion(self, problem, X, y, sample_weight):
+        return HeldOutLogLoss.for_problem(problem, X, y, sample_weight)
+
+    def _penalties(self, n_features):
+        shared = L1() if self.penalty == "l1" else L2()
+        if not self.C_per_feature:
+            return shared, None
+        if len(self.classes_) > 2:
+            raise ValueError("C_per_feature=True is implemented for binary problems only; "
+                             f"y has {len(self.classes_)} classes")
+        return shared, WeightedL1(n_features) if self.penalty == "l1" else L2(n_features)
+
+    def _grid(self, problem):
+        candidates = -np.log(10.0 ** _LOG_C_GRID)[:, None]
+        return candidates, (-np.log(10.0) * _LOG_C_BOUNDS[1], -np.log(10.0) * _LOG_C_BOUNDS[0])
+
+    def _user_params(self, theta):
+        return {"C": np.exp(-np.asarray(theta))}
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Tune ``C`` by cross-validated hypergradients, then refit on all the data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights, in the fits and the validation losses.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
+        codes, sample_weight = encode_classes(self, y, X, sample_weight)
+        problem, w, theta = self._fit_proximal(X, codes, sample_weight)
+        C = np.exp(-to_numpy(theta))
+        self.C_ = C if self.C_per_feature else float(C[0])
+        datafit = problem.datafit
+        if len(self.classes_) == 2:
+            coef = to_numpy(w[:datafit.n_features]).T
+            intercept = to_numpy(datafit.intercept(w))
+        else:
+            coef = to_numpy(datafit.coef(w)).T
+            intercept = to_numpy(datafit.intercept(w))
+            intercept = intercept - intercept.mean()  # softmax is blind to a common shift
+        self.coef_ = coef.astype(X.dtype)
+        self.intercept_ = intercept.reshape(-1) if self.fit_intercept else \
+            np.zeros(coef.shape[0])
+        return self
