@@ -32,8 +32,9 @@ _COMMON_PARAMS = """cv : int, cross-validation generator or iterable, default=5
         penalties) or reverse mode (backpropagation through the iterations; memory grows
         with the iterations). The unrolled modes differentiate FISTA / ISTA.
     solver : {"auto", "cd", "fista", "ista"}, default="auto"
-        Inner solver. "auto": coordinate descent (scikit-learn's) for a dense design with
-        implicit differentiation, FISTA otherwise (sparse design, unrolled modes).
+        Inner solver. "auto": coordinate descent (scikit-learn's) with implicit
+        differentiation when the design can be held dense (sparse ones up to 1e7 entries
+        are densified), FISTA otherwise (large sparse design, unrolled modes).
     step : "constant", "backtracking" or callable, default="constant"
         Step-size rule of FISTA / ISTA: ``1 / L``, a backtracking search, or a schedule
         ``k -> c_k`` giving the step ``c_k / L`` (see :class:`~skbilevel.engine.solvers.FISTA`).

@@ -14,7 +14,7 @@ from .utils._sklearn_compat import StrOptions, _fit_context, validate_data
 from .utils._tensor import to_numpy
 
 _LOG_C_GRID = np.linspace(-4, 4, 9)  # safety grid of log10(C), strong to weak penalty
-_LOG_C_BOUNDS = (-6.0, 6.0)  # log10(C)
+_LOG_C_BOUNDS = (-4.0, 4.0)  # log10(C): LogisticRegressionCV's default range
 
 
 class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, BaseProximalCV):

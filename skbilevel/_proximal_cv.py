@@ -89,8 +89,8 @@ class BaseProximalCV(BaseEstimator):
                                  f"solver's iterations and needs solver='fista' or 'ista', "
                                  f"got solver={self.solver!r}")
             if self.solver == "cd" and not CoordinateDescent.supports(problem):
-                raise ValueError("solver='cd' needs a dense least-squares problem; use "
-                                 "'fista' for sparse X")
+                raise ValueError("solver='cd' needs a least-squares problem whose design "
+                                 "can be held dense; use 'fista' for a large sparse X")
             if self.solver == "lbfgs" and not problem.penalty.smooth:
                 raise ValueError("solver='lbfgs' needs a smooth (L2) penalty")
             return self.solver

@@ -3,7 +3,8 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skbilevel import BilevelRidgeCV, HDMLogisticRegression
+from skbilevel import (BilevelElasticNetCV, BilevelLassoCV, BilevelLogisticRegressionCV,
+                       BilevelRidgeCV, HDMLogisticRegression)
 
 # The table of estimators checked, and of the checks each is known to fail as
 # {(repr(estimator), check name): (reason, exception)}. It is empty: every estimator passes
@@ -14,6 +15,9 @@ ESTIMATORS = [
     BilevelRidgeCV(linear_solver="recycled_minres"),
     HDMLogisticRegression(),
     HDMLogisticRegression(variant="hdm-diag", class_weight="balanced", tol=1e-8, max_iter=5000),
+    BilevelLassoCV(),
+    BilevelElasticNetCV(),
+    BilevelLogisticRegressionCV(),
 ]
 KNOWN_FAILURES: dict = {}
 

@@ -1,11 +1,12 @@
-"""BilevelLassoCV (first version): the CV-optimal Lasso penalty by hypergradients."""
+"""BilevelLassoCV and BilevelElasticNetCV: CV-optimal L1-type penalties by hypergradients."""
 
 import numpy as np
 import pytest
-from sklearn.linear_model import Lasso
+import scipy.sparse as sp
+from sklearn.linear_model import ElasticNet, ElasticNetCV, Lasso
 from sklearn.model_selection import KFold
 
-from skbilevel import BilevelLassoCV
+from skbilevel import BilevelElasticNetCV, BilevelLassoCV
 
 
 def _data(seed, n=80, d=20):
@@ -58,3 +59,48 @@ def test_per_feature_penalties_beat_the_shared_one_on_cv():
     assert weighted.alpha_.shape == (X.shape[1],)
     assert weighted.best_score_ >= shared.best_score_
     assert weighted.history_["alpha"].shape[1] == X.shape[1]
+
+
+def _correlated(seed, n=120, d=30):
+    """Groups of strongly correlated columns: the elastic net's home ground."""
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((n, 6))
+    X = np.repeat(latent, 5, axis=1) + 0.3 * rng.standard_normal((n, d))
+    coef = np.zeros(d)
+    coef[:10] = rng.uniform(0.5, 1.5, 10)
+    return X, X @ coef + rng.standard_normal(n)
+
+
+def test_elastic_net_beats_the_elastic_net_cv_grid_and_refits_sklearn(global_random_seed):
+    X, y = _correlated(global_random_seed)
+    splits = list(KFold(4, shuffle=True, random_state=global_random_seed).split(X))
+    reg = BilevelElasticNetCV(cv=splits).fit(X, y)
+    ref = ElasticNet(alpha=reg.alpha_, l1_ratio=reg.l1_ratio_, tol=1e-12,
+                     max_iter=100000).fit(X, y)
+    np.testing.assert_allclose(reg.coef_, ref.coef_, atol=1e-6)
+    np.testing.assert_allclose(reg.intercept_, ref.intercept_, atol=1e-6)
+    grid = ElasticNetCV(l1_ratio=[.1, .3, .5, .7, .9, .95, .99], alphas=100, cv=splits,
+                        tol=1e-10, max_iter=100000).fit(X, y)
+    best_grid = grid.mse_path_.mean(axis=2).min()
+    assert -reg.best_score_ <= best_grid * (1 + 1e-8)
+    assert reg.history_["l1_ratio"].shape == reg.history_["alpha"].shape
+
+
+def test_sparse_input_gives_the_dense_answer():
+    X, y = _data(2)
+    splits = list(KFold(4, shuffle=True, random_state=2).split(X))
+    dense = BilevelLassoCV(cv=splits).fit(X, y)
+    sparse = BilevelLassoCV(cv=splits).fit(sp.csr_matrix(X), y)
+    np.testing.assert_allclose(sparse.alpha_, dense.alpha_, rtol=1e-6)
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, atol=1e-8)
+    fista = BilevelLassoCV(cv=splits, solver="fista").fit(sp.csr_matrix(X), y)
+    assert fista.solver_ == "fista"
+    np.testing.assert_allclose(fista.alpha_, dense.alpha_, rtol=1e-3)
+
+
+def test_bad_solver_combinations_are_named():
+    X, y = _data(3)
+    with pytest.raises(ValueError, match="solver='fista' or 'ista'"):
+        BilevelLassoCV(hypergradient="forward", solver="cd").fit(X, y)
+    with pytest.raises(ValueError, match="hypergradient"):
+        BilevelLassoCV(hypergradient="adjoint").fit(X, y)

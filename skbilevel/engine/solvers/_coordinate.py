@@ -19,6 +19,8 @@ from sklearn.linear_model import enet_path
 
 from .._results import InnerSolution
 
+# A sparse design is densified for coordinate descent up to this many entries (80 MB).
+_DENSIFY_MAX = 10_000_000
 # Gram matrix (d x d) precomputed when n > d and d is at most this (d^2 floats of memory).
 _GRAM_MAX_FEATURES = 3000
 
@@ -32,7 +34,8 @@ class _CenteredArrays:
 
     def __init__(self, datafit):
         design = datafit.design
-        X = design.X.detach().cpu().to(torch.float64).numpy()
+        X = design.X.detach().cpu()
+        X = (X.to_dense() if design.is_sparse else X).to(torch.float64).numpy()
         if design.offset is not None:
             X = X - design.offset.detach().cpu().to(torch.float64).numpy()
         sw = datafit.sample_weight.detach().cpu().to(torch.float64).numpy()
@@ -55,7 +58,8 @@ class CoordinateDescent:
     """Cyclic coordinate descent (scikit-learn's) for least squares plus an L1-type penalty.
 
     Serves ``ProximalProblem.least_squares`` with ``L1``, ``ElasticNet`` or ``WeightedL1``
-    (the weighted Lasso as a Lasso on rescaled columns) on a dense design, computed on the CPU in
+    (the weighted Lasso as a Lasso on rescaled columns), on a dense design (or a small
+    sparse one, densified), computed on the CPU in
     float64 and returned on the problem's device and dtype. It does not propagate
     derivative iterates, so it pairs with implicit differentiation
     (:class:`~skbilevel.engine.hypergrad.ImplicitSupport`), not with forward or reverse
@@ -76,17 +80,22 @@ class CoordinateDescent:
 
     @staticmethod
     def supports(problem) -> bool:
-        """Whether ``problem`` is a dense least-squares problem with an ElasticNet-form
-        penalty (sparse designs go to the proximal solvers: centring would densify them)."""
+        """Whether ``problem`` is a least-squares problem with an ElasticNet-form penalty
+        and a design that may be held dense (centring densifies a sparse one, so large
+        sparse designs go to the proximal solvers)."""
         datafit = getattr(problem, "datafit", None)
-        return hasattr(datafit, "xty") and not datafit.design.is_sparse and \
-            hasattr(getattr(problem, "penalty", None), "enet_form")
+        if not (hasattr(datafit, "xty") and
+                hasattr(getattr(problem, "penalty", None), "enet_form")):
+            return False
+        n, d = datafit.design.shape
+        return not datafit.design.is_sparse or n * d <= _DENSIFY_MAX
 
     def solve(self, problem, theta, w0=None, recycle=None) -> InnerSolution:
         """Minimise ``problem`` at ``theta``, warm-started from ``w0``."""
         if not self.supports(problem):
-            raise TypeError("CoordinateDescent needs a dense least-squares ProximalProblem "
-                            "with an L1, ElasticNet or WeightedL1 penalty")
+            raise TypeError("CoordinateDescent needs a least-squares ProximalProblem with an "
+                            "L1, ElasticNet or WeightedL1 penalty and a design of at most "
+                            f"{_DENSIFY_MAX} entries if sparse")
         data = _arrays(problem)
         alpha, l1_ratio, scale = problem.penalty.enet_form(theta.detach())
         X, gram, Xy = data.X, data.gram, data.Xy

@@ -39,9 +39,14 @@ class LBFGS:
         Stop when ``||grad||_inf <= tol`` (scipy's ``pgtol``).
     history_size : int, default=10
         Number of correction pairs (scipy's ``maxcor``).
+    polish_max : int, default=500
+        With at most this many variables, a few Newton steps on the dense Hessian finish a
+        solve that L-BFGS left above ``tol`` (its line search gives up at rounding level
+        on ill-conditioned problems, e.g. a large ``C`` on separable data).
     """
 
-    def __init__(self, max_iter=1000, tol=1e-10, history_size=10):
+    def __init__(self, max_iter=1000, tol=1e-10, history_size=10, polish_max=500):
+        self.polish_max = int(polish_max)
         if int(max_iter) < 1 or not tol >= 0 or int(history_size) < 1:
             raise ValueError(f"need max_iter >= 1, tol >= 0 and history_size >= 1, got "
                              f"{max_iter}, {tol}, {history_size}")
@@ -61,13 +66,40 @@ class LBFGS:
         res = minimize(fun, like.detach().cpu().double().numpy().ravel(), jac=True,
                        method="L-BFGS-B",
                        options={"maxiter": self.max_iter, "gtol": self.tol,
-                                "ftol": 64 * np.finfo(float).eps,
+                                "ftol": 0.0,
                                 "maxcor": self.history_size, "maxfun": 2 * self.max_iter})
         w = torch.as_tensor(res.x, dtype=like.dtype, device=like.device).reshape(like.shape)
         grad_max = float(np.max(np.abs(res.jac), initial=0.0))
+        if grad_max > self.tol and like.numel() <= self.polish_max:
+            w, grad_max = self._newton_polish(problem, w, theta, grad_max)
         # scipy may also stop on a relative decrease below rounding: converged as well.
         converged = math.isfinite(grad_max) and (grad_max <= self.tol or
                                                  (res.success and res.nit < self.max_iter))
         return InnerSolution(w=w, n_iter=int(res.nit), residual=grad_max,
                              converged=converged, n_func_eval=int(res.nfev),
                              n_grad_eval=int(res.nfev))
+
+    def _newton_polish(self, problem, w, theta, grad_max, n_steps=5):
+        """Newton steps ``w -= H^{-1} g`` while they reduce ``||g||_inf`` (needs
+        ``smooth_hvp`` and ``penalty_hessian_diag``; otherwise ``w`` is returned)."""
+        if not hasattr(problem, "penalty_hessian_diag"):
+            return w, grad_max
+        eye = torch.eye(w.numel(), dtype=w.dtype, device=w.device)
+        for _ in range(n_steps):
+            H = problem.smooth_hvp(w, theta, eye) + \
+                torch.diag(problem.penalty_hessian_diag(w, theta).reshape(-1))
+            g = _value_and_grad(problem, w, theta)[1]
+            # Pseudo-inverse: a multinomial Hessian is singular along a common shift of the
+            # intercepts, a direction in which the gradient is zero anyway.
+            vals, vecs = torch.linalg.eigh(H)
+            keep = vals > 1e-12 * float(vals.abs().max())
+            inv = torch.where(keep, 1.0 / torch.where(keep, vals, 1.0), 0.0)
+            step = vecs @ (inv[:, None] * (vecs.T @ g.reshape(-1, 1)))
+            trial = w - step.reshape(w.shape)
+            trial_max = float(_value_and_grad(problem, trial, theta)[1].abs().max())
+            if not trial_max < grad_max:
+                break
+            w, grad_max = trial, trial_max
+            if grad_max <= self.tol:
+                break
+        return w, grad_max

@@ -1,0 +1,86 @@
+"""BilevelLogisticRegressionCV: ``C`` by CV log-loss hypergradients, refit = LogisticRegression."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold
+from sklearn.preprocessing import StandardScaler
+
+from skbilevel import BilevelLogisticRegressionCV
+
+
+def _cv_log_loss(X, y, splits, C):
+    losses = []
+    for tr, va in splits:
+        fit = LogisticRegression(C=C, tol=1e-12, max_iter=100000).fit(X[tr], y[tr])
+        losses.append(log_loss(y[va], fit.predict_proba(X[va]), labels=np.unique(y)))
+    return float(np.mean(losses))
+
+
+def _breast_cancer(n=300):
+    X, y = load_breast_cancer(return_X_y=True)
+    return StandardScaler().fit_transform(X)[:n], y[:n]
+
+
+def test_binary_C_beats_the_cv_grid_and_refits_sklearn():
+    X, y = _breast_cancer()
+    splits = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))
+    clf = BilevelLogisticRegressionCV(cv=splits).fit(X, y)
+    ref = LogisticRegression(C=clf.C_, tol=1e-12, max_iter=100000).fit(X, y)
+    np.testing.assert_allclose(clf.coef_, ref.coef_, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(clf.intercept_, ref.intercept_, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(-clf.best_score_, _cv_log_loss(X, y, splits, clf.C_),
+                               rtol=1e-6)
+    grid = LogisticRegressionCV(Cs=20, cv=splits, scoring="neg_log_loss", tol=1e-10,
+                                max_iter=10000).fit(X, y)
+    best_grid = -grid.scores_[1].mean(axis=0).max()
+    assert -clf.best_score_ <= best_grid * (1 + 1e-8)
+
+
+def test_multinomial_refits_sklearn():
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)[:400]
+    y = y[:400]
+    clf = BilevelLogisticRegressionCV(cv=3).fit(X, y)
+    ref = LogisticRegression(C=clf.C_, tol=1e-12, max_iter=100000).fit(X, y)
+    assert clf.coef_.shape == (10, 64)
+    # 650 variables: the refit's L-BFGS stops near 1e-6 of the coefficients' scale
+    np.testing.assert_allclose(clf.coef_, ref.coef_, atol=1e-5 * np.abs(ref.coef_).max())
+    np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=1e-6)
+
+
+def _small(seed=0, n=120):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 5))
+    return X, (X @ np.array([1.0, -1.0, 0.5, 0.0, 0.0]) + rng.standard_normal(n) > 0).astype(int)
+
+
+def test_forward_mode_finds_the_implicit_C():
+    X, y = _small()
+    implicit = BilevelLogisticRegressionCV(cv=3).fit(X, y)
+    forward = BilevelLogisticRegressionCV(cv=3, hypergradient="forward").fit(X, y)
+    assert forward.solver_ == "fista"
+    np.testing.assert_allclose(forward.C_, implicit.C_, rtol=1e-3)
+
+
+def test_per_feature_C_and_l1():
+    X, y = _small(1)
+    shared = BilevelLogisticRegressionCV(cv=3).fit(X, y)
+    per_feature = BilevelLogisticRegressionCV(cv=3, C_per_feature=True).fit(X, y)
+    assert per_feature.C_.shape == (X.shape[1],)
+    assert per_feature.best_score_ >= shared.best_score_
+    sparse = BilevelLogisticRegressionCV(cv=3, penalty="l1").fit(X, y)
+    assert sparse.solver_ == "fista" and np.sum(sparse.coef_ == 0) > 0
+
+
+def test_errors_name_the_parameter():
+    X, y = load_digits(return_X_y=True)
+    with pytest.raises(ValueError, match="C_per_feature"):
+        BilevelLogisticRegressionCV(C_per_feature=True).fit(X[:100], y[:100])
+    with pytest.raises(ValueError, match="solver"):
+        BilevelLogisticRegressionCV(solver="lbfgs", hypergradient="reverse").fit(X[:100],
+                                                                                 y[:100] > 4)
+    with pytest.raises(ValueError, match="penalty"):
+        BilevelLogisticRegressionCV(penalty="l3").fit(X[:100], y[:100] > 4)
