@@ -207,7 +207,7 @@ def part_b(out_png):
     theta = T([np.log(0.01 * alpha_max)])
     ref = ImplicitSupport().compute(problem, crit, theta,
                                     solver=CoordinateDescent(tol=1e-13, max_iter=10 ** 6))
-    g_ref = float(ref.hypergrad[0])
+    g_ref = float(ref.grad[0])
     rows = []
     d = X.shape[1]
     for label, method, solver in [
@@ -224,7 +224,7 @@ def part_b(out_png):
         k = res.n_inner_iter
         memory = {"implicit": f"{d} (support system <= |S|^2)", "forward": f"{2 * d} (J_k, J_k-1)",
                   "reverse": f"~{k * (3 * d + len(tr))} (tape: {k} iterations)"}[label.split()[0]]
-        rows.append([label, k, fmt(wall, ".3f"), f"{abs(float(res.hypergrad[0]) - g_ref) / abs(g_ref):.2e}",
+        rows.append([label, k, fmt(wall, ".3f"), f"{abs(float(res.grad[0]) - g_ref) / abs(g_ref):.2e}",
                      memory])
         print(rows[-1], flush=True)
     # derivative iterates of FISTA against the reference (the Mehmood-Ochs plot)
