@@ -46,7 +46,7 @@ _COMMON_PARAMS = """cv : int, cross-validation generator or iterable, default=5
         Iterations (coordinate sweeps) per inner solve.
     inner_tol : float, default=1e-8
         Inner tolerance relative to ``alpha_max``: on the gradient mapping for FISTA / ISTA,
-        ``inner_tol / 100`` on the relative duality gap for coordinate descent. The final
+        ``inner_tol`` on the relative duality gap for coordinate descent. The final
         refit is solved 1000 times tighter.
     device : str, default="cpu"
         Torch device of the computation ("cuda" for a GPU).

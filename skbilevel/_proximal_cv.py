@@ -105,7 +105,7 @@ class BaseProximalCV(BaseEstimator):
     def _make_solver(self, name, scale, tighten=1.0):
         tol = self.inner_tol * tighten
         if name == "cd":
-            return CoordinateDescent(max_iter=self.inner_max_iter, tol=tol * 1e-2)
+            return CoordinateDescent(max_iter=self.inner_max_iter, tol=tol)
         if name == "lbfgs":
             return LBFGS(max_iter=self.inner_max_iter, tol=tol * scale)
         cls = FISTA if name == "fista" else ProximalGradient

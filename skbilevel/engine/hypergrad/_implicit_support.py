@@ -40,12 +40,17 @@ class ImplicitSupport:
         products) when ``|S| <= dense_max``, CG at relative tolerance 1e-10 otherwise.
     dense_max : int, default=100
         Largest support solved densely when ``linear_solver`` is None.
+    block_max : int, default=3000
+        With ``linear_solver`` None and a problem that forms the Hessian block on the
+        support directly (``support_hessian``: a dense design), supports up
+        to this size are solved by a dense factorisation of that block.
     """
 
-    def __init__(self, linear_solver=None, dense_max=100):
+    def __init__(self, linear_solver=None, dense_max=100, block_max=3000):
         if isinstance(linear_solver, str):
             linear_solver = make_linear_solver(linear_solver)
-        self.linear_solver, self.dense_max = linear_solver, dense_max
+        self.linear_solver, self.dense_max, self.block_max = linear_solver, dense_max, \
+            int(block_max)
 
     def _solver_for(self, size):
         if self.linear_solver is not None:
@@ -78,15 +83,25 @@ class ImplicitSupport:
             warm.adjoint[support]
         n_iter = n_matvec = 0
         converged = sol.converged
-        if g_S.numel():
+        block = None
+        if self.linear_solver is None and 0 < g_S.numel() <= self.block_max and \
+                hasattr(problem, "support_hessian"):
+            block = problem.support_hessian(w, support)
+        if block is not None:  # formed directly: one product of |S| columns, not |S| passes
+            block = block + torch.diag(pen_diag)
+            v_S = torch.linalg.solve(block, g_S.reshape(-1, 1)).reshape(g_S.shape)
+        elif g_S.numel():
             v_S, info = self._solver_for(g_S.numel())(matvec, g_S, x0=x0)
             n_iter, n_matvec = info.n_iter, info.n_matvec
             converged = converged and info.converged
         else:  # empty support: w* = 0 does not move
             v_S = g_S
         v = embed(v_S)
-        cross = pen_cross(w, theta)[support.reshape(-1)]
-        hypergrad = criterion.grad_theta(w, theta) - cross.t() @ v_S
+        if hasattr(problem, "penalty_cross_vjp"):
+            cross_v = problem.penalty_cross_vjp(w, theta, v)
+        else:
+            cross_v = pen_cross(w, theta)[support.reshape(-1)].t() @ v_S
+        hypergrad = criterion.grad_theta(w, theta) - cross_v
         return HypergradResult(value, hypergrad, w, WarmStart(w, v), n_inner_iter=sol.n_iter,
                                n_linsys_iter=n_iter, n_matvec=sol.n_matvec + n_matvec,
                                inner_converged=converged)

@@ -85,6 +85,16 @@ class QuadraticDatafit:
         sw = self.sample_weight if V.dim() == 1 else self.sample_weight[:, None]
         return self.design.rmatvec(sw * self.design.matvec(V)) / self.weight_sum
 
+    def hessian_block(self, w, mask):
+        """``X_c[:, S]^T S X_c[:, S] / S`` for the rows of the variable in ``mask``; None
+        for a sparse design or several targets (then products are cheaper than the block)."""
+        if self.design.is_sparse or self.y.shape[1] != 1:
+            return None
+        Xs = self.design.X[:, mask]
+        if self.x_mean is not None:
+            Xs = Xs - self.x_mean[mask]
+        return (Xs * self.sample_weight[:, None]).t() @ Xs / self.weight_sum
+
     @cached_property
     def _lipschitz(self):
         return power_iteration(lambda v: self.hvp(None, v), self.xty[:, 0], _POWER_ITER)
@@ -167,6 +177,19 @@ class LogisticDatafit:
     def lipschitz(self) -> float:
         """``lambda_max([X, 1]^T S [X, 1] / S) / 4``: a global bound on the Hessian."""
         return self._lipschitz
+
+    def hessian_block(self, w, mask):
+        """The Hessian at ``w`` on the rows of the variable in ``mask`` (``[X, 1]`` columns),
+        formed directly; None for a sparse design."""
+        if self.design.is_sparse:
+            return None
+        Z = self.design.X
+        if self.fit_intercept:
+            Z = torch.cat([Z, torch.ones_like(Z[:, :1])], dim=1)
+        Z = Z[:, mask]
+        p = torch.sigmoid(self._forward(w)[:, 0])
+        curv = self.scaled_weight * p * (1.0 - p)
+        return (Z * curv[:, None]).t() @ Z
 
     def intercept(self, w):
         """The intercept row (0 without intercept), shape ``(1,)``."""

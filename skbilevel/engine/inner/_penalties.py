@@ -34,6 +34,15 @@ def _diagonal_columns(v, n_hyper):
     return (v.reshape(v.shape[0], -1)[:, :, None] * eye[:, None, :]).reshape(-1, n_hyper)
 
 
+def penalty_cross_vjp(penalty, w, theta, v):
+    """``(d grad_w g / d theta)^T v``, shape ``(n_hyper,)``: the penalty's own
+    ``cross_vjp`` when it has one (per-feature penalties, whose Jacobian is diagonal),
+    else through the dense ``cross_jacobian``."""
+    if hasattr(penalty, "cross_vjp"):
+        return penalty.cross_vjp(w, theta, v)
+    return penalty.cross_jacobian(w, theta).t() @ v.reshape(-1)
+
+
 class L1:
     """``alpha ||w||_1``, ``alpha = exp(theta[0])``: scikit-learn's ``Lasso(alpha)``."""
 
@@ -96,6 +105,10 @@ class WeightedL1:
 
     def cross_jacobian(self, w, theta):
         return _diagonal_columns(_per_row(torch.exp(theta), w) * torch.sign(w), self.n_hyper)
+
+    def cross_vjp(self, w, theta, v):
+        """``cross_jacobian(w, theta)^T v`` without the ``(d, d)`` matrix."""
+        return (_per_row(torch.exp(theta), w) * torch.sign(w) * v).reshape(w.shape[0], -1).sum(1)
 
     def support(self, w):
         return w != 0
@@ -205,6 +218,11 @@ class L2:
         grad = self._strength(theta, w) * w  # d lambda / d theta = lambda
         return _diagonal_columns(grad, self.n_hyper) if self.per_feature else grad.reshape(-1, 1)
 
+    def cross_vjp(self, w, theta, v):
+        """``cross_jacobian(w, theta)^T v`` without the ``(d, d)`` matrix."""
+        prod = self._strength(theta, w) * w * v
+        return prod.reshape(w.shape[0], -1).sum(1) if self.per_feature else prod.sum()[None]
+
     def support(self, w):
         return torch.ones_like(w, dtype=torch.bool)
 
@@ -243,6 +261,9 @@ class Shifted:
 
     def cross_jacobian(self, w, theta):
         return self.penalty.cross_jacobian(w, theta + self.shift)
+
+    def cross_vjp(self, w, theta, v):
+        return penalty_cross_vjp(self.penalty, w, theta + self.shift, v)
 
     def support(self, w):
         return self.penalty.support(w)

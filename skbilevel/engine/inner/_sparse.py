@@ -12,6 +12,7 @@ import torch
 
 from ._base import InnerProblem
 from ._datafits import LogisticDatafit, MultinomialDatafit, QuadraticDatafit
+from ._penalties import penalty_cross_vjp
 
 
 class ProximalProblem(InnerProblem):
@@ -122,6 +123,18 @@ class ProximalProblem(InnerProblem):
         cross = self.penalty.cross_jacobian(w_pen, theta)
         return cross if w_free.shape[0] == 0 else \
             torch.cat([cross, cross.new_zeros(w_free.numel(), cross.shape[1])])
+
+    def penalty_cross_vjp(self, w, theta, v):
+        """``penalty_cross_jacobian(w, theta)^T v``, shape ``(n_hyper,)``, without forming
+        the ``(rows, n_hyper)`` matrix for per-feature penalties."""
+        w_pen, _ = self._split(w)
+        return penalty_cross_vjp(self.penalty, w_pen, theta, self._split(v)[0])
+
+    def support_hessian(self, w, support):
+        """Dense Hessian of the smooth part at ``w`` on ``support`` (a mask shaped like
+        ``w``), or None when the datafit cannot form it directly (sparse design)."""
+        block = getattr(self.datafit, "hessian_block", None)
+        return None if block is None else block(w, support.reshape(-1))
 
     def support(self, w):
         """Boolean mask (shape of ``w``) of the coordinates that move with ``theta``."""
