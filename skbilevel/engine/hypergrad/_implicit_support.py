@@ -43,7 +43,8 @@ class ImplicitSupport:
     block_max : int, default=3000
         With ``linear_solver`` None and a problem that forms the Hessian block on the
         support directly (``support_hessian``: a dense design), supports up
-        to this size are solved by a dense factorisation of that block.
+        to this size are solved by a dense factorisation of that block, when it is cheaper
+        than CG (``|S|^2 <= 100 rows``).
     """
 
     def __init__(self, linear_solver=None, dense_max=100, block_max=3000):
@@ -84,8 +85,11 @@ class ImplicitSupport:
         n_iter = n_matvec = 0
         converged = sol.converged
         block = None
-        if self.linear_solver is None and 0 < g_S.numel() <= self.block_max and \
-                hasattr(problem, "support_hessian"):
+        size = g_S.numel()
+        # Forming the block costs n |S|^2, CG about 100 passes of n d: the block wins when
+        # |S|^2 <= 100 d (the support of a sparse solution; not a dense L2 fit).
+        if self.linear_solver is None and 0 < size <= self.block_max and \
+                size ** 2 <= 100 * w.numel() and hasattr(problem, "support_hessian"):
             block = problem.support_hessian(w, support)
         if block is not None:  # formed directly: one product of |S| columns, not |S| passes
             block = block + torch.diag(pen_diag)
