@@ -114,7 +114,7 @@ class BaseProximalCV(BaseEstimator):
     def _fit_proximal(self, X, y, sample_weight):
         """Tune on K folds, then refit on all the data; returns the refitted problem and
         solution (the subclass turns them into fitted attributes)."""
-        n, d = X.shape
+        d = X.shape[1]
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
 
         def to_t(a):
@@ -146,8 +146,8 @@ class BaseProximalCV(BaseEstimator):
             staged = [Fold(_with_penalty(f.problem, per_feature), f.criterion)
                       for f in folds]
             theta0 = first.theta.expand(per_feature.n_hyper).clone()
-            result = minimize_hyperparams(staged, theta0, bounds=tuple(float(np.ravel(b)[0]) for b in bounds),
-                                          **tune)
+            box = tuple(float(np.ravel(b)[0]) for b in bounds)  # the shared entry's box
+            result = minimize_hyperparams(staged, theta0, bounds=box, **tune)
             for rec in first.history:
                 rec["theta"] = np.full(per_feature.n_hyper, rec["theta"][0])
             result.history[:0] = first.history

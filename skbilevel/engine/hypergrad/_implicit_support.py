@@ -9,13 +9,13 @@ from ..linalg import CG, DenseSolver, make_linear_solver
 
 
 def _support_ops(problem):
-    """``(support, smooth_hvp, penalty_hessian_diag, penalty_cross_jacobian)`` of a
+    """``(support, smooth_hvp, penalty_hessian_diag, penalty_cross_vjp)`` of a
     :class:`ProximalProblem`."""
-    if not hasattr(problem, "penalty_cross_jacobian"):
+    if not hasattr(problem, "penalty_cross_vjp"):
         raise TypeError(f"{type(problem).__name__} lacks support / smooth_hvp / "
-                        "penalty_cross_jacobian, which ImplicitSupport needs")
+                        "penalty_cross_vjp, which ImplicitSupport needs")
     return (problem.support, problem.smooth_hvp, problem.penalty_hessian_diag,
-            problem.penalty_cross_jacobian)
+            problem.penalty_cross_vjp)
 
 
 class ImplicitSupport:
@@ -61,7 +61,7 @@ class ImplicitSupport:
     def compute(self, problem, criterion, theta, *, solver, warm_start=None,
                 with_grad=True) -> HypergradResult:
         """Solve the inner problem, then the linear system on its support."""
-        support_of, hvp, pen_hess, pen_cross = _support_ops(problem)
+        support_of, hvp, pen_hess, pen_cross_vjp = _support_ops(problem)
         warm = warm_start or WarmStart()
         sol = solver.solve(problem, theta, warm.w)
         w = sol.w.detach()
@@ -101,11 +101,7 @@ class ImplicitSupport:
         else:  # empty support: w* = 0 does not move
             v_S = g_S
         v = embed(v_S)
-        if hasattr(problem, "penalty_cross_vjp"):
-            cross_v = problem.penalty_cross_vjp(w, theta, v)
-        else:
-            cross_v = pen_cross(w, theta)[support.reshape(-1)].t() @ v_S
-        hypergrad = criterion.grad_theta(w, theta) - cross_v
+        hypergrad = criterion.grad_theta(w, theta) - pen_cross_vjp(w, theta, v)
         return HypergradResult(value, hypergrad, w, WarmStart(w, v), n_inner_iter=sol.n_iter,
                                n_linsys_iter=n_iter, n_matvec=sol.n_matvec + n_matvec,
                                inner_converged=converged)

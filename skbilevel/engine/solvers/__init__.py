@@ -9,7 +9,7 @@ from ._krylov import ConjugateGradientSolver, KrylovSolver
 from ._proximal import FISTA, ProximalGradient, ProximalState
 from ._smoothness import power_iteration, probe_smoothness
 
-__all__ = ["ClosedFormSolver", "ConjugateGradientSolver", "CoordinateDescent", "FISTA", "LBFGS", "HDMConfig", "HDMSolver",
-           "HDMSolverState", "HDMState", "KrylovSolver", "ProximalGradient", "ProximalState",
-           "hdm_config", "hdm_init_state", "hdm_trial_point", "hdm_update", "power_iteration",
-           "probe_smoothness"]
+__all__ = ["ClosedFormSolver", "ConjugateGradientSolver", "CoordinateDescent", "FISTA",
+           "HDMConfig", "HDMSolver", "HDMSolverState", "HDMState", "KrylovSolver", "LBFGS",
+           "ProximalGradient", "ProximalState", "hdm_config", "hdm_init_state",
+           "hdm_trial_point", "hdm_update", "power_iteration", "probe_smoothness"]
