@@ -66,8 +66,9 @@ def history_to_arrays(history, theta_to_user):
     """
     if not history:
         return {}
+    keys = dict.fromkeys(key for rec in history for key in rec)  # e.g. holdout in stage 2
     out = {key: np.array([rec.get(key, np.nan) for rec in history])
-           for key in history[0] if key != "theta"}
+           for key in keys if key != "theta"}
     user = [theta_to_user(rec["theta"]) for rec in history]
     if isinstance(user[0], dict):
         out.update({key: np.array([u[key] for u in user]) for key in user[0]})

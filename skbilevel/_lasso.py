@@ -7,7 +7,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
-from ._proximal_cv import BaseProximalCV
+from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
 from .engine.inner import L1, ElasticNet, ProximalProblem, WeightedL1
 from .engine.outer import HeldOutMSE
 from .utils._sklearn_compat import _check_sample_weight, _fit_context, validate_data
@@ -17,7 +17,7 @@ from .utils._tensor import to_numpy
 # piecewise smooth, with local minima at support changes, so the start must already be
 # near the best basin: 25 values-only points (a warm-started path, cheap) do that.
 _ALPHA_GRID = np.logspace(0, -3, 25)
-_ENET_ALPHA_GRID = np.logspace(0, -3, 13)
+_ENET_ALPHA_GRID = np.logspace(0, -3, 7)  # half-decade steps: the optimizer refines
 _L1_RATIO_GRID = (0.5, 0.1, 0.9, 0.99)
 _ALPHA_FLOOR = 1e-6  # lower bound of alpha, in units of alpha_max
 
@@ -142,8 +142,9 @@ class BilevelLassoCV(_LinearRegressionCV):
     __doc__ = """Lasso whose penalty minimises the K-fold CV error, by hypergradients.
 
     A ``LassoCV`` look-alike without a path of alphas: ``log(alpha)`` follows the gradient of
-    the cross-validated MSE, from the best of 25 points of ``LassoCV``'s range (so the
-    answer is never worse than them). With
+    the cross-validated MSE, from the best of up to 25 points of ``LassoCV``'s range
+    (evaluated from strong to weak penalty, and stopped 4 points past the best, where the
+    fits get expensive; the answer is never worse than the best of them). With
     ``alpha_per_feature=True`` every feature then gets its own penalty (a weighted Lasso),
     which no grid can tune. The objective is scikit-learn's,
     ``1/(2 n) ||y - X w - b||^2 + alpha ||w||_1``, and the model is refitted on all the data.
@@ -153,6 +154,7 @@ class BilevelLassoCV(_LinearRegressionCV):
     alpha_per_feature : bool, default=False
         One penalty per feature (weighted Lasso), started from the best shared one.
     {params}
+    {early_stopping}
 
     Attributes
     ----------
@@ -188,21 +190,28 @@ class BilevelLassoCV(_LinearRegressionCV):
     >>> reg = BilevelLassoCV().fit(X, y)
     >>> bool(reg.alpha_ > 0)
     True
-    """.format(params=_COMMON_PARAMS)
+    """.format(params=_COMMON_PARAMS, early_stopping=EARLY_STOPPING_DOC)
 
     _parameter_constraints: dict = {**BaseProximalCV._parameter_constraints,
+                                    **EARLY_STOPPING_CONSTRAINTS,
                                     "alpha_per_feature": ["boolean"]}
     _grid_patience = 4
+    _grid_step = np.log(_ALPHA_GRID[0] / _ALPHA_GRID[1])
 
     def __init__(self, *, alpha_per_feature=False, cv=5, fit_intercept=True,
                  hypergradient="implicit", solver="auto", step="constant", max_iter=100,
-                 tol=1e-5, inner_max_iter=10000, inner_tol=1e-8, device="cpu",
-                 dtype="float64", n_jobs=None, verbose=0):
+                 tol=1e-5, inner_max_iter=10000, inner_tol=1e-8, early_stopping="auto",
+                 validation_fraction=0.2, n_iter_no_change=10, random_state=None,
+                 device="cpu", dtype="float64", n_jobs=None, verbose=0):
         super().__init__(cv=cv, fit_intercept=fit_intercept, hypergradient=hypergradient,
                          solver=solver, step=step, max_iter=max_iter, tol=tol,
                          inner_max_iter=inner_max_iter, inner_tol=inner_tol, device=device,
                          dtype=dtype, n_jobs=n_jobs, verbose=verbose)
         self.alpha_per_feature = alpha_per_feature
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
 
     def _penalties(self, n_features):
         return L1(), (WeightedL1(n_features) if self.alpha_per_feature else None)
@@ -225,8 +234,9 @@ class BilevelElasticNetCV(_LinearRegressionCV):
 
     An ``ElasticNetCV`` look-alike without the grid of ``alphas x l1_ratio``: both
     hyperparameters are continuous, ``theta = [log alpha, logit l1_ratio]``, and follow the
-    gradient of the cross-validated MSE from the best of 52 points (13 alphas for each of
-    ``l1_ratio`` = 0.1, 0.5, 0.9, 0.99), so the answer is never worse than them. The objective is
+    gradient of the cross-validated MSE from the best of up to 28 points (7 alphas, half a
+    decade apart, for each of ``l1_ratio`` = 0.5, 0.1, 0.9, 0.99; each path of alphas is
+    stopped 2 points past its best), so the answer is never worse than them. The objective is
     scikit-learn's, ``1/(2 n) ||y - X w - b||^2 + alpha l1_ratio ||w||_1
     + alpha (1 - l1_ratio) / 2 ||w||^2``, refitted on all the data.
 
@@ -272,6 +282,10 @@ class BilevelElasticNetCV(_LinearRegressionCV):
     >>> bool(0 < reg.l1_ratio_ < 1)
     True
     """.format(params=_COMMON_PARAMS)
+
+    _grid_patience = 2  # along each l1_ratio's path of alphas
+    _grid_path_length = len(_ENET_ALPHA_GRID)
+    _grid_step = np.log(_ENET_ALPHA_GRID[0] / _ENET_ALPHA_GRID[1])
 
     def _penalties(self, n_features):
         return ElasticNet(), None

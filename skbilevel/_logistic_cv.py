@@ -7,7 +7,7 @@ import torch
 from sklearn.base import ClassifierMixin
 
 from ._classifier import LinearClassifierOutputs, encode_classes
-from ._proximal_cv import BaseProximalCV
+from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
 from .engine.inner import L1, L2, ProximalProblem, Shifted, WeightedL1
 from .engine.outer import HeldOutLogLoss
 from .utils._sklearn_compat import StrOptions, _fit_context, validate_data
@@ -18,7 +18,7 @@ _LOG_C_BOUNDS = (-4.0, 4.0)  # log10(C): LogisticRegressionCV's default range
 
 
 class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, BaseProximalCV):
-    """Logistic regression whose ``C`` minimises the K-fold CV log-loss, by hypergradients.
+    __doc__ = """Logistic regression whose ``C`` minimises the K-fold CV log-loss, by hypergradients.
 
     A ``LogisticRegressionCV`` look-alike without a list of ``Cs``: ``log C`` follows the
     gradient of the cross-validated log-loss from the best of 9 values of ``C`` in
@@ -34,6 +34,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         Penalty of the model.
     C_per_feature : bool, default=False
         One ``C`` per feature, started from the best shared one (binary problems).
+    {early_stopping}
     cv : int, cross-validation generator or iterable, default=5
         Folds (stratified for an integer), as in ``LogisticRegressionCV``.
     fit_intercept : bool, default=True
@@ -103,7 +104,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     >>> clf = make_pipeline(StandardScaler(), BilevelLogisticRegressionCV()).fit(X, y)
     >>> bool(clf.score(X, y) > 0.95)
     True
-    """
+    """.replace("{early_stopping}", EARLY_STOPPING_DOC)
 
     _parameter_constraints: dict = {
         **BaseProximalCV._parameter_constraints,
@@ -111,16 +112,24 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         "C_per_feature": ["boolean"],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "solver": [StrOptions({"auto", "lbfgs", "fista", "ista"})],
+        **EARLY_STOPPING_CONSTRAINTS,
     }
     _classifier = True
     _grid_patience = 1
+    _grid_step = np.log(10.0) * (_LOG_C_GRID[1] - _LOG_C_GRID[0])
 
-    def __init__(self, *, penalty="l2", C_per_feature=False, cv=5, fit_intercept=True,
-                 class_weight=None, hypergradient="implicit", solver="auto",
-                 step="constant", max_iter=100, tol=1e-5, inner_max_iter=10000,
-                 inner_tol=1e-8, device="cpu", dtype="float64", n_jobs=None, verbose=0):
+    def __init__(self, *, penalty="l2", C_per_feature=False, early_stopping="auto",
+                 validation_fraction=0.2, n_iter_no_change=10, random_state=None, cv=5,
+                 fit_intercept=True, class_weight=None, hypergradient="implicit",
+                 solver="auto", step="constant", max_iter=100, tol=1e-5,
+                 inner_max_iter=10000, inner_tol=1e-8, device="cpu", dtype="float64",
+                 n_jobs=None, verbose=0):
         self.penalty = penalty
         self.C_per_feature = C_per_feature
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
         self.cv = cv
         self.fit_intercept = fit_intercept
         self.class_weight = class_weight

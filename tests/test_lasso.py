@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sklearn.linear_model import ElasticNet, ElasticNetCV, Lasso
+from sklearn.linear_model import ElasticNet, ElasticNetCV, Lasso, LassoCV
+from sklearn.metrics import f1_score
 from sklearn.model_selection import KFold
 
 from skbilevel import BilevelElasticNetCV, BilevelLassoCV
@@ -59,6 +60,31 @@ def test_per_feature_penalties_beat_the_shared_one_on_cv():
     assert weighted.alpha_.shape == (X.shape[1],)
     assert weighted.best_score_ >= shared.best_score_
     assert weighted.history_["alpha"].shape[1] == X.shape[1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_weighted_lasso_recovers_the_support(seed):
+    # n=600, d=300, 10 true features. LassoCV's CV-optimal alpha keeps many spurious
+    # features (F1 0.24-0.53 on these seeds); the per-feature penalties, started from the
+    # adaptive-Lasso weights and early-stopped on a holdout, find the true support
+    # (F1 0.91-1.0) and predict better on fresh data.
+    rng = np.random.default_rng(seed)
+    n, d = 600, 300
+    X = rng.standard_normal((n + 500, d))
+    coef = np.zeros(d)
+    coef[:10] = rng.uniform(1, 2, 10) * rng.choice([-1, 1], 10)
+    y = X @ coef + 2.0 * rng.standard_normal(n + 500)
+    X_test, y_test, X, y = X[n:], y[n:], X[:n], y[:n]
+    weighted = BilevelLassoCV(alpha_per_feature=True, random_state=0).fit(X, y)
+    lasso_cv = LassoCV(cv=5).fit(X, y)
+    assert "holdout_objective" in weighted.history_  # early_stopping="auto" is on
+    assert f1_score(coef != 0, weighted.coef_ != 0) >= 0.9
+    assert f1_score(coef != 0, weighted.coef_ != 0) > f1_score(coef != 0, lasso_cv.coef_ != 0)
+
+    def test_mse(model):
+        return np.mean((model.predict(X_test) - y_test) ** 2)
+
+    assert test_mse(weighted) < test_mse(lasso_cv)
 
 
 def _correlated(seed, n=120, d=30):

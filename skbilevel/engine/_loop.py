@@ -14,8 +14,11 @@ from ._results import OuterResult
 from .outer import OptimizeOutcome
 
 
-class _HoldoutStalled(Exception):
-    """Raised inside the objective to end the optimizer's loop (early stopping)."""
+_GRID_TIE = 1e-6  # relative: grid values this close count as equal for grid_patience
+
+
+class _Stop(Exception):
+    """Raised inside the objective to end the optimizer's loop; carries the reason."""
 
 
 @dataclass(frozen=True)
@@ -38,9 +41,9 @@ class _Evaluator:
         self.start = time.perf_counter()
         self.best_holdout, self.n_stale = np.inf, 0
 
-    def _map(self, theta, with_grad):
+    def _map(self, theta, with_grad, solver):
         def one(i, fold):
-            return self.method.compute(fold.problem, fold.criterion, theta, solver=self.solver,
+            return self.method.compute(fold.problem, fold.criterion, theta, solver=solver,
                                        warm_start=self.warm[i], with_grad=with_grad)
 
         jobs = list(enumerate(self.folds))
@@ -51,8 +54,9 @@ class _Evaluator:
         return Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(i, f)
                                                               for i, f in jobs)
 
-    def __call__(self, theta: torch.Tensor, with_grad: bool, phase: str):
-        results = self._map(theta, with_grad)
+    def __call__(self, theta: torch.Tensor, with_grad: bool, phase: str, solver=None):
+        solver = self.solver if solver is None else solver
+        results = self._map(theta, with_grad, solver)
         self.warm = [r.warm_start for r in results]
         value = float(np.mean([r.value for r in results]))
         grad = None
@@ -71,7 +75,7 @@ class _Evaluator:
         }
         if self.holdout is not None:
             res = self.method.compute(self.holdout.problem, self.holdout.criterion, theta,
-                                      solver=self.solver, warm_start=self.holdout_warm,
+                                      solver=solver, warm_start=self.holdout_warm,
                                       with_grad=False)
             self.holdout_warm = res.warm_start
             record["holdout_objective"] = res.value
@@ -98,8 +102,10 @@ def _print_record(k, rec):
 def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver, method,
                          optimizer, bounds=None, start_grid: Optional[torch.Tensor] = None,
                          holdout: Optional[Fold] = None, n_iter_no_change: int = 10,
-                         penalty=None, grid_patience: Optional[int] = None, n_jobs=None,
-                         verbose: int = 0) -> OuterResult:
+                         penalty=None, grid_patience: Optional[int] = None,
+                         grid_path_length: Optional[int] = None, grid_solver=None,
+                         stall_patience: Optional[int] = None, stall_tol: float = 1e-7,
+                         n_jobs=None, verbose: int = 0) -> OuterResult:
     """Minimise the fold-averaged outer criterion over ``theta`` by hypergradients.
 
     Parameters
@@ -139,6 +145,23 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         evaluating them once this many in a row have not improved on the best: on a
         unimodal CV curve the rest are worse, and they are often the expensive fits
         (weak penalties). None evaluates them all.
+    grid_path_length : int or None
+        With ``grid_patience``, the candidates ``[theta0] + start_grid`` are consecutive
+        paths of this length (e.g. one path of penalties per ``l1_ratio``), and the patience
+        applies within each path. None: one path.
+    grid_solver : inner solver or None
+        Solver of the grid candidates, typically ``solver`` with a looser tolerance: they
+        only rank starting points, and the chosen one is evaluated again by ``solver`` as
+        the optimizer's first point. When given, the answer is chosen among the points
+        ``solver`` evaluated (the grid's values are approximate), unless there are none.
+    stall_patience : int or None
+        Stop (as converged) once this many consecutive optimizer evaluations have not
+        lowered the best objective by more than ``stall_tol`` relative. For piecewise-smooth
+        objectives (Lasso-type CV errors change support at kinks): at a minimum on a kink
+        the gradient never vanishes and L-BFGS-B zigzags across it for dozens of
+        evaluations that change the objective in its eighth digit. None: never.
+    stall_tol : float
+        Relative decrease of the objective that counts as progress.
     n_jobs : int or None
         Folds evaluated in parallel through joblib.
     verbose : int
@@ -160,14 +183,21 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         candidates = [torch.minimum(torch.maximum(c.to(dtype=dtype, device=device), low),
                                     high) for c in candidates]
     if len(candidates) > 1:
-        best_value, n_worse = np.inf, 0
-        for cand in candidates:
-            evaluate(cand.to(dtype=dtype, device=device), with_grad=False, phase="grid")
+        path_length = grid_path_length or len(candidates)
+        for k, cand in enumerate(candidates):
+            if k % path_length == 0:
+                best_value, n_worse = np.inf, 0
+            elif grid_patience is not None and n_worse >= grid_patience:
+                continue  # the path is past its basin: its remaining points only get worse
+            evaluate(cand.to(dtype=dtype, device=device), with_grad=False, phase="grid",
+                     solver=grid_solver)
             value = evaluate.history[-1]["objective"]
-            best_value, n_worse = (value, 0) if value < best_value else (best_value,
-                                                                         n_worse + 1)
-            if grid_patience is not None and n_worse >= grid_patience:
-                break  # the candidates are a path: past the basin, they only get worse
+            if value < best_value:
+                best_value, n_worse = value, 0
+            elif value > best_value + _GRID_TIE * abs(best_value):
+                n_worse += 1
+            # else a tie, as on the plateau of penalties that zero every coefficient: it
+            # says nothing about which side of the basin the path is on.
         # Start from the candidate the final answer would be: the best on the holdout if
         # there is one, else by the optimizer's own objective (criterion plus penalty).
         best = int(np.argmin([r["holdout_objective"] if holdout is not None else
@@ -178,12 +208,22 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     else:
         theta_start = theta0
     scale = abs(min((r["objective"] for r in evaluate.history), default=0.0)) or 1.0
+    progress = {"best": np.inf, "stalled": 0}
 
     def fun(theta_np):
         theta = torch.as_tensor(theta_np, dtype=dtype, device=device)
         value, grad = evaluate(theta, with_grad=True, phase="optimize")
         if holdout is not None and evaluate.n_stale >= n_iter_no_change:
-            raise _HoldoutStalled
+            raise _Stop(f"early stopping: no holdout improvement in {n_iter_no_change} "
+                        f"evaluations")
+        if value < progress["best"] - stall_tol * abs(progress["best"]):
+            progress["stalled"] = 0
+        else:
+            progress["stalled"] += 1
+        progress["best"] = min(progress["best"], value)
+        if stall_patience is not None and progress["stalled"] >= stall_patience:
+            raise _Stop(f"no decrease of the objective beyond {stall_tol:g} relative in "
+                        f"{stall_patience} evaluations")
         if not np.isfinite(value) or not torch.isfinite(grad).all():
             return np.inf, np.zeros_like(theta_np)
         if penalty is not None:
@@ -196,10 +236,9 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         start_np = np.clip(start_np, bounds[0], bounds[1])
     try:
         outcome = optimizer.run(fun, start_np, bounds)
-    except _HoldoutStalled:
+    except _Stop as stop:
         n_evals = sum(r["phase"] == "optimize" for r in evaluate.history)
-        outcome = OptimizeOutcome(start_np, n_evals, True, f"early stopping: no holdout "
-                                  f"improvement in {n_iter_no_change} evaluations")
+        outcome = OptimizeOutcome(start_np, n_evals, True, str(stop))
 
     # The answer is an evaluated point: the best on the holdout when there is one, else the
     # best of what the optimizer minimised (the criterion plus the penalty, if any).
@@ -208,7 +247,11 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
             _penalised(rec, penalty, dtype, device)
         return value if np.isfinite(value) else np.inf
 
-    best = int(np.argmin([score(rec) for rec in evaluate.history]))
+    exact = [rec["phase"] != "grid" or grid_solver is None for rec in evaluate.history]
+    if not any(exact):  # no evaluation by ``solver`` (e.g. max_iter=0): the grid decides
+        exact = [True] * len(exact)
+    best = int(np.argmin([score(rec) if ok else np.inf
+                          for rec, ok in zip(evaluate.history, exact)]))
     theta_best = torch.as_tensor(evaluate.history[best]["theta"], dtype=dtype, device=device)
     return OuterResult(theta=theta_best, value=evaluate.history[best]["objective"],
                        n_iter=outcome.n_iter, converged=outcome.converged,

@@ -51,20 +51,47 @@ class LBFGSB:
         Projected-gradient and relative-decrease tolerance (relative to the objective).
     memory : int
         Number of correction pairs kept (``maxcor``).
+    first_step : float or None
+        Length (Euclidean, in ``theta``) of the first step. With bounds on every variable,
+        L-BFGS-B's first trial step is the raw gradient, whose length says nothing about
+        the distance to the minimum: on a flat CV curve it is orders of magnitude too
+        short and the line search spends an evaluation per factor of 4 of extrapolation.
+        When given, the problem is solved in the rescaled variable ``theta / s`` with ``s``
+        chosen so that this first step has the given length (e.g. half the spacing of the
+        grid the start came from); the tolerances keep their meaning in ``theta``.
+        None leaves L-BFGS-B's own first step.
     """
 
-    def __init__(self, max_iter=100, tol=1e-6, memory=10):
+    def __init__(self, max_iter=100, tol=1e-6, memory=10, first_step=None):
         self.max_iter, self.tol, self.memory = max_iter, tol, memory
+        self.first_step = first_step
 
     def run(self, fun, theta0, bounds=None) -> OptimizeOutcome:
-        box = None if bounds is None else list(zip(np.broadcast_to(bounds[0], theta0.shape),
-                                                   np.broadcast_to(bounds[1], theta0.shape)))
-        res = minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=box,
-                       options={"maxiter": self.max_iter, "gtol": self.tol,
+        s, objective = 1.0, fun
+        if self.first_step is not None and self.max_iter > 0:
+            first = fun(theta0)  # reused as scipy's first evaluation, at the same point
+            norm = float(np.linalg.norm(first[1]))
+            if np.isfinite(norm) and norm > 0:
+                s = float(np.sqrt(self.first_step / norm))
+            u0, calls = theta0 / s, []
+
+            def rescaled(u):
+                reuse = not calls and np.array_equal(u, u0)
+                calls.append(1)
+                value, grad = first if reuse else fun(u * s)
+                return value, grad * s
+
+            objective = rescaled
+
+        box = None if bounds is None else list(zip(
+            np.broadcast_to(bounds[0], theta0.shape) / s,
+            np.broadcast_to(bounds[1], theta0.shape) / s))
+        res = minimize(objective, theta0 / s, jac=True, method="L-BFGS-B", bounds=box,
+                       options={"maxiter": self.max_iter, "gtol": self.tol * s,
                                 "ftol": self.tol * 1e-4, "maxcor": self.memory,
                                 "maxfun": 3 * self.max_iter})
         message = res.message if isinstance(res.message, str) else res.message.decode()
-        return OptimizeOutcome(res.x, int(res.nit), bool(res.success), message)
+        return OptimizeOutcome(res.x * s, int(res.nit), bool(res.success), message)
 
 
 class Adam:
