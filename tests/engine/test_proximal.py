@@ -221,3 +221,24 @@ def test_bad_arguments():
         FISTA(max_iter=0)
     with pytest.raises(TypeError, match="prox"):
         ProximalGradient().solve(object(), T([0.0]))
+
+
+@pytest.mark.parametrize("newton_max", [0, 64], ids=["lbfgs-only", "newton-finish"])
+def test_lbfgs_solver_equals_sklearn_with_and_without_the_newton_finish(newton_max,
+                                                                         global_random_seed):
+    # 16 variables: with newton_max=64 L-BFGS stops at 1e4 * tol and Newton steps finish;
+    # the answer must not change, and the finish must cost fewer gradient evaluations.
+    from skbilevel.engine.solvers._lbfgs import LBFGS
+
+    X, y, sw = _classification(global_random_seed)
+    C = 0.3
+    problem = ProximalProblem.logistic(T(X), T(y), L2(), T(sw), True)
+    theta = T([-np.log(C * sw.sum())])
+    sol = LBFGS(tol=1e-11, newton_max=newton_max).solve(problem, theta)
+    ref = LogisticRegression(C=C, solver="newton-cg", tol=1e-14, max_iter=1000).fit(
+        X, y, sample_weight=sw)
+    assert sol.converged and sol.residual <= 1e-11
+    np.testing.assert_allclose(problem.coef(sol.w).numpy()[:, 0], ref.coef_[0], atol=1e-9)
+    plain = LBFGS(tol=1e-11, newton_max=0).solve(problem, theta)
+    if newton_max:
+        assert sol.n_grad_eval < plain.n_grad_eval

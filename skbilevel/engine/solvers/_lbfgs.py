@@ -10,6 +10,8 @@ from scipy.optimize import minimize
 
 from .._results import InnerSolution
 
+_NEWTON_HANDOFF = 1e4  # L-BFGS's tolerance, relative to tol, before the Newton steps
+
 
 def _value_and_grad(problem, w, theta):
     """Objective and full gradient; a proximal problem's penalty must then be quadratic
@@ -43,10 +45,14 @@ class LBFGS:
         With at most this many variables, a few Newton steps on the dense Hessian finish a
         solve that L-BFGS left above ``tol`` (its line search gives up at rounding level
         on ill-conditioned problems, e.g. a large ``C`` on separable data).
+    newton_max : int, default=64
+        With at most this many variables, L-BFGS stops at ``1e4 * tol`` and Newton steps
+        take it to ``tol`` (quadratic convergence; L-BFGS resumes if they stall).
     """
 
-    def __init__(self, max_iter=1000, tol=1e-10, history_size=10, polish_max=500):
-        self.polish_max = int(polish_max)
+    def __init__(self, max_iter=1000, tol=1e-10, history_size=10, polish_max=500,
+                 newton_max=64):
+        self.polish_max, self.newton_max = int(polish_max), int(newton_max)
         if int(max_iter) < 1 or not tol >= 0 or int(history_size) < 1:
             raise ValueError(f"need max_iter >= 1, tol >= 0 and history_size >= 1, got "
                              f"{max_iter}, {tol}, {history_size}")
@@ -63,27 +69,44 @@ class LBFGS:
             value, grad = _value_and_grad(problem, w, theta)
             return float(value), grad.detach().cpu().double().numpy().ravel()
 
-        res = minimize(fun, like.detach().cpu().double().numpy().ravel(), jac=True,
-                       method="L-BFGS-B",
-                       options={"maxiter": self.max_iter, "gtol": self.tol,
-                                "ftol": 0.0,
-                                "maxcor": self.history_size, "maxfun": 2 * self.max_iter})
+        def lbfgs(x0, gtol):
+            return minimize(fun, x0, jac=True, method="L-BFGS-B",
+                            options={"maxiter": self.max_iter, "gtol": gtol, "ftol": 0.0,
+                                     "maxcor": self.history_size,
+                                     "maxfun": 2 * self.max_iter})
+
+        # With few variables a Newton step costs a handful of gradients, and from a
+        # moderately accurate point two or three of them reach any tolerance, where
+        # L-BFGS's linear rate needs dozens of evaluations: hand over early.
+        newton = like.numel() <= self.newton_max and hasattr(problem, "penalty_hessian_diag")
+        res = lbfgs(like.detach().cpu().double().numpy().ravel(),
+                    self.tol * _NEWTON_HANDOFF if newton else self.tol)
+        n_iter, n_eval = int(res.nit), int(res.nfev)
         w = torch.as_tensor(res.x, dtype=like.dtype, device=like.device).reshape(like.shape)
         grad_max = float(np.max(np.abs(res.jac), initial=0.0))
         if grad_max > self.tol and like.numel() <= self.polish_max:
-            w, grad_max = self._newton_polish(problem, w, theta, grad_max)
+            w, grad_max, n_polish = self._newton_polish(problem, w, theta, grad_max,
+                                                        n_steps=10 if newton else 5)
+            n_eval += n_polish
+        if newton and grad_max > self.tol:  # Newton stalled: L-BFGS finishes the job
+            res = lbfgs(w.detach().cpu().double().numpy().ravel(), self.tol)
+            n_iter, n_eval = n_iter + int(res.nit), n_eval + int(res.nfev)
+            w = torch.as_tensor(res.x, dtype=like.dtype, device=like.device).reshape(
+                like.shape)
+            grad_max = float(np.max(np.abs(res.jac), initial=0.0))
         # scipy may also stop on a relative decrease below rounding: converged as well.
         converged = math.isfinite(grad_max) and (grad_max <= self.tol or
                                                  (res.success and res.nit < self.max_iter))
-        return InnerSolution(w=w, n_iter=int(res.nit), residual=grad_max,
-                             converged=converged, n_func_eval=int(res.nfev),
-                             n_grad_eval=int(res.nfev))
+        return InnerSolution(w=w, n_iter=n_iter, residual=grad_max, converged=converged,
+                             n_func_eval=n_eval, n_grad_eval=n_eval)
 
     def _newton_polish(self, problem, w, theta, grad_max, n_steps=5):
         """Newton steps ``w -= H^{-1} g`` while they reduce ``||g||_inf`` (needs
-        ``smooth_hvp`` and ``penalty_hessian_diag``; otherwise ``w`` is returned)."""
+        ``smooth_hvp`` and ``penalty_hessian_diag``; otherwise ``w`` is returned). Returns
+        ``(w, ||g||_inf, gradient evaluations)``."""
         if not hasattr(problem, "penalty_hessian_diag"):
-            return w, grad_max
+            return w, grad_max, 0
+        n_eval = 0
         eye = torch.eye(w.numel(), dtype=w.dtype, device=w.device)
         for _ in range(n_steps):
             H = problem.smooth_hvp(w, theta, eye) + \
@@ -97,9 +120,10 @@ class LBFGS:
             step = vecs @ (inv[:, None] * (vecs.T @ g.reshape(-1, 1)))
             trial = w - step.reshape(w.shape)
             trial_max = float(_value_and_grad(problem, trial, theta)[1].abs().max())
+            n_eval += 2
             if not trial_max < grad_max:
                 break
             w, grad_max = trial, trial_max
             if grad_max <= self.tol:
                 break
-        return w, grad_max
+        return w, grad_max, n_eval
