@@ -35,6 +35,9 @@ _REFIT_TOL = 1e-3  # the refit is solved this much tighter than the tuning's inn
 # to rank CV errors that differ in the fourth digit, and cuts its cost by a factor 2-5.
 _GRID_TOL = 1e3
 _STALL_PATIENCE = 3  # optimizer evaluations without progress before stopping
+# Adjoint systems solved by CG to this relative residual: hypergradients to ~1e-6, ample
+# for the outer tolerance (1e-5); 1e-10 cost a third more CG iterations.
+_ADJOINT_RTOL = 1e-6
 _MIN_HOLDOUT = 100  # samples early_stopping='auto' needs to judge the per-feature path on
 _ADAPTIVE_SCALES = (0.3, 1.0, 3.0)  # of the adaptive-Lasso starts, see adaptive_starts
 
@@ -199,7 +202,9 @@ class BaseProximalCV(BaseEstimator):
         solver_name = self._solver_name(full)
         solver = self._make_solver(solver_name, scale)
         # Lasso-type CV errors are piecewise smooth: stop zigzagging across a kink.
-        tune = dict(solver=solver, method=_METHODS[self.hypergradient](),
+        method = ImplicitSupport(rtol=_ADJOINT_RTOL) if self.hypergradient == "implicit" \
+            else _METHODS[self.hypergradient]()
+        tune = dict(solver=solver, method=method,
                     optimizer=make_optimizer("lbfgs", max_iter=self.max_iter, tol=self.tol),
                     stall_patience=_STALL_PATIENCE, stall_tol=self.tol * 0.1,
                     n_jobs=self.n_jobs, verbose=self.verbose)
@@ -207,9 +212,13 @@ class BaseProximalCV(BaseEstimator):
         grid = torch.as_tensor(candidates, dtype=dtype, device=device)
         # The optimum lies within a grid step of the best candidate: a first step of half
         # a step, not L-BFGS-B's raw gradient (see LBFGSB.first_step).
-        first_step = None if self._grid_step is None else self._grid_step / 2
+        first_step = radius = None
+        if self._grid_step is not None:  # radius: only the penalty strength, theta[0]
+            first_step = self._grid_step / 2
+            radius = np.full(grid.shape[1], np.inf)
+            radius[0] = self._grid_step
         result = minimize_hyperparams(
-            folds, grid[0], start_grid=grid[1:], bounds=bounds,
+            folds, grid[0], start_grid=grid[1:], bounds=bounds, local_radius=radius,
             grid_patience=self._grid_patience, grid_path_length=self._grid_path_length,
             grid_solver=self._make_solver(solver_name, scale, _GRID_TOL),
             **{**tune, "optimizer": make_optimizer("lbfgs", max_iter=self.max_iter,

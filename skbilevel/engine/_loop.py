@@ -105,7 +105,7 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
                          penalty=None, grid_patience: Optional[int] = None,
                          grid_path_length: Optional[int] = None, grid_solver=None,
                          stall_patience: Optional[int] = None, stall_tol: float = 1e-7,
-                         n_jobs=None, verbose: int = 0) -> OuterResult:
+                         local_radius=None, n_jobs=None, verbose: int = 0) -> OuterResult:
     """Minimise the fold-averaged outer criterion over ``theta`` by hypergradients.
 
     Parameters
@@ -162,6 +162,11 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         evaluations that change the objective in its eighth digit. None: never.
     stall_tol : float
         Relative decrease of the objective that counts as progress.
+    local_radius : float, array or None
+        Confine the optimizer to ``theta_start +- local_radius`` (within ``bounds``): on a
+        unimodal curve the minimum lies within one grid step of the best grid point, and
+        the box stops L-BFGS-B's early secant steps from overshooting to the far bound of
+        a flat CV curve (one wasted, often expensive, evaluation). None: ``bounds`` only.
     n_jobs : int or None
         Folds evaluated in parallel through joblib.
     verbose : int
@@ -234,6 +239,12 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     start_np = theta_start.detach().cpu().double().numpy()
     if bounds is not None:
         start_np = np.clip(start_np, bounds[0], bounds[1])
+    if local_radius is not None:
+        low = start_np - local_radius
+        high = start_np + local_radius
+        if bounds is not None:
+            low, high = np.maximum(low, bounds[0]), np.minimum(high, bounds[1])
+        bounds = (low, high)
     try:
         outcome = optimizer.run(fun, start_np, bounds)
     except _Stop as stop:

@@ -37,7 +37,7 @@ class ImplicitSupport:
     linear_solver : str, linear solver or None, default=None
         A :mod:`skbilevel.engine.linalg` solver or its name (``"cg"``, ``"minres"``,
         ``"dense"``). None: a dense factorisation of ``H_SS + P_SS`` (``|S|`` Hessian
-        products) when ``|S| <= dense_max``, CG at relative tolerance 1e-10 otherwise.
+        products) when ``|S| <= dense_max``, CG at relative tolerance ``rtol`` otherwise.
     dense_max : int, default=100
         Largest support solved densely when ``linear_solver`` is None.
     block_max : int, default=3000
@@ -45,9 +45,15 @@ class ImplicitSupport:
         support directly (``support_hessian``: a dense design), supports up
         to this size are solved by a dense factorisation of that block, when it is cheaper
         than CG (``|S|^2 <= 100 rows``).
+    rtol : float, default=1e-10
+        Relative residual of the default CG. The hypergradient's relative error is of
+        this order (times the conditioning of the system); an outer optimizer at a
+        tolerance of 1e-5 needs no better than 1e-6, and each factor of 10 costs CG about
+        ``sqrt(cond) / 2 * 2.3`` iterations.
     """
 
-    def __init__(self, linear_solver=None, dense_max=100, block_max=3000):
+    def __init__(self, linear_solver=None, dense_max=100, block_max=3000, rtol=1e-10):
+        self.rtol = float(rtol)
         if isinstance(linear_solver, str):
             linear_solver = make_linear_solver(linear_solver)
         self.linear_solver, self.dense_max, self.block_max = linear_solver, dense_max, \
@@ -56,7 +62,7 @@ class ImplicitSupport:
     def _solver_for(self, size):
         if self.linear_solver is not None:
             return self.linear_solver
-        return DenseSolver() if size <= self.dense_max else CG(rtol=1e-10)
+        return DenseSolver() if size <= self.dense_max else CG(rtol=self.rtol)
 
     def compute(self, problem, criterion, theta, *, solver, warm_start=None,
                 with_grad=True) -> HypergradResult:

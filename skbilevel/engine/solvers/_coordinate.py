@@ -12,9 +12,11 @@ problem, with its Gram matrix when that is cheaper) and returns a torch tensor.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import enet_path
 
 from .._results import InnerSolution
@@ -108,10 +110,14 @@ class CoordinateDescent:
             gram = None if gram is None else gram / np.outer(c, c)
             coef_init = None if coef_init is None else coef_init * c
         precompute = gram if gram is not None else False
-        _, coefs, gaps, n_iters = enet_path(
-            X, data.y, l1_ratio=l1_ratio, alphas=[alpha], precompute=precompute,
-            Xy=Xy if gram is not None else None, coef_init=coef_init, copy_X=False,
-            return_n_iter=True, check_input=False, max_iter=self.max_iter, tol=self.tol)
+        with warnings.catch_warnings():
+            # Non-convergence is reported through ``converged`` (the estimators warn once,
+            # naming themselves), not as scikit-learn's warning from inside the engine.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            _, coefs, gaps, n_iters = enet_path(
+                X, data.y, l1_ratio=l1_ratio, alphas=[alpha], precompute=precompute,
+                Xy=Xy if gram is not None else None, coef_init=coef_init, copy_X=False,
+                return_n_iter=True, check_input=False, max_iter=self.max_iter, tol=self.tol)
         coef = coefs[:, 0] if scale is None else coefs[:, 0] / c
         like = problem.init_params()
         w = torch.as_tensor(coef, dtype=like.dtype, device=like.device).reshape(like.shape)
