@@ -33,6 +33,8 @@ doc: venv
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_ridge.py
 	$(BIN)/python benchmarks/bench_hdm.py
+	$(BIN)/python benchmarks/bench_hdm_grid.py
+	$(BIN)/python benchmarks/bench_sparse.py
 
 clean:
 	rm -rf $(VENV) doc/_build doc/auto_examples doc/generated build *.egg-info

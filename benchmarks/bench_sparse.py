@@ -107,14 +107,19 @@ def cv_error(model, X, y, splits, classification):
     return float(np.mean(errs))
 
 
-def timed(fit):
+def timed(fit, repeat_below=2.0, repeats=3):
+    """``(estimator, wall, peak RSS MiB)``; fits shorter than ``repeat_below`` seconds are
+    repeated and the fastest kept (sub-second walls vary by tens of percent here)."""
+    walls, peak = [], 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        with PeakMemory() as mem:
-            t0 = time.perf_counter()
-            est = fit()
-            wall = time.perf_counter() - t0
-    return est, wall, mem.rss_peak / 2 ** 20
+        while not walls or (len(walls) < repeats and walls[0] < repeat_below):
+            with PeakMemory() as mem:
+                t0 = time.perf_counter()
+                est = fit()
+                walls.append(time.perf_counter() - t0)
+            peak = max(peak, mem.rss_peak / 2 ** 20)
+    return est, min(walls), peak
 
 
 def support_f1(coef, truth):
@@ -132,6 +137,9 @@ def run_regression(name, data, kind, rows, quick):
             competitors.append(("GridSearchCV(Lasso, same 100 alphas)", lambda: GridSearchCV(
                 Lasso(), {"alpha": grid}, cv=splits, scoring="neg_mean_squared_error")
                 .fit(X, y).best_estimator_))
+        if sparho_lasso(X[:50], y[:50], list(KFold(2).split(X[:50]))) is not None:
+            competitors.append(("sparho hoag_search (alpha_max / 10)",
+                                lambda: sparho_lasso(X, y, splits)))
         competitors += [("BilevelLassoCV()", lambda: BilevelLassoCV(cv=splits).fit(X, y)),
                         ("BilevelLassoCV(alpha_per_feature=True)",
                          lambda: BilevelLassoCV(cv=splits, alpha_per_feature=True,
@@ -161,6 +169,28 @@ def run_regression(name, data, kind, rows, quick):
                      int(np.sum(est.coef_ != 0)), support_f1(est.coef_, truth), fmt(wall, ".3f"),
                      fmt(wall / base, ".3f"), fmt(mem, ".0f")])
         print(rows[-1], flush=True)
+
+
+def sparho_lasso(X, y, splits):
+    """sparho's ``hoag_search`` (Pedregosa's HOAG, warm-started CV, exponentially decreasing
+    inner tolerance) from ``alpha_max / 10``, then a scikit-learn refit at its alpha.
+
+    sparho's Lasso adapter fits no intercept, so it tunes on data centred once; the refit,
+    like everyone's CV error here, has an intercept. None when sparho is not installed.
+    """
+    try:
+        from sparho import L1, CrossVal, Problem, SquaredLoss, hoag_search
+        from sparho.adapters import SklearnLasso
+    except ImportError:
+        return None
+    Xc, yc = X - X.mean(0), y - y.mean()
+    folds = tuple((tr.astype(np.int32), va.astype(np.int32)) for tr, va in splits)
+    alpha_max = np.abs(Xc.T @ yc).max() / len(y)
+    result = hoag_search(Problem(SquaredLoss(), L1(), Xc, yc), alpha_max / 10,
+                         solver=SklearnLasso(tol=1e-8), criterion=CrossVal(folds, warm_start=True),
+                         tolerance_decrease="exponential")
+    alpha = float(np.ravel(result.best_hyperparam)[0])
+    return Lasso(alpha=alpha, tol=1e-8, max_iter=100000).fit(X, y)
 
 
 def _fit(make, X, y):
@@ -287,7 +317,7 @@ def main():
             "Threads: 1 for torch and BLAS. CV error = mean validation MSE (regression) or "
             "log-loss (logistic) of scikit-learn refits at the chosen hyperparameters on the "
             "shared folds (the weighted Lasso: Lasso(alpha=1) on the columns X_j / alpha_j, "
-            "the same model). Ratio = wall time / the "
+            "the same model). Wall: best of 3 for fits under 2 s. Ratio = wall time / the "
             "first row of the problem (the scikit-learn CV estimator).", "",
             markdown_table(header, rows)]
     if "b" in wanted:
