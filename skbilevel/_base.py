@@ -46,6 +46,33 @@ def make_splits(cv, X, y, rows=None, classifier=False):
     return splits
 
 
+def contiguous_folds(splits):
+    """A row order in which every fold's training and validation rows are slices.
+
+    When the validation sets partition the samples (K-fold) and each training set is the
+    rest, the order ``V_1 .. V_K, V_1 .. V_{K-1}`` (validation sets, the first ``K - 1``
+    repeated) holds fold ``k``'s validation rows as ``V_k`` and its training rows as the
+    run ``V_{k+1} .. V_{k-1}`` (cyclically). One gathered copy of ``2 - 1/K`` times the
+    data then serves every fold as views, instead of ``K`` copies of the training rows.
+    Returns ``(order, [(train_slice, val_slice), ...])`` positions into the split samples,
+    or None when the splits are not such a partition (shuffle splits, repeated K-fold).
+    """
+    vals = [np.asarray(va) for _, va in splits]
+    n = sum(len(v) for v in vals)
+    everyone = np.concatenate(vals)
+    if len(splits) < 2 or len(np.unique(everyone)) != n:
+        return None
+    for (train, _), val in zip(splits, vals):
+        if len(train) != n - len(val) or not np.isin(train, everyone).all() or \
+                np.isin(train, val).any():
+            return None
+    runs = vals + vals[:-1]
+    starts = np.cumsum([0] + [len(v) for v in runs])
+    slices = [(slice(starts[k + 1], starts[k + 1] + n - len(vals[k])),
+               slice(starts[k], starts[k + 1])) for k in range(len(vals))]
+    return np.concatenate(runs), slices
+
+
 def holdout_split(n_samples, fraction, random_state):
     """Indices ``(fit, holdout)`` of a random split used for early stopping.
 

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ._base import history_to_arrays, holdout_split, make_splits, warn_if_not_converged
+from ._base import (contiguous_folds, history_to_arrays, holdout_split, make_splits,
+                    warn_if_not_converged)
 from .engine import Fold, minimize_hyperparams
 from .engine.hypergrad import ForwardMode, ImplicitSupport, ReverseMode
 from .engine.inner import ProximalProblem, Shifted
@@ -34,10 +35,15 @@ _REFIT_TOL = 1e-3  # the refit is solved this much tighter than the tuning's inn
 # solved again at inner_tol as the optimizer's first evaluation: 1000 times looser is ample
 # to rank CV errors that differ in the fourth digit, and cuts its cost by a factor 2-5.
 _GRID_TOL = 1e3
+# inner_tol="auto": tight fold fits where they are cheap (small designs; the tuned
+# hyperparameter then does not move with the rounding of the solver's path), looser where
+# each factor of 10 costs passes over a large design.
+_AUTO_TOL_ENTRIES = 10 ** 6
+_AUTO_TOL_SMALL, _AUTO_TOL_LARGE = 1e-8, 1e-6
 _STALL_PATIENCE = 3  # optimizer evaluations without progress before stopping
-# Adjoint systems solved by CG to this relative residual: hypergradients to ~1e-6, ample
-# for the outer tolerance (1e-5); 1e-10 cost a third more CG iterations.
-_ADJOINT_RTOL = 1e-6
+# Adjoint systems solved by CG to this relative residual: hypergradients to ~1e-5, ample
+# for the outer search to place the minimum; 1e-10 cost a half more CG iterations.
+_ADJOINT_RTOL = 1e-5
 _MIN_HOLDOUT = 100  # samples early_stopping='auto' needs to judge the per-feature path on
 _ADAPTIVE_SCALES = (0.3, 1.0, 3.0)  # of the adaptive-Lasso starts, see adaptive_starts
 
@@ -166,8 +172,14 @@ class BaseProximalCV(BaseEstimator):
             return "lbfgs"
         return "fista"
 
-    def _make_solver(self, name, scale, tighten=1.0):
-        tol = self.inner_tol * tighten
+    def _inner_tol(self, X):
+        """``inner_tol``, with ``"auto"`` resolved by the size of the design."""
+        if self.inner_tol != "auto":
+            return self.inner_tol
+        return _AUTO_TOL_SMALL if X.shape[0] * X.shape[1] <= _AUTO_TOL_ENTRIES else \
+            _AUTO_TOL_LARGE
+
+    def _make_solver(self, name, scale, tol):
         if name == "cd":
             return CoordinateDescent(max_iter=self.inner_max_iter, tol=tol)
         if name == "lbfgs":
@@ -189,18 +201,25 @@ class BaseProximalCV(BaseEstimator):
         rows, held = self._holdout_rows(X.shape[0], per_feature)
         splits = make_splits(self.cv, X, y, rows, classifier=self._classifier)
 
-        def fold(train, val):
+        def fold(train, val, X=X, y=y, sample_weight=sample_weight):
             problem = self._problem(to_t(X[train]), y_t(y[train]),
                                     to_t(sample_weight[train]), shared)
             return Fold(problem, self._criterion(problem, to_t(X[val]), y_t(y[val]),
                                                  to_t(sample_weight[val])))
 
         full = self._problem(to_t(X), y_t(y), to_t(sample_weight), shared)
-        folds = [fold(rows[tr], rows[va]) for tr, va in splits]
+        layout = contiguous_folds(splits)
+        if layout is None:
+            folds = [fold(rows[tr], rows[va]) for tr, va in splits]
+        else:  # K-fold: the folds are views of one reordered copy (see contiguous_folds)
+            order, slices = layout
+            data = X[rows[order]], y[rows[order]], sample_weight[rows[order]]
+            folds = [fold(tr, va, *data) for tr, va in slices]
         # Gradient scale of the tolerances: ||grad f(0)||_inf (alpha_max for the Lasso).
         scale = float(full.smooth_grad(full.init_params()).abs().max()) or 1.0
         solver_name = self._solver_name(full)
-        solver = self._make_solver(solver_name, scale)
+        inner_tol = self._inner_tol(X)
+        solver = self._make_solver(solver_name, scale, inner_tol)
         # Lasso-type CV errors are piecewise smooth: stop zigzagging across a kink.
         method = ImplicitSupport(rtol=_ADJOINT_RTOL) if self.hypergradient == "implicit" \
             else _METHODS[self.hypergradient]()
@@ -217,12 +236,15 @@ class BaseProximalCV(BaseEstimator):
             first_step = self._grid_step / 2
             radius = np.full(grid.shape[1], np.inf)
             radius[0] = self._grid_step
+        # One penalty: a bracketing search on the CV curve (fewer evaluations than a
+        # quasi-Newton method's line searches); several: L-BFGS-B.
+        optimizer = make_optimizer("bracket" if grid.shape[1] == 1 else "lbfgs",
+                                   max_iter=self.max_iter, tol=self.tol, first_step=first_step)
         result = minimize_hyperparams(
             folds, grid[0], start_grid=grid[1:], bounds=bounds, local_radius=radius,
             grid_patience=self._grid_patience, grid_path_length=self._grid_path_length,
-            grid_solver=self._make_solver(solver_name, scale, _GRID_TOL),
-            **{**tune, "optimizer": make_optimizer("lbfgs", max_iter=self.max_iter,
-                                                   tol=self.tol, first_step=first_step)})
+            grid_solver=self._make_solver(solver_name, scale, inner_tol * _GRID_TOL),
+            **{**tune, "optimizer": optimizer})
         penalty = shared
         if per_feature is not None:
             first, penalty = result, per_feature
@@ -254,8 +276,11 @@ class BaseProximalCV(BaseEstimator):
         self.history_ = history_to_arrays(result.history, self._user_params)
         self.solver_ = solver_name
         refit = _with_penalty(full, penalty)
-        refit_solver = self._make_solver(self._solver_name(refit), scale, _REFIT_TOL)
-        return refit, refit_solver.solve(refit, result.theta).w, result.theta
+        refit_solver = self._make_solver(self._solver_name(refit), scale,
+                                         inner_tol * _REFIT_TOL)
+        # Like LogisticRegressionCV: start from the mean of the folds' solutions.
+        w0 = torch.stack(result.fold_solutions).mean(0) if result.fold_solutions else None
+        return refit, refit_solver.solve(refit, result.theta, w0).w, result.theta
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -266,7 +266,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     theta_best = torch.as_tensor(evaluate.history[best]["theta"], dtype=dtype, device=device)
     return OuterResult(theta=theta_best, value=evaluate.history[best]["objective"],
                        n_iter=outcome.n_iter, converged=outcome.converged,
-                       message=outcome.message, history=evaluate.history)
+                       message=outcome.message, history=evaluate.history,
+                       fold_solutions=[w.w for w in evaluate.warm if w is not None])
 
 
 def _penalised(rec, penalty, dtype, device):

@@ -137,6 +137,9 @@ class OuterResult:
         The optimizer's own account of why it stopped.
     history : list of dict
         One record per objective evaluation (see :func:`minimize_hyperparams`).
+    fold_solutions : list of torch.Tensor
+        The folds' inner solutions at the last evaluated ``theta`` (usually ``theta`` or
+        next to it): their mean warm-starts a refit on all the data.
     """
 
     theta: torch.Tensor
@@ -145,3 +148,4 @@ class OuterResult:
     converged: bool
     message: str = ""
     history: list = field(default_factory=list)
+    fold_solutions: list = field(default_factory=list)

@@ -25,6 +25,28 @@ from ._design import LinearDesign
 _POWER_ITER = 200
 
 
+class _LastProduct:
+    """A design product remembered at the last point ``w`` it was asked at.
+
+    Value, gradient and Hessian products are asked at the same point in turn (an
+    L-BFGS evaluation, the products of an adjoint solve): remembering ``[X, 1] w`` makes
+    them share one pass over the design instead of one each. Points that carry autograd
+    history are never remembered (reverse mode differentiates through the product).
+    """
+
+    def __init__(self, compute):
+        self.compute, self.point, self.product = compute, None, None
+
+    def __call__(self, w):
+        if w.requires_grad:
+            return self.compute(w)
+        if self.point is None or self.point.shape != w.shape or \
+                self.point.dtype != w.dtype or not torch.equal(self.point, w):
+            self.product = self.compute(w)
+            self.point = w.clone()
+        return self.product
+
+
 def _weights(X, sample_weight):
     n = X.shape[0]
     sw = sample_weight if sample_weight is not None else \
@@ -69,16 +91,18 @@ class QuadraticDatafit:
         self.y = y - y_mean
         # X_c^T S y_c / S: the constant part of the gradient; its max |.| is alpha_max.
         self.xty = self.design.rmatvec(self.sample_weight[:, None] * self.y) / self.weight_sum
+        self._product = _LastProduct(self.design.matvec)
 
     def init_params(self):
         return self.xty.new_zeros(self.xty.shape)
 
     def value(self, w):
-        r = self.y - self.design.matvec(w)
+        r = self.y - self._product(w)
         return 0.5 * (self.sample_weight[:, None] * r ** 2).sum() / self.weight_sum
 
     def grad(self, w):
-        return self.hvp(w, w) - self.xty
+        return self.design.rmatvec(self.sample_weight[:, None] * self._product(w)) / \
+            self.weight_sum - self.xty
 
     def hvp(self, w, V):
         """``X_c^T S X_c V / S``; the Hessian is constant, so ``w`` is not used."""
@@ -136,6 +160,7 @@ class LogisticDatafit:
         self.n_unpenalised = int(fit_intercept)
         self.sign = 2.0 * y.reshape(-1).to(X.dtype) - 1.0  # labels in {-1, +1}
         self.scaled_weight = self.sample_weight / self.weight_sum
+        self._decision = _LastProduct(self._margin)
 
     def init_params(self):
         return torch.zeros(self.n_features + self.n_unpenalised, 1,
@@ -146,22 +171,25 @@ class LogisticDatafit:
             return self.design.matvec(V)
         return self.design.matvec(V[:-1]) + V[-1:]
 
+    def _margin(self, w):  # [X, 1] w as a vector
+        return self._forward(w)[:, 0]
+
     def _backward(self, U):  # [X, 1]^T U, U of shape (n, m)
         out = self.design.rmatvec(U)
         return torch.cat([out, U.sum(0, keepdim=True)]) if self.fit_intercept else out
 
     def value(self, w):
-        m = self.sign * self._forward(w)[:, 0]
+        m = self.sign * self._decision(w)
         return (self.scaled_weight * torch.nn.functional.softplus(-m)).sum()
 
     def grad(self, w):
-        m = self.sign * self._forward(w)[:, 0]
+        m = self.sign * self._decision(w)
         dz = -self.scaled_weight * self.sign * torch.sigmoid(-m)
         return self._backward(dz[:, None])
 
     def hvp(self, w, V):
         """``[X, 1]^T diag(s_i p_i (1 - p_i) / S) [X, 1] V`` at ``w``."""
-        p = torch.sigmoid(self._forward(w)[:, 0])
+        p = torch.sigmoid(self._decision(w))
         curv = self.scaled_weight * p * (1.0 - p)
         if V.dim() == 1:
             return self._backward((curv * self._forward(V[:, None])[:, 0])[:, None])[:, 0]
@@ -187,7 +215,7 @@ class LogisticDatafit:
         if self.fit_intercept:
             Z = torch.cat([Z, torch.ones_like(Z[:, :1])], dim=1)
         Z = Z[:, mask]
-        p = torch.sigmoid(self._forward(w)[:, 0])
+        p = torch.sigmoid(self._decision(w))
         curv = self.scaled_weight * p * (1.0 - p)
         return (Z * curv[:, None]).t() @ Z
 
@@ -236,6 +264,7 @@ class MultinomialDatafit:
         self.onehot = torch.nn.functional.one_hot(y.reshape(-1).long(), self.n_columns) \
             .to(X.dtype)
         self.scaled_weight = self.sample_weight / self.weight_sum
+        self._decision = _LastProduct(self._point_scores)
 
     def init_params(self):
         rows = self.n_penalised + self.n_unpenalised
@@ -250,6 +279,9 @@ class MultinomialDatafit:
             Z = Z + A[self.n_features:]
         return Z.reshape(-1, K, m)
 
+    def _point_scores(self, w):  # (n, K) scores of one variable
+        return self._scores(w)[:, :, 0]
+
     def _back(self, U):
         """``[X, 1]^T U`` for ``U`` of shape ``(n, K, m)``, raveled like the variable."""
         n, K, m = U.shape
@@ -260,12 +292,12 @@ class MultinomialDatafit:
         return out.reshape(-1, m)
 
     def value(self, w):
-        Z = self._scores(w)[:, :, 0]
+        Z = self._decision(w)
         loss = torch.logsumexp(Z, dim=1) - (Z * self.onehot).sum(1)
         return (self.scaled_weight * loss).sum()
 
     def grad(self, w):
-        Z = self._scores(w)[:, :, 0]
+        Z = self._decision(w)
         dZ = (torch.softmax(Z, dim=1) - self.onehot) * self.scaled_weight[:, None]
         return self._back(dZ[:, :, None])
 
@@ -273,7 +305,7 @@ class MultinomialDatafit:
         """``sum_i s_i / S [x_i; 1] [x_i; 1]^T (x) (diag(p_i) - p_i p_i^T)`` times ``V``."""
         one = V.dim() == 1
         V = V[:, None] if one else V
-        P = torch.softmax(self._scores(w)[:, :, 0], dim=1)[:, :, None]
+        P = torch.softmax(self._decision(w), dim=1)[:, :, None]
         ZV = self._scores(V)
         HZ = P * (ZV - (P * ZV).sum(1, keepdim=True)) * self.scaled_weight[:, None, None]
         out = self._back(HZ)

@@ -8,7 +8,6 @@ the objective by its starting value, so tolerances here are relative.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,16 +15,9 @@ from scipy.optimize import minimize
 
 from ..solvers._hdm import hdm_config, hdm_init_state, hdm_trial_point, hdm_update
 from ..solvers._smoothness import probe_smoothness
+from ._bracket import Bracket, OptimizeOutcome
 
 
-@dataclass
-class OptimizeOutcome:
-    """Where an outer optimizer stopped and why."""
-
-    theta: np.ndarray
-    n_iter: int
-    converged: bool
-    message: str
 
 
 def _project(theta, bounds):
@@ -247,11 +239,13 @@ def _inf_norm(g):
     return float(g.abs().max()) if g.numel() else 0.0
 
 
-OPTIMIZERS = {"lbfgs": LBFGSB, "adam": Adam, "gd": GradientDescent, "hdm": HDM}
+OPTIMIZERS = {"lbfgs": LBFGSB, "adam": Adam, "gd": GradientDescent, "hdm": HDM,
+              "bracket": Bracket}
 
 
 def make_optimizer(name, **params):
-    """Instantiate the outer optimizer called ``name`` (``lbfgs``, ``adam``, ``gd``, ``hdm``)."""
+    """Instantiate the outer optimizer called ``name`` (``lbfgs``, ``adam``, ``gd``, ``hdm``,
+    ``bracket``)."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
     return OPTIMIZERS[name](**params)

@@ -1,0 +1,83 @@
+"""The one-hyperparameter outer search: cubic interpolation on values and slopes."""
+
+import numpy as np
+import pytest
+
+from skbilevel.engine.outer import Bracket, make_optimizer
+from skbilevel.engine.outer._bracket import hermite_minimizer, hermite_value
+
+
+def cubic(t):  # t^3 - 3t: local minimum at t = 1
+    return t ** 3 - 3 * t, 3 * t ** 2 - 3
+
+
+def test_hermite_interpolation_is_exact_on_a_cubic():
+    (fa, ga), (fb, gb) = cubic(0.0), cubic(2.0)
+    assert hermite_minimizer(0.0, fa, ga, 2.0, fb, gb) == pytest.approx(1.0, abs=1e-12)
+    # the same cubic seen from the other end
+    assert hermite_minimizer(2.0, fb, gb, 0.0, fa, ga) == pytest.approx(1.0, abs=1e-12)
+    for t in (-0.5, 0.3, 1.7, 2.5):
+        assert hermite_value(0.0, fa, ga, 2.0, fb, gb, t) == pytest.approx(cubic(t)[0])
+
+
+def test_hermite_minimizer_none_without_a_local_minimum():
+    # t^3: no local minimum (d1^2 - ga gb < 0 for these ends)
+    assert hermite_minimizer(-1.0, -1.0, 3.0, 1.0, 1.0, 3.0) is None
+
+
+def _counted(f):
+    calls = []
+
+    def fun(theta):
+        calls.append(float(theta[0]))
+        value, grad = f(float(theta[0]))
+        return value, np.array([grad])
+
+    return fun, calls
+
+
+def skewed(t):
+    """exp(t - 3) - t + 0.1 (t - 3)^2: minimum at 3, flat on the left, steep on the right
+    (the shape of a CV curve in log alpha)."""
+    return np.exp(t - 3) - t + 0.1 * (t - 3) ** 2, np.exp(t - 3) - 1 + 0.2 * (t - 3)
+
+
+@pytest.mark.parametrize("start", [0.5, 2.0, 4.5])
+def test_bracket_finds_the_minimum(start):
+    fun, calls = _counted(skewed)
+    out = Bracket(tol=1e-10, first_step=0.5).run(fun, np.array([start]),
+                                                   (np.array([0.0]), np.array([6.0])))
+    assert out.converged
+    assert out.theta[0] == pytest.approx(3.0, abs=1e-4)
+    assert out.n_iter == len(calls) <= 10
+
+
+def test_bracket_stops_at_a_bound():
+    fun, calls = _counted(skewed)
+    out = Bracket(tol=1e-10, first_step=0.5).run(fun, np.array([1.0]),
+                                                   (np.array([0.0]), np.array([2.0])))
+    assert out.converged and out.theta[0] == 2.0
+    assert "bound" in out.message
+
+
+def test_bracket_treats_a_non_finite_region_as_a_wall():
+    def fun(theta):  # the orchestrator's stand-in for a diverged inner solve: (inf, 0)
+        if theta[0] > 1.2:
+            return np.inf, np.zeros(1)
+        value, grad = skewed(theta[0])
+        return value, np.array([grad])
+
+    out = Bracket(tol=1e-6, first_step=0.5).run(fun, np.array([1.0]),
+                                                  (np.array([0.0]), np.array([6.0])))
+    assert 1.1 < out.theta[0] <= 1.2  # the best finite point, next to the wall
+
+
+def test_bracket_stops_when_the_start_is_not_finite():
+    out = Bracket().run(lambda t: (np.nan, np.array([np.nan])), np.array([1.0]))
+    assert not out.converged and out.n_iter == 1 and "non-finite" in out.message
+
+
+def test_bracket_needs_one_hyperparameter():
+    with pytest.raises(ValueError, match="one hyperparameter"):
+        Bracket().run(lambda t: (0.0, t), np.zeros(2))
+    assert isinstance(make_optimizer("bracket", tol=1e-3), Bracket)
