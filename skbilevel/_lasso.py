@@ -39,9 +39,13 @@ _COMMON_PARAMS = """cv : int, cross-validation generator or iterable, default=5
         Step-size rule of FISTA / ISTA: ``1 / L``, a backtracking search, or a schedule
         ``k -> c_k`` giving the step ``c_k / L`` (see :class:`~skbilevel.engine.solvers.FISTA`).
     max_iter : int, default=100
-        Outer iterations (L-BFGS-B on the log-scale hyperparameters).
-    tol : float, default=1e-5
-        Outer tolerance on the projected gradient.
+        Outer evaluations: a bracketing search on the log-scale penalty when there is
+        one (:class:`~skbilevel.engine.outer.Bracket`), L-BFGS-B with several.
+    tol : float, default=1e-4
+        Outer tolerance, relative to the CV error. One penalty: stop when the search's
+        model of the CV curve predicts less than this relative decrease (1e-4 is far
+        below the CV error's own standard error). Several: L-BFGS-B's projected-gradient
+        tolerance.
     inner_max_iter : int, default=10000
         Iterations (coordinate sweeps) per inner solve.
     inner_tol : float, default=1e-8
@@ -62,7 +66,7 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
     """Least-squares datafit, validation by the held-out MSE, refit on all the data."""
 
     def __init__(self, *, cv=5, fit_intercept=True, hypergradient="implicit", solver="auto",
-                 step="constant", max_iter=100, tol=1e-5, inner_max_iter=10000,
+                 step="constant", max_iter=100, tol=1e-4, inner_max_iter=10000,
                  inner_tol=1e-8, device="cpu", dtype="float64", n_jobs=None, verbose=0):
         self.cv = cv
         self.fit_intercept = fit_intercept
@@ -200,7 +204,7 @@ class BilevelLassoCV(_LinearRegressionCV):
 
     def __init__(self, *, alpha_per_feature=False, cv=5, fit_intercept=True,
                  hypergradient="implicit", solver="auto", step="constant", max_iter=100,
-                 tol=1e-5, inner_max_iter=10000, inner_tol=1e-8, early_stopping="auto",
+                 tol=1e-4, inner_max_iter=10000, inner_tol=1e-8, early_stopping="auto",
                  validation_fraction=0.2, n_iter_no_change=10, random_state=None,
                  device="cpu", dtype="float64", n_jobs=None, verbose=0):
         super().__init__(cv=cv, fit_intercept=fit_intercept, hypergradient=hypergradient,

@@ -52,9 +52,13 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     step : "constant", "backtracking" or callable, default="constant"
         Step-size rule of FISTA / ISTA (see :class:`~skbilevel.engine.solvers.FISTA`).
     max_iter : int, default=100
-        Outer iterations (L-BFGS-B on ``log C``).
-    tol : float, default=1e-5
-        Outer tolerance on the projected gradient.
+        Outer evaluations: a bracketing search on ``log C``
+        (:class:`~skbilevel.engine.outer.Bracket`), L-BFGS-B with ``C_per_feature``.
+    tol : float, default=1e-4
+        Outer tolerance, relative to the CV log-loss. One ``C``: stop when the search's
+        model of the CV curve predicts less than this relative decrease (1e-4 is far
+        below the CV error's own standard error). ``C_per_feature``: L-BFGS-B's
+        projected-gradient tolerance.
     inner_max_iter : int, default=10000
         Iterations per inner solve.
     inner_tol : float or "auto", default="auto"
@@ -129,7 +133,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     def __init__(self, *, penalty="l2", C_per_feature=False, early_stopping="auto",
                  validation_fraction=0.2, n_iter_no_change=10, random_state=None, cv=5,
                  fit_intercept=True, class_weight=None, hypergradient="implicit",
-                 solver="auto", step="constant", max_iter=100, tol=1e-5,
+                 solver="auto", step="constant", max_iter=100, tol=1e-4,
                  inner_max_iter=10000, inner_tol="auto", device="cpu", dtype="float64",
                  n_jobs=None, verbose=0):
         self.penalty = penalty

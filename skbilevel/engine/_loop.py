@@ -245,8 +245,13 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         if bounds is not None:
             low, high = np.maximum(low, bounds[0]), np.minimum(high, bounds[1])
         bounds = (low, high)
+    # A one-dimensional search can use the grid's values to start and to close brackets.
+    run_options = {}
+    if getattr(optimizer, "accepts_values", False) and holdout is None and penalty is None:
+        run_options["known"] = [(rec["theta"], rec["objective"] / scale)
+                                for rec in evaluate.history if rec["phase"] == "grid"]
     try:
-        outcome = optimizer.run(fun, start_np, bounds)
+        outcome = optimizer.run(fun, start_np, bounds, **run_options)
     except _Stop as stop:
         n_evals = sum(r["phase"] == "optimize" for r in evaluate.history)
         outcome = OptimizeOutcome(start_np, n_evals, True, str(stop))
@@ -259,6 +264,17 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         return value if np.isfinite(value) else np.inf
 
     exact = [rec["phase"] != "grid" or grid_solver is None for rec in evaluate.history]
+    grid_best = min((score(rec) for rec, ok in zip(evaluate.history, exact) if not ok),
+                    default=np.inf)
+    start_solved = any(ok and np.array_equal(rec["theta"], start_np)
+                       for rec, ok in zip(evaluate.history, exact))
+    if any(exact) and not start_solved and \
+            grid_best < min(score(rec) for rec, ok in zip(evaluate.history, exact) if ok):
+        # The optimizer never reached the grid's best value (an approximate one): solve
+        # that point properly, so the answer is never worse than the grid.
+        evaluate(torch.as_tensor(start_np, dtype=dtype, device=device), with_grad=False,
+                 phase="optimize")
+        exact.append(True)
     if not any(exact):  # no evaluation by ``solver`` (e.g. max_iter=0): the grid decides
         exact = [True] * len(exact)
     best = int(np.argmin([score(rec) if ok else np.inf

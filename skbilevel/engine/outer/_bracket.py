@@ -44,6 +44,47 @@ def hermite_value(a, fa, ga, b, fb, gb, t):
     return h00 * fa + h10 * h * ga + h01 * fb + h11 * h * gb
 
 
+def _value_model_trial(best, ahead, behind):
+    """``(trial, predicted gain)`` from the best point's value and slope and a known value
+    ``ahead`` of it: the cubic that also passes through the point ``behind`` (a curve
+    flat on one side of its minimum and steep on the other, as CV curves in ``log alpha``
+    are, needs the third order), else the quadratic."""
+    t_best, f_best, g_best = best
+    h2, d2 = ahead[0] - t_best, ahead[1] - f_best - g_best * (ahead[0] - t_best)
+    if behind is not None:
+        h0, d0 = behind[0] - t_best, behind[1] - f_best - g_best * (behind[0] - t_best)
+        # f_best + g_best u + c u^2 + d u^3 through both points (u = t - t_best)
+        det = h0 ** 2 * h2 ** 3 - h2 ** 2 * h0 ** 3
+        c = (d0 * h2 ** 3 - d2 * h0 ** 3) / det
+        d = (h0 ** 2 * d2 - h2 ** 2 * d0) / det
+        for u in np.roots([3 * d, 2 * c, g_best]):
+            if np.isreal(u) and 0 < u.real / h2 < 1 and 2 * c + 6 * d * u.real > 0:
+                u = u.real
+                return t_best + u, -(g_best * u + c * u ** 2 + d * u ** 3)
+    curvature = d2 / h2 ** 2  # > 0: the value ahead is higher
+    return t_best - g_best / (2 * curvature), g_best ** 2 / (4 * curvature)
+
+
+def parabola_start(values, t0):
+    """The vertex of the parabola through the known point nearest ``t0`` and its two
+    neighbours (kept within them), or ``t0`` without a neighbour on each side or without
+    positive curvature."""
+    if len(values) < 3:
+        return t0
+    i = int(np.argmin([abs(t - t0) for t, _ in values]))
+    if i == 0 or i == len(values) - 1:
+        return t0
+    (x0, f0), (x1, f1), (x2, f2) = values[i - 1:i + 2]
+    # Divided differences: slope on each side, curvature from their difference.
+    s01, s12 = (f1 - f0) / (x1 - x0), (f2 - f1) / (x2 - x1)
+    curvature = (s12 - s01) / (x2 - x0)
+    if not curvature > 0:
+        return t0
+    vertex = 0.5 * (x0 + x1) - s01 / (2 * curvature)
+    return float(np.clip(vertex, x1 + (1 - _SAFEGUARD) * (x0 - x1),
+                         x1 + (1 - _SAFEGUARD) * (x2 - x1)))
+
+
 class Bracket:
     """Minimise a smooth function of one variable from values and derivatives.
 
@@ -71,15 +112,31 @@ class Bracket:
         ``e`` in ``alpha``).
     """
 
+    accepts_values = True  # run() takes value-only points, e.g. a grid's (see known)
+
     def __init__(self, max_iter=100, tol=1e-6, first_step=None):
         self.max_iter, self.tol, self.first_step = int(max_iter), float(tol), first_step
 
-    def run(self, fun, theta0, bounds=None) -> OptimizeOutcome:
+    def run(self, fun, theta0, bounds=None, known=()) -> OptimizeOutcome:
+        """Minimise ``fun`` from ``theta0`` within ``bounds``.
+
+        ``known`` are ``(theta, value)`` pairs already evaluated without slopes (a coarse
+        grid): they close brackets (a quadratic through the best point's value and slope
+        and the known value stands in for the cubic), and when ``theta0`` is one of them
+        with a known neighbour on each side, the search starts at the vertex of the
+        parabola through the three instead of at ``theta0``.
+        """
         theta0 = np.asarray(theta0, dtype=float)
         if theta0.size != 1:
             raise ValueError(f"Bracket optimises one hyperparameter, got {theta0.size}")
         low, high = (-np.inf, np.inf) if bounds is None else \
             (float(np.ravel(bounds[0])[0]), float(np.ravel(bounds[1])[0]))
+        # Known points on the bounds (a grid's neighbours of the start) count as inside.
+        slack = 1e-9 * (1.0 + max([abs(b) for b in (low, high) if np.isfinite(b)],
+                                  default=0.0))
+        values = sorted((float(np.ravel(t)[0]), float(f)) for t, f in known)
+        values = [(t, f) for t, f in values
+                  if np.isfinite(f) and low - slack <= t <= high + slack]
         points = []  # (t, f, g) of every evaluation
 
         def evaluate(t):
@@ -92,7 +149,7 @@ class Bracket:
 
         if self.max_iter < 1:
             return OptimizeOutcome(theta0.copy(), 0, False, "max_iter is 0")
-        evaluate(float(np.clip(theta0.ravel()[0], low, high)))
+        evaluate(float(np.clip(parabola_start(values, float(theta0.ravel()[0])), low, high)))
         while len(points) < self.max_iter:
             t_best, f_best, g_best = min(points, key=lambda p: p[1] if np.isfinite(p[1])
                                          else np.inf)
@@ -101,27 +158,50 @@ class Bracket:
             if g_best == 0:
                 return outcome(True, "zero gradient")
             downhill = -np.sign(g_best)
-            ahead = [p for p in points if (p[0] - t_best) * downhill > 0]
-            end = high if downhill > 0 else low
-            far = min(ahead, key=lambda p: abs(p[0] - t_best)) if ahead else None
-            width = abs((far[0] if far else end) - t_best)
-            if width == 0:
-                return outcome(True, "minimum at the bound")
-            if abs(g_best) * width <= self.tol:
-                return outcome(True, "the bracket leaves less than tol to gain")
-            if far is not None:
-                t = hermite_minimizer(t_best, f_best, g_best, *far)
-                if t is not None and f_best - hermite_value(t_best, f_best, g_best, *far,
-                                                            t) <= self.tol:
-                    return outcome(True, "the cubic model predicts less than tol to gain")
-                lo, hi = sorted((t_best + _SAFEGUARD * (far[0] - t_best),
-                                 far[0] - _SAFEGUARD * (far[0] - t_best)))
-                t = 0.5 * (t_best + far[0]) if t is None else float(np.clip(t, lo, hi))
-            else:
-                t = self._extrapolate(points, t_best, f_best, g_best, downhill)
-                t = float(np.clip(t, min(t_best, end), max(t_best, end)))
+            t, message = self._trial(points, values, (t_best, f_best, g_best), downhill,
+                                     high if downhill > 0 else low)
+            if message is not None:
+                return outcome(True, message)
             evaluate(t)
         return outcome(False, "maximum evaluations reached")
+
+    def _trial(self, points, values, best, downhill, end):
+        """``(next theta, None)``, or ``(None, why)`` when the search has converged."""
+        t_best, f_best, g_best = best
+
+        def nearest_ahead(pts):
+            ahead = [p for p in pts if (p[0] - t_best) * downhill > 0]
+            return min(ahead, key=lambda p: abs(p[0] - t_best)) if ahead else None
+
+        def nearest_behind(pts):
+            behind = [p for p in pts if (p[0] - t_best) * downhill < 0]
+            return min(behind, key=lambda p: abs(p[0] - t_best)) if behind else None
+
+        far, far_value = nearest_ahead(points), nearest_ahead(values)
+        if far_value is not None and (far is None or
+                                      abs(far_value[0] - t_best) < abs(far[0] - t_best)):
+            if far_value[1] <= f_best:  # known to be lower: evaluate it properly
+                return far_value[0], None
+            far = far_value
+        width = abs((far[0] if far else end) - t_best)
+        if width == 0:
+            return None, "minimum at the bound"
+        if abs(g_best) * width <= self.tol:
+            return None, "the bracket leaves less than tol to gain"
+        if far is None:
+            t = self._extrapolate(points, t_best, f_best, g_best, downhill)
+            return float(np.clip(t, min(t_best, end), max(t_best, end))), None
+        if len(far) == 3:  # slopes at both ends: the cubic
+            t = hermite_minimizer(t_best, f_best, g_best, *far)
+            gain = None if t is None else \
+                f_best - hermite_value(t_best, f_best, g_best, *far, t)
+        else:  # a known value ahead: a model through it and the best point's slope
+            t, gain = _value_model_trial(best, far, nearest_behind(points + values))
+        if gain is not None and gain <= self.tol:
+            return None, "the model of the bracket predicts less than tol to gain"
+        lo, hi = sorted((t_best + _SAFEGUARD * (far[0] - t_best),
+                         far[0] - _SAFEGUARD * (far[0] - t_best)))
+        return (0.5 * (t_best + far[0]) if t is None else float(np.clip(t, lo, hi))), None
 
     def _extrapolate(self, points, t_best, f_best, g_best, downhill):
         """A downhill trial from the best point when nothing brackets the minimum."""
