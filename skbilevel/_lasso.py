@@ -12,6 +12,7 @@ from .engine.inner import L1, ElasticNet, ProximalProblem, WeightedL1
 from .engine.outer import HeldOutMSE
 from .utils._sklearn_compat import _check_sample_weight, _fit_context, validate_data
 from .utils._tensor import to_numpy
+from .utils._threads import single_threaded_if_small
 
 # Safety grid, in units of alpha_max (LassoCV's range). The CV error of the Lasso is only
 # piecewise smooth, with local minima at support changes, so the start must already be
@@ -95,6 +96,7 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
         return float(problem.datafit.xty.abs().max()) / l1_ratio or 1.0
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @single_threaded_if_small
     def fit(self, X, y, sample_weight=None):
         """Tune the penalty by cross-validated hypergradients, then refit on all the data.
 

@@ -17,6 +17,7 @@ from .engine.solvers._hdm import VARIANTS
 from .utils._sklearn_compat import (Interval, StrOptions, _fit_context,
                                     validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
+from .utils._threads import single_threaded_if_small
 
 _HISTORY_KEYS = ("objective", "grad_inf_norm", "P_mean", "P_min", "P_max", "beta", "accepted")
 
@@ -155,6 +156,7 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstima
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @single_threaded_if_small
     def fit(self, X, y, sample_weight=None):
         """Fit the model by HDM.
 

@@ -14,6 +14,7 @@ from .engine.inner import L1, L2, ProximalProblem, Shifted, WeightedL1
 from .engine.outer import HeldOutLogLoss
 from .utils._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from .utils._tensor import to_numpy
+from .utils._threads import single_threaded_if_small
 
 _LOG_C_GRID = np.linspace(-4, 4, 9)  # safety grid of log10(C), strong to weak penalty
 _LOG_C_BOUNDS = (-4.0, 4.0)  # log10(C): LogisticRegressionCV's default range
@@ -186,6 +187,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         return {"C": np.exp(-np.asarray(theta))}
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @single_threaded_if_small
     def fit(self, X, y, sample_weight=None):
         """Tune ``C`` by cross-validated hypergradients, then refit on all the data.
 

@@ -25,6 +25,7 @@ from .engine.solvers import ClosedFormSolver, KrylovSolver
 from .utils._sklearn_compat import (Interval, StrOptions, _check_sample_weight, _fit_context,
                                     validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
+from .utils._threads import single_threaded_if_small
 
 # Above this many features (or for sparse X) "auto" goes matrix-free: a d x d Gram and its
 # factorisation stop paying for themselves.
@@ -222,6 +223,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @single_threaded_if_small
     def fit(self, X, y, sample_weight=None):
         """Tune ``alpha`` by cross-validated hypergradients, then refit on all the data.
 
