@@ -62,6 +62,7 @@ def test_cli_demo_without_plot(capsys, tmp_path, monkeypatch):
     from sklearn.model_selection import train_test_split
 
     import skbilevel._demo as demo_module
+    import skbilevel._demo_sparse as demo_sparse_module
 
     def small_data(random_state=0):
         X, y = load_diabetes(return_X_y=True)
@@ -77,14 +78,33 @@ def test_cli_demo_without_plot(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(demo_module, "load_demo_data", small_data)
     monkeypatch.setattr(demo_module, "run_demo", spy)
     monkeypatch.chdir(tmp_path)  # a stray default plot path would land here
-    assert cli.main(["demo", "--plot", ""]) == 0
-    assert calls == [{"plot_path": ""}]
+    sparse_calls = []
+    monkeypatch.setattr(demo_sparse_module, "run_sparse_demo",
+                        lambda **kwargs: sparse_calls.append(kwargs))
+    assert cli.main(["demo", "--plot", "", "--part", "ridge"]) == 0
+    assert calls == [{"plot_path": ""}] and sparse_calls == []
     out = capsys.readouterr().out
     assert "n_features=10" in out
     for name in METHODS:
         assert name in out
     assert "trajectory plot written" not in out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_demo_parts(monkeypatch):
+    """``--part`` picks the halves; the default runs both, ridge first."""
+    import skbilevel._demo as demo_module
+    import skbilevel._demo_sparse as demo_sparse_module
+
+    calls = []
+    monkeypatch.setattr(demo_module, "run_demo", lambda **kw: calls.append("ridge"))
+    monkeypatch.setattr(demo_sparse_module, "run_sparse_demo",
+                        lambda **kw: calls.append("sparse"))
+    assert cli.main(["demo"]) == 0
+    assert cli.main(["demo", "--part", "sparse"]) == 0
+    assert calls == ["ridge", "sparse", "sparse"]
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--part", "lasso"])
 
 
 def test_cli_requires_a_command(capsys):
