@@ -118,8 +118,14 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
                              dtype=[np.float64, np.float32])
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
-        problem, w, theta = self._fit_proximal(X, y.astype(np.float64), sample_weight)
+        problem, solution, theta, _ = self._fit_proximal(X, y.astype(np.float64),
+                                                         sample_weight)
+        w = solution.w
         self._set_hyperparams(theta)
+        # LassoCV's path attributes, over the points this search evaluated.
+        self.alphas_ = self.history_["alpha"]
+        self.mse_path_ = self.history_["fold_objectives"]
+        self.dual_gap_ = float(solution.residual)
         self.coef_ = to_numpy(w)[:, 0].astype(X.dtype)
         self.intercept_ = float(to_numpy(problem.intercept(w))[0]) \
             if self.fit_intercept else 0.0
@@ -172,6 +178,16 @@ class BilevelLassoCV(_LinearRegressionCV):
         Intercept.
     best_score_ : float
         Negative CV MSE at ``alpha_``.
+    alphas_ : ndarray of shape (n_evaluations,) or (n_evaluations, n_features)
+        The penalties at which the CV error was evaluated (the coarse grid, then the
+        search; with ``alpha_per_feature`` the shared stage's rows repeat one value), in
+        the order of ``history_``, not sorted: ``np.argsort(alphas_)`` orders a plot.
+    mse_path_ : ndarray of shape (n_evaluations, n_folds)
+        Validation MSE of each fold at ``alphas_`` (the coarse grid's from fits at a
+        1000 times looser tolerance).
+    dual_gap_ : float
+        Duality gap of the final refit (scikit-learn's, with ``solver_ == "cd"``; the
+        solver's optimality residual otherwise).
     n_iter_ : int
         Outer iterations.
     solver_ : str
@@ -228,7 +244,8 @@ class BilevelLassoCV(_LinearRegressionCV):
         return candidates, (np.log(alpha_max * _ALPHA_FLOOR), np.log(alpha_max))
 
     def _user_params(self, theta):
-        return {"alpha": np.exp(np.asarray(theta))}
+        alpha = np.exp(np.asarray(theta))
+        return {"alpha": alpha if self.alpha_per_feature else float(alpha[0])}
 
     def _set_hyperparams(self, theta):
         alpha = np.exp(to_numpy(theta))
@@ -262,6 +279,15 @@ class BilevelElasticNetCV(_LinearRegressionCV):
         Intercept.
     best_score_ : float
         Negative CV MSE at the selected point.
+    alphas_ : ndarray of shape (n_evaluations,)
+        The ``alpha`` of every point at which the CV error was evaluated (its
+        ``l1_ratio`` is ``history_["l1_ratio"]``), in the order of ``history_``.
+    mse_path_ : ndarray of shape (n_evaluations, n_folds)
+        Validation MSE of each fold at those points (the coarse grid's from fits at a
+        1000 times looser tolerance).
+    dual_gap_ : float
+        Duality gap of the final refit (scikit-learn's, with ``solver_ == "cd"``; the
+        solver's optimality residual otherwise).
     n_iter_ : int
         Outer iterations.
     solver_ : str

@@ -91,6 +91,22 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         Class labels.
     best_score_ : float
         Negative CV log-loss at ``C_``.
+    Cs_ : ndarray of shape (n_evaluations,) or (n_evaluations, n_features)
+        The ``C`` at which the CV log-loss was evaluated (the coarse grid, then the
+        search), in the order of ``history_``, not sorted.
+    scores_ : ndarray of shape (n_folds, 1, n_evaluations)
+        Negative validation log-loss of each fold at ``Cs_`` (the tuned criterion; the
+        layout of ``LogisticRegressionCV(use_legacy_attributes=False)``, whose middle
+        axis runs over ``l1_ratios_``). The coarse grid's come from fits at a 1000 times
+        looser tolerance.
+    coefs_paths_ : ndarray of shape (n_folds, 1, n_evaluations, n_rows, n_dof)
+        Each fold's coefficients at ``Cs_``, the intercept last when fitted (``n_dof =
+        n_features + fit_intercept``; ``n_rows`` is 1 for a binary problem, ``n_classes``
+        otherwise).
+    l1_ratio_ : float
+        0.0 for ``penalty="l2"``, 1.0 for ``"l1"`` (scikit-learn's convention).
+    l1_ratios_ : ndarray of shape (1,)
+        ``[l1_ratio_]``.
     n_iter_ : int
         Outer iterations.
     solver_ : str
@@ -128,6 +144,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         **EARLY_STOPPING_CONSTRAINTS,
     }
     _classifier = True
+    _keep_solution_path = True  # coefs_paths_
     _grid_patience = 1
     _grid_step = np.log(10.0) * (_LOG_C_GRID[1] - _LOG_C_GRID[0])
 
@@ -184,7 +201,8 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         return candidates, (-np.log(10.0) * _LOG_C_BOUNDS[1], -np.log(10.0) * _LOG_C_BOUNDS[0])
 
     def _user_params(self, theta):
-        return {"C": np.exp(-np.asarray(theta))}
+        C = np.exp(-np.asarray(theta))
+        return {"C": C if self.C_per_feature else float(C[0])}
 
     @_fit_context(prefer_skip_nested_validation=True)
     @single_threaded_if_small
@@ -207,10 +225,29 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         """
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
         codes, sample_weight = encode_classes(self, y, X, sample_weight)
-        problem, w, theta = self._fit_proximal(X, codes, sample_weight)
+        problem, solution, theta, path = self._fit_proximal(X, codes, sample_weight)
         C = np.exp(-to_numpy(theta))
         self.C_ = C if self.C_per_feature else float(C[0])
-        datafit = problem.datafit
+        coef, intercept = self._coef_intercept(problem.datafit, solution.w)
+        self.coef_ = coef.astype(X.dtype)
+        self.intercept_ = intercept
+        # LogisticRegressionCV's path attributes (its use_legacy_attributes=False layout:
+        # folds, l1_ratios, Cs, ...), over the points this search evaluated.
+        self.l1_ratio_ = 1.0 if self.penalty == "l1" else 0.0
+        self.l1_ratios_ = np.array([self.l1_ratio_])
+        self.Cs_ = self.history_["C"]
+        self.scores_ = -self.history_["fold_objectives"].T[:, None, :]
+        rows = [[self._dof_rows(problem.datafit, w) for w in folds] for folds in path]
+        self.coefs_paths_ = np.asarray(rows).transpose(1, 0, 2, 3)[:, None]
+        return self
+
+    def _dof_rows(self, datafit, w):
+        """``[coef, intercept]`` of an inner solution, ``(n_rows, n_dof)``."""
+        coef, intercept = self._coef_intercept(datafit, w)
+        return np.hstack([coef, intercept[:, None]]) if self.fit_intercept else coef
+
+    def _coef_intercept(self, datafit, w):
+        """``(coef (n_rows, n_features), intercept (n_rows,))`` of an inner solution."""
         if len(self.classes_) == 2:
             coef = to_numpy(w[:datafit.n_features]).T
             intercept = to_numpy(datafit.intercept(w))
@@ -218,7 +255,5 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
             coef = to_numpy(datafit.coef(w)).T
             intercept = to_numpy(datafit.intercept(w))
             intercept = intercept - intercept.mean()  # softmax is blind to a common shift
-        self.coef_ = coef.astype(X.dtype)
-        self.intercept_ = intercept.reshape(-1) if self.fit_intercept else \
-            np.zeros(coef.shape[0])
-        return self
+        intercept = intercept.reshape(-1) if self.fit_intercept else np.zeros(coef.shape[0])
+        return coef, intercept

@@ -117,6 +117,7 @@ class BaseProximalCV(BaseEstimator):
     _grid_patience = None  # see minimize_hyperparams: for grids that are paths
     _grid_path_length = None  # candidates per path (None: the grid is one path)
     _grid_step = None  # spacing of the grid in theta (sets the optimizer's first step)
+    _keep_solution_path = False  # the folds' solutions at every evaluation (coefs_paths_)
 
     # -- hooks of the subclasses -----------------------------------------------------------
     def _problem(self, X, y, sample_weight, penalty):
@@ -188,8 +189,9 @@ class BaseProximalCV(BaseEstimator):
         return cls(step=self.step, max_iter=self.inner_max_iter, tol=tol * scale)
 
     def _fit_proximal(self, X, y, sample_weight):
-        """Tune on K folds, then refit on all the data; returns the refitted problem and
-        solution (the subclass turns them into fitted attributes)."""
+        """Tune on K folds, then refit on all the data. Returns the refitted problem, its
+        :class:`InnerSolution`, ``theta`` and the folds' solutions at every evaluation
+        (when ``_keep_solution_path``; the subclass turns them into fitted attributes)."""
         d = X.shape[1]
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
 
@@ -226,7 +228,8 @@ class BaseProximalCV(BaseEstimator):
         tune = dict(solver=solver, method=method,
                     optimizer=make_optimizer("lbfgs", max_iter=self.max_iter, tol=self.tol),
                     stall_patience=_STALL_PATIENCE, stall_tol=self.tol * 0.1,
-                    n_jobs=self.n_jobs, verbose=self.verbose)
+                    keep_solution_path=self._keep_solution_path, n_jobs=self.n_jobs,
+                    verbose=self.verbose)
         candidates, bounds = self._grid(full)
         grid = torch.as_tensor(candidates, dtype=dtype, device=device)
         # The optimum lies within a grid step of the best candidate: a first step of half
@@ -270,6 +273,7 @@ class BaseProximalCV(BaseEstimator):
             for rec in first.history:
                 rec["theta"] = np.full(per_feature.n_hyper, rec["theta"][0])
             result.history[:0] = first.history
+            result.solution_path[:0] = first.solution_path
         warn_if_not_converged(result, type(self).__name__)
         self.n_iter_ = max(1, result.n_iter)
         self.best_score_ = -float(result.value)
@@ -280,7 +284,8 @@ class BaseProximalCV(BaseEstimator):
                                          inner_tol * _REFIT_TOL)
         # Like LogisticRegressionCV: start from the mean of the folds' solutions.
         w0 = torch.stack(result.fold_solutions).mean(0) if result.fold_solutions else None
-        return refit, refit_solver.solve(refit, result.theta, w0).w, result.theta
+        return refit, refit_solver.solve(refit, result.theta, w0), result.theta, \
+            result.solution_path
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -32,9 +32,10 @@ class Fold:
 class _Evaluator:
     """Evaluates the fold-averaged outer objective, keeping each fold's warm start."""
 
-    def __init__(self, folds, solver, method, holdout, n_jobs, verbose):
+    def __init__(self, folds, solver, method, holdout, n_jobs, verbose, keep_solutions=False):
         self.folds, self.solver, self.method = list(folds), solver, method
         self.holdout, self.n_jobs, self.verbose = holdout, n_jobs, verbose
+        self.solution_path = [] if keep_solutions else None
         self.warm = [None] * len(self.folds)
         self.holdout_warm = None
         self.history = []
@@ -65,6 +66,7 @@ class _Evaluator:
         record = {
             "phase": phase,
             "objective": value,
+            "fold_objectives": np.array([r.value for r in results]),
             "theta": theta.detach().cpu().numpy().copy(),
             "grad_norm": float(torch.linalg.vector_norm(grad)) if grad is not None else np.nan,
             "time": time.perf_counter() - self.start,
@@ -84,6 +86,8 @@ class _Evaluator:
             elif phase == "optimize":
                 self.n_stale += 1
         self.history.append(record)
+        if self.solution_path is not None:
+            self.solution_path.append([r.w.detach() for r in results])
         if self.verbose and (phase != "grid" or self.verbose > 1):
             _print_record(len(self.history), record)
         return value, grad
@@ -105,7 +109,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
                          penalty=None, grid_patience: Optional[int] = None,
                          grid_path_length: Optional[int] = None, grid_solver=None,
                          stall_patience: Optional[int] = None, stall_tol: float = 1e-7,
-                         local_radius=None, n_jobs=None, verbose: int = 0) -> OuterResult:
+                         local_radius=None, keep_solution_path: bool = False, n_jobs=None,
+                         verbose: int = 0) -> OuterResult:
     """Minimise the fold-averaged outer criterion over ``theta`` by hypergradients.
 
     Parameters
@@ -167,6 +172,10 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         unimodal curve the minimum lies within one grid step of the best grid point, and
         the box stops L-BFGS-B's early secant steps from overshooting to the far bound of
         a flat CV curve (one wasted, often expensive, evaluation). None: ``bounds`` only.
+    keep_solution_path : bool
+        Keep every evaluation's fold solutions in ``OuterResult.solution_path`` (the
+        coefficient paths of ``LogisticRegressionCV``; memory: evaluations x folds x the
+        size of ``w``).
     n_jobs : int or None
         Folds evaluated in parallel through joblib.
     verbose : int
@@ -175,11 +184,12 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     Returns
     -------
     OuterResult
-        ``history`` holds one dict per evaluation: phase, objective, theta, grad_norm,
-        time, n_inner_iter, n_linsys_iter, n_matvec, inner_converged and, with a holdout,
+        ``history`` holds one dict per evaluation: phase, objective, fold_objectives (each
+        fold's criterion; ``objective`` is their mean), theta, grad_norm, time,
+        n_inner_iter, n_linsys_iter, n_matvec, inner_converged and, with a holdout,
         holdout_objective.
     """
-    evaluate = _Evaluator(folds, solver, method, holdout, n_jobs, verbose)
+    evaluate = _Evaluator(folds, solver, method, holdout, n_jobs, verbose, keep_solution_path)
     dtype, device = theta0.dtype, theta0.device
     candidates = [theta0] + ([] if start_grid is None else list(start_grid))
     if bounds is not None:  # every point evaluated, hence every answer, lies in the box
@@ -283,7 +293,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     return OuterResult(theta=theta_best, value=evaluate.history[best]["objective"],
                        n_iter=outcome.n_iter, converged=outcome.converged,
                        message=outcome.message, history=evaluate.history,
-                       fold_solutions=[w.w for w in evaluate.warm if w is not None])
+                       fold_solutions=[w.w for w in evaluate.warm if w is not None],
+                       solution_path=evaluate.solution_path or [])
 
 
 def _penalised(rec, penalty, dtype, device):

@@ -140,6 +140,9 @@ class OuterResult:
     fold_solutions : list of torch.Tensor
         The folds' inner solutions at the last evaluated ``theta`` (usually ``theta`` or
         next to it): their mean warm-starts a refit on all the data.
+    solution_path : list of list of torch.Tensor
+        With ``minimize_hyperparams(keep_solution_path=True)``, the folds' inner solutions
+        at every evaluation, in the order of ``history``; empty otherwise.
     """
 
     theta: torch.Tensor
@@ -149,3 +152,4 @@ class OuterResult:
     message: str = ""
     history: list = field(default_factory=list)
     fold_solutions: list = field(default_factory=list)
+    solution_path: list = field(default_factory=list)

@@ -14,8 +14,8 @@ from skbilevel.engine.outer import HeldOutMSE, make_optimizer
 from skbilevel.engine.solvers import ClosedFormSolver, ConjugateGradientSolver
 
 F64 = torch.float64
-HISTORY_KEYS = {"phase", "objective", "theta", "grad_norm", "time", "n_inner_iter",
-                "n_linsys_iter", "n_matvec", "inner_converged"}
+HISTORY_KEYS = {"phase", "objective", "fold_objectives", "theta", "grad_norm", "time",
+                "n_inner_iter", "n_linsys_iter", "n_matvec", "inner_converged"}
 
 
 def T(a):
@@ -133,6 +133,12 @@ def test_history_records(holdout, path, make_data, global_random_seed, ridge_ref
         assert set(rec) == expected
         assert rec["theta"].shape == (3,)
         assert_allclose(rec["objective"], problem.cv(ridge_ref, rec["theta"]), rtol=1e-9)
+        # each fold's criterion, against a direct fit of that split; the mean is objective
+        folds = [ridge_ref.split_value(problem.X, problem.y, problem.sw,
+                                       problem.alpha(rec["theta"]), tr, va)
+                 for tr, va in problem.splits]
+        assert_allclose(rec["fold_objectives"], folds, rtol=1e-9)
+        assert_allclose(np.mean(rec["fold_objectives"]), rec["objective"], rtol=1e-12)
         if holdout:
             assert_allclose(rec["holdout_objective"],
                             problem.holdout_value(ridge_ref, rec["theta"]), rtol=1e-9)
