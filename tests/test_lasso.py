@@ -130,3 +130,19 @@ def test_bad_solver_combinations_are_named():
         BilevelLassoCV(hypergradient="forward", solver="cd").fit(X, y)
     with pytest.raises(ValueError, match="hypergradient"):
         BilevelLassoCV(hypergradient="adjoint").fit(X, y)
+
+
+def test_duplicated_features_tune_like_the_original():
+    """With every column twice, the Lasso splits each coefficient between the copies (its
+    solution is not unique, its fitted values are): the CV curve, hence ``alpha_``, is the
+    original's. The support system is then exactly singular (minimum-norm solution)."""
+    X, y = _data(4, n=60, d=8)
+    splits = list(KFold(5, shuffle=True, random_state=0).split(X))
+    once = BilevelLassoCV(cv=splits).fit(X, y)
+    twice = BilevelLassoCV(cv=splits).fit(np.hstack([X, X]), y)
+    # the same curve, searched to the outer tolerance (1e-4) with hypergradients that
+    # differ in their fourth digit (coordinate descent is slower on repeated columns)
+    np.testing.assert_allclose(twice.alpha_, once.alpha_, rtol=1e-3)
+    np.testing.assert_allclose(twice.best_score_, once.best_score_, rtol=1e-6)
+    ref = Lasso(alpha=twice.alpha_, tol=1e-12, max_iter=100000).fit(X, y)
+    np.testing.assert_allclose(twice.coef_[:8] + twice.coef_[8:], ref.coef_, atol=1e-6)

@@ -444,3 +444,22 @@ def test_a_wrongly_paired_space_cannot_spoil_the_solution():
     assert info.converged and counter.calls == info.n_matvec
     assert _rel(x, torch.linalg.solve(H, b)) < 1e-8
     assert info.paired_recycle.U.shape[1] == 0 and info.paired_recycle.S.shape[1] == 1
+
+
+def test_solve_symmetric_factorises_or_falls_back_to_the_minimum_norm_solution():
+    from skbilevel.engine.linalg._dense import solve_symmetric
+
+    H, b = _spd(n=20, cond=1e3)
+    x, factorised = solve_symmetric(H, b)
+    assert factorised
+    assert _rel(H @ x, b) < 1e-10
+    # exactly singular (a repeated row and column, as duplicated features give): b in the
+    # range gives the minimum-norm solution, orthogonal to the null space e_0 - e_1
+    A = torch.randn(30, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    A = torch.cat([A[:, :1], A], dim=1)
+    H = A.T @ A
+    b = H @ torch.randn(7, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    x, factorised = solve_symmetric(H, b[:, None])
+    assert not factorised and x.shape == (7, 1)
+    assert _rel(H @ x[:, 0], b) < 1e-10
+    assert abs(float(x[0, 0] - x[1, 0])) < 1e-10

@@ -175,3 +175,24 @@ def test_implicit_support_warm_start_and_empty_support():
     assert again.n_linsys_iter <= 1
     huge = ImplicitSupport().compute(problem, criterion, T([np.log(1e3)]), solver=solver)
     assert float(huge.w.abs().max()) == 0.0 and float(huge.grad.abs().max()) == 0.0
+
+
+def test_implicit_support_with_duplicated_features_matches_the_original():
+    """Every column twice: the support system is exactly singular, and its minimum-norm
+    solution gives the original problem's hypergradient (the fitted values, hence the
+    validation error, are those of the original Lasso)."""
+    X, y, Xv, yv = _data(3)
+    theta = T([np.log(0.15)])
+    grads = []
+    for reps in (1, 2):
+        problem = ProximalProblem.least_squares(T(np.tile(X, reps)), T(y[:, None]), L1())
+        criterion = HeldOutMSE.for_problem(problem, T(np.tile(Xv, reps)), T(yv[:, None]))
+        # FISTA from 0 splits each coefficient evenly, so both copies are on the support
+        res = ImplicitSupport().compute(problem, criterion, theta,
+                                        solver=FISTA(tol=1e-13, max_iter=50000))
+        if reps == 2:
+            w = res.w[:, 0]
+            assert torch.equal(w[:30] != 0, w[30:] != 0) and bool((w != 0).any())
+        grads.append(float(res.grad[0]))
+    assert abs(grads[0]) > 1e-3  # a slope worth comparing
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6)

@@ -6,6 +6,7 @@ import torch
 
 from .._results import HypergradResult, WarmStart
 from ..linalg import CG, DenseSolver, make_linear_solver
+from ..linalg._dense import solve_symmetric
 
 
 def _support_ops(problem):
@@ -99,7 +100,9 @@ class ImplicitSupport:
             block = problem.support_hessian(w, support)
         if block is not None:  # formed directly: one product of |S| columns, not |S| passes
             block = block + torch.diag(pen_diag)
-            v_S = torch.linalg.solve(block, g_S.reshape(-1, 1)).reshape(g_S.shape)
+            # Exactly singular when features repeat on the support (the Lasso's solution is
+            # then not unique, its fitted values are): the minimum-norm solution.
+            v_S = solve_symmetric(block, g_S.reshape(-1, 1))[0].reshape(g_S.shape)
         elif g_S.numel():
             v_S, info = self._solver_for(g_S.numel())(matvec, g_S, x0=x0)
             n_iter, n_matvec = info.n_iter, info.n_matvec

@@ -9,6 +9,18 @@ import torch
 from ._info import LinearSolveInfo, Matvec, RecycleSpace, check_system
 
 
+def solve_symmetric(H: torch.Tensor, b: torch.Tensor):
+    """``(x, factorised)``: ``H^{-1} b`` for a symmetric ``H``, or, when ``H`` is exactly
+    singular (duplicated features on a Lasso support, say), the minimum-norm
+    least-squares solution ``pinv(H) b``. ``b`` may be a vector or a matrix of columns."""
+    x, status = torch.linalg.solve_ex(H, b)
+    if int(status.max() if status.dim() else status) == 0 and bool(torch.isfinite(x).all()):
+        return x, True
+    # The pseudo-inverse also works on CUDA (torch.linalg.lstsq there only handles
+    # full-rank matrices).
+    return torch.linalg.pinv(H, hermitian=True) @ b, False
+
+
 class DenseSolver:
     """Solve ``H x = b`` by forming ``H`` column by column and factorising it.
 
@@ -56,12 +68,7 @@ class DenseSolver:
         n = b.shape[0]
         eye = torch.eye(n, dtype=b.dtype, device=b.device)
         H = torch.stack([matvec(eye[:, j]) for j in range(n)], dim=1)
-        x, status = torch.linalg.solve_ex(H, b)
-        solved = int(status) == 0 and bool(torch.isfinite(x).all())
-        if not solved:
-            # Exactly singular: the minimum-norm least-squares solution, which also works
-            # on CUDA (torch.linalg.lstsq there only handles full-rank matrices).
-            x = torch.linalg.pinv(H, hermitian=True) @ b
+        x, solved = solve_symmetric(H, b)
         res = float(torch.linalg.vector_norm(b - H @ x))
         converged = solved or res <= torch.finfo(b.dtype).eps ** 0.5 * b_norm
         return x, LinearSolveInfo(0, n, res, converged, None)
