@@ -180,6 +180,17 @@ class BaseProximalCV(BaseEstimator):
         return _AUTO_TOL_SMALL if X.shape[0] * X.shape[1] <= _AUTO_TOL_ENTRIES else \
             _AUTO_TOL_LARGE
 
+    @staticmethod
+    def _tolerance_scale(problem, solver_name):
+        """The gradient scale of the inner tolerances, ``||grad f(0)||_inf`` (``alpha_max``
+        for the Lasso); L-BFGS measures gradients in its diagonally scaled variable (see
+        LBFGS), which keeps one badly scaled feature from setting every tolerance."""
+        grad = problem.smooth_grad(problem.init_params())
+        scale = LBFGS.gradient_scale(problem) if solver_name == "lbfgs" else None
+        if scale is not None:
+            grad = grad / scale.reshape(grad.shape)
+        return float(grad.abs().max()) or 1.0
+
     def _make_solver(self, name, scale, tol):
         if name == "cd":
             return CoordinateDescent(max_iter=self.inner_max_iter, tol=tol)
@@ -217,9 +228,8 @@ class BaseProximalCV(BaseEstimator):
             order, slices = layout
             data = X[rows[order]], y[rows[order]], sample_weight[rows[order]]
             folds = [fold(tr, va, *data) for tr, va in slices]
-        # Gradient scale of the tolerances: ||grad f(0)||_inf (alpha_max for the Lasso).
-        scale = float(full.smooth_grad(full.init_params()).abs().max()) or 1.0
         solver_name = self._solver_name(full)
+        scale = self._tolerance_scale(full, solver_name)
         inner_tol = self._inner_tol(X)
         solver = self._make_solver(solver_name, scale, inner_tol)
         # Lasso-type CV errors are piecewise smooth: stop zigzagging across a kink.

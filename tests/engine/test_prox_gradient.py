@@ -196,3 +196,46 @@ def test_implicit_support_with_duplicated_features_matches_the_original():
         grads.append(float(res.grad[0]))
     assert abs(grads[0]) > 1e-3  # a slope worth comparing
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6)
+
+
+def test_design_column_rms_dense_and_sparse():
+    from skbilevel.engine.inner._design import LinearDesign
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 7)) * (rng.random((50, 7)) < 0.4)
+    X[:, 3] = 0.0
+    w = rng.uniform(0, 2, 50)
+    expected = np.sqrt((w[:, None] * X ** 2).sum(0) / w.sum())
+    dense = LinearDesign(T(X)).column_rms(T(w), chunk=16)  # several blocks of rows
+    sparse = LinearDesign(T(X).to_sparse_csr()).column_rms(T(w))
+    np.testing.assert_allclose(dense.numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(sparse.numpy(), expected, rtol=1e-12)
+
+
+def test_lbfgs_solution_does_not_depend_on_feature_units():
+    """The logistic problem with a feature in units 1e6 larger is the same problem in
+    other coordinates (its coefficient 1e6 smaller, its penalty weight set to match):
+    L-BFGS in the diagonally scaled variable takes the same iterations on both (161
+    evaluations instead of 12 on the second without the scaling) to the same model."""
+    from skbilevel.engine.inner import L2
+    from skbilevel.engine.solvers import LBFGS
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((80, 5))
+    y = (X @ [1.0, -2.0, 0.5, 0.0, 1.0] + rng.standard_normal(80) > 0).astype(float)
+    Xs = X.copy()
+    Xs[:, 1] *= 1e6
+    base = torch.full((5,), np.log(0.1), dtype=F64)
+    scaled = base.clone()
+    scaled[1] += 2 * np.log(1e6)  # lambda_1 w_1^2 with w_1 = v_1 * 1e6
+    sols, evals = [], []
+    for data, theta in ((X, base), (Xs, scaled)):
+        problem = ProximalProblem.logistic(T(data), T(y), L2(5))
+        sol = LBFGS(tol=1e-10, newton_max=0, polish_max=0).solve(problem, theta)  # L-BFGS only
+        assert sol.converged
+        sols.append(sol.w[:, 0].numpy())
+        evals.append(sol.n_func_eval)
+    assert abs(evals[1] - evals[0]) <= 1
+    np.testing.assert_allclose(sols[1][1] * 1e6, sols[0][1], rtol=1e-6)
+    np.testing.assert_allclose(np.delete(sols[1], 1), np.delete(sols[0], 1), rtol=1e-6,
+                               atol=1e-9)

@@ -54,6 +54,19 @@ def _weights(X, sample_weight):
     return sw, sw.sum()
 
 
+def _column_scale(datafit):
+    """Weighted RMS of each column of ``X``, then 1 for the intercept (all-zero columns
+    count as 1), computed once: the units of the features, which a quasi-Newton solver
+    and its stopping rule should not depend on."""
+    if getattr(datafit, "_column_scale", None) is None:
+        rms = datafit.design.column_rms(datafit.sample_weight)
+        rms = torch.where(rms > 0, rms, torch.ones_like(rms))
+        if datafit.fit_intercept:
+            rms = torch.cat([rms, rms.new_ones(1)])
+        datafit._column_scale = rms
+    return datafit._column_scale
+
+
 class QuadraticDatafit:
     """``f(w) = 1/(2 S) sum_i s_i (y_i - x_i^T w - b)^2``, ``S = sum_i s_i``.
 
@@ -166,6 +179,11 @@ class LogisticDatafit:
         return torch.zeros(self.n_features + self.n_unpenalised, 1,
                            dtype=self.sign.dtype, device=self.sign.device)
 
+    def variable_scale(self):
+        """Square root of the Hessian's diagonal at ``w = 0`` (``p = 1/2``):
+        ``rms(X_j) / 2`` and ``1/2`` for the intercept (see :func:`_column_scale`)."""
+        return 0.5 * _column_scale(self).reshape(-1, 1)
+
     def _forward(self, V):  # [X, 1] V, V of shape (d [+ 1], m)
         if not self.fit_intercept:
             return self.design.matvec(V)
@@ -269,6 +287,14 @@ class MultinomialDatafit:
     def init_params(self):
         rows = self.n_penalised + self.n_unpenalised
         return self.onehot.new_zeros(rows, 1)
+
+    def variable_scale(self):
+        """Square root of the Hessian's diagonal at ``w = 0`` (``p_k = 1/K``):
+        ``rms(X_j) sqrt(K - 1) / K`` for every class (the variable's layout:
+        ``w.reshape(-1, K)``; see :func:`_column_scale`)."""
+        K = self.n_columns
+        scale = _column_scale(self) * (K - 1) ** 0.5 / K
+        return scale[:, None].expand(-1, K).reshape(-1, 1)
 
     def _scores(self, V):
         """``[X, 1] V`` for ``V`` of shape ``((d [+ 1]) K, m)``: ``(n, K, m)``."""

@@ -73,6 +73,12 @@ class ProximalProblem(InnerProblem):
     def init_params(self):
         return self.datafit.init_params()
 
+    def variable_scale(self):
+        """Square root of the datafit Hessian's diagonal at ``w = 0``, shaped like ``w``
+        (the logistic datafits; None for the others)."""
+        scale = getattr(self.datafit, "variable_scale", None)
+        return None if scale is None else scale()
+
     def smooth_value(self, w, theta=None):
         return self.datafit.value(w)
 

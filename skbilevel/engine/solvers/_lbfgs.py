@@ -22,6 +22,22 @@ def _value_and_grad(problem, w, theta):
     return problem.value_and_grad(w, theta)
 
 
+def _jacobi_scale(problem, theta, like):
+    """``sqrt(variable_scale^2 + penalty Hessian diagonal) / median(variable_scale)``
+    shaped like ``like``; ones for problems without ``variable_scale``. Dividing by the
+    median keeps well-scaled problems (standardised features) at a scale near 1, where
+    scipy's first step (a unit step along the gradient) is what it was unscaled."""
+    scale = getattr(problem, "variable_scale", lambda: None)()
+    if scale is None:
+        return torch.ones_like(like)
+    scale = scale.reshape(like.shape)
+    unit = scale.median()
+    squared = scale ** 2
+    if hasattr(problem, "penalty_hessian_diag"):
+        squared = squared + problem.penalty_hessian_diag(like, theta).reshape(like.shape)
+    return torch.sqrt(squared) / unit
+
+
 class LBFGS:
     """L-BFGS (scipy's L-BFGS-B, what scikit-learn's ``lbfgs`` solver runs) for smooth
     problems, with values and gradients computed in torch on the problem's device.
@@ -33,12 +49,22 @@ class LBFGS:
     (``L2``, shared or per feature). Each evaluation moves one vector between the device
     and the host; the Fortran loop itself costs nothing next to the data passes.
 
+    When the problem gives the scale of its variable (``problem.variable_scale()``, the
+    square root of the datafit Hessian's diagonal at 0, for the logistic datafits),
+    L-BFGS runs in ``x = scale * w`` with ``scale = sqrt(variable_scale^2 + penalty
+    Hessian diagonal)``, divided by the median of ``variable_scale``, and stops on the
+    gradient in ``x``, ``grad / scale``: a diagonal (Jacobi) preconditioner. The minimiser is the same, but neither the iterations nor
+    the stopping rule depend on the units of the features (a feature in units a million
+    times larger otherwise dominates ``||grad||_inf``), and ``||grad / scale||`` measures
+    the distance to the optimum in objective (``f - f* ~ ||grad / scale||^2 / 2``).
+
     Parameters
     ----------
     max_iter : int, default=1000
         Iterations (each one or more gradient evaluations).
     tol : float, default=1e-10
-        Stop when ``||grad||_inf <= tol`` (scipy's ``pgtol``).
+        Stop when ``||grad / scale||_inf <= tol`` (scipy's ``pgtol``; ``scale`` is 1 for
+        problems without ``variable_scale``).
     history_size : int, default=10
         Number of correction pairs (scipy's ``maxcor``).
     polish_max : int, default=500
@@ -59,15 +85,31 @@ class LBFGS:
         self.max_iter, self.tol, self.history_size = int(max_iter), float(tol), \
             int(history_size)
 
+    @staticmethod
+    def gradient_scale(problem):
+        """The penalty-free part of the scale the gradient is divided by,
+        ``variable_scale / median(variable_scale)`` (None without ``variable_scale``):
+        the units in which to set ``tol`` from a gradient at 0."""
+        scale = getattr(problem, "variable_scale", lambda: None)()
+        return None if scale is None else scale / scale.median()
+
     def solve(self, problem, theta, w0=None, recycle=None) -> InnerSolution:
         """Minimise ``problem`` at ``theta`` from ``w0`` (``recycle`` is ignored)."""
         theta = theta.detach()
         like = problem.init_params() if w0 is None else w0.detach()
+        scale = _jacobi_scale(problem, theta, like)
+        scale_np = scale.detach().cpu().double().numpy().ravel()
+
+        def to_w(x):  # the optimiser's variable x = scale * w
+            return torch.as_tensor(x, dtype=like.dtype, device=like.device).reshape(
+                like.shape) / scale
+
+        def to_x(w):
+            return (w * scale).detach().cpu().double().numpy().ravel()
 
         def fun(x):
-            w = torch.as_tensor(x, dtype=like.dtype, device=like.device).reshape(like.shape)
-            value, grad = _value_and_grad(problem, w, theta)
-            return float(value), grad.detach().cpu().double().numpy().ravel()
+            value, grad = _value_and_grad(problem, to_w(x), theta)
+            return float(value), grad.detach().cpu().double().numpy().ravel() / scale_np
 
         def lbfgs(x0, gtol):
             return minimize(fun, x0, jac=True, method="L-BFGS-B",
@@ -79,20 +121,18 @@ class LBFGS:
         # moderately accurate point two or three of them reach any tolerance, where
         # L-BFGS's linear rate needs dozens of evaluations: hand over early.
         newton = like.numel() <= self.newton_max and hasattr(problem, "penalty_hessian_diag")
-        res = lbfgs(like.detach().cpu().double().numpy().ravel(),
-                    self.tol * _NEWTON_HANDOFF if newton else self.tol)
+        res = lbfgs(to_x(like), self.tol * _NEWTON_HANDOFF if newton else self.tol)
         n_iter, n_eval = int(res.nit), int(res.nfev)
-        w = torch.as_tensor(res.x, dtype=like.dtype, device=like.device).reshape(like.shape)
+        w = to_w(res.x)
         grad_max = float(np.max(np.abs(res.jac), initial=0.0))
         if grad_max > self.tol and like.numel() <= self.polish_max:
-            w, grad_max, n_polish = self._newton_polish(problem, w, theta, grad_max,
+            w, grad_max, n_polish = self._newton_polish(problem, w, theta, grad_max, scale,
                                                         n_steps=10 if newton else 5)
             n_eval += n_polish
         if newton and grad_max > self.tol:  # Newton stalled: L-BFGS finishes the job
-            res = lbfgs(w.detach().cpu().double().numpy().ravel(), self.tol)
+            res = lbfgs(to_x(w), self.tol)
             n_iter, n_eval = n_iter + int(res.nit), n_eval + int(res.nfev)
-            w = torch.as_tensor(res.x, dtype=like.dtype, device=like.device).reshape(
-                like.shape)
+            w = to_w(res.x)
             grad_max = float(np.max(np.abs(res.jac), initial=0.0))
         # scipy may also stop on a relative decrease below rounding: converged as well.
         converged = math.isfinite(grad_max) and (grad_max <= self.tol or
@@ -100,10 +140,10 @@ class LBFGS:
         return InnerSolution(w=w, n_iter=n_iter, residual=grad_max, converged=converged,
                              n_func_eval=n_eval, n_grad_eval=n_eval)
 
-    def _newton_polish(self, problem, w, theta, grad_max, n_steps=5):
-        """Newton steps ``w -= H^{-1} g`` while they reduce ``||g||_inf`` (needs
+    def _newton_polish(self, problem, w, theta, grad_max, scale, n_steps=5):
+        """Newton steps ``w -= H^{-1} g`` while they reduce ``||g / scale||_inf`` (needs
         ``smooth_hvp`` and ``penalty_hessian_diag``; otherwise ``w`` is returned). Returns
-        ``(w, ||g||_inf, gradient evaluations)``."""
+        ``(w, ||g / scale||_inf, gradient evaluations)``."""
         if not hasattr(problem, "penalty_hessian_diag"):
             return w, grad_max, 0
         n_eval = 0
@@ -119,7 +159,7 @@ class LBFGS:
             inv = torch.where(keep, 1.0 / torch.where(keep, vals, 1.0), 0.0)
             step = vecs @ (inv[:, None] * (vecs.T @ g.reshape(-1, 1)))
             trial = w - step.reshape(w.shape)
-            trial_max = float(_value_and_grad(problem, trial, theta)[1].abs().max())
+            trial_max = float((_value_and_grad(problem, trial, theta)[1] / scale).abs().max())
             n_eval += 2
             if not trial_max < grad_max:
                 break
