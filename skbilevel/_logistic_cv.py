@@ -63,8 +63,9 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     inner_max_iter : int, default=10000
         Iterations per inner solve.
     inner_tol : float or "auto", default="auto"
-        Inner tolerance relative to ``||grad f(0)||_inf`` (on the gradient for L-BFGS, on
-        the gradient mapping for FISTA / ISTA) of the fold fits; hypergradients come out
+        Inner tolerance relative to ``||grad f(0)||_inf`` (on the gradient for L-BFGS,
+        measured per unit of each feature's scale so that units do not matter; on the
+        gradient mapping for FISTA / ISTA) of the fold fits; hypergradients come out
         to about this relative accuracy. ``"auto"``: 1e-8 for designs of at most 1e6
         entries, 1e-6 above, where each factor of 10 costs L-BFGS several passes over the
         data (1e-6 locates the CV minimum as well; the tuned ``C`` then varies in its
