@@ -58,13 +58,13 @@ def _column_scale(datafit):
     """Weighted RMS of each column of ``X``, then 1 for the intercept (all-zero columns
     count as 1), computed once: the units of the features, which a quasi-Newton solver
     and its stopping rule should not depend on."""
-    if getattr(datafit, "_column_scale", None) is None:
+    if getattr(datafit, "_column_rms", None) is None:
         rms = datafit.design.column_rms(datafit.sample_weight)
         rms = torch.where(rms > 0, rms, torch.ones_like(rms))
         if datafit.fit_intercept:
             rms = torch.cat([rms, rms.new_ones(1)])
-        datafit._column_scale = rms
-    return datafit._column_scale
+        datafit._column_rms = rms
+    return datafit._column_rms
 
 
 class QuadraticDatafit:

@@ -53,10 +53,11 @@ class LBFGS:
     square root of the datafit Hessian's diagonal at 0, for the logistic datafits),
     L-BFGS runs in ``x = scale * w`` with ``scale = sqrt(variable_scale^2 + penalty
     Hessian diagonal)``, divided by the median of ``variable_scale``, and stops on the
-    gradient in ``x``, ``grad / scale``: a diagonal (Jacobi) preconditioner. The minimiser is the same, but neither the iterations nor
-    the stopping rule depend on the units of the features (a feature in units a million
-    times larger otherwise dominates ``||grad||_inf``), and ``||grad / scale||`` measures
-    the distance to the optimum in objective (``f - f* ~ ||grad / scale||^2 / 2``).
+    gradient in ``x``, ``grad / scale``: a diagonal (Jacobi) preconditioner. The
+    minimiser is the same, but neither the iterations nor the stopping rule depend on the
+    units of the features (a feature in units a million times larger otherwise dominates
+    ``||grad||_inf``), and ``||grad / scale||`` measures the distance to the optimum in
+    objective (``f - f* ~ ||grad / scale||^2 / 2``).
 
     Parameters
     ----------
