@@ -34,7 +34,12 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     Parameters
     ----------
     penalty : {"l2", "l1"}, default="l2"
-        Penalty of the model.
+        Penalty of the model. ``"l2"`` is solved by L-BFGS in a diagonally scaled
+        variable, insensitive to the units of the features. ``"l1"`` is solved by FISTA
+        with the step ``1 / L``, which, like scikit-learn's ``saga``, needs features on
+        comparable scales: standardise ``X`` (``make_pipeline(StandardScaler(), ...)``);
+        with one feature 100 times larger than the others the fold fits stop far from
+        their optimum.
     C_per_feature : bool, default=False
         One ``C`` per feature, started from the best shared one (binary problems).
     {early_stopping}
