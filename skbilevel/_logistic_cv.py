@@ -34,12 +34,11 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     Parameters
     ----------
     penalty : {"l2", "l1"}, default="l2"
-        Penalty of the model. ``"l2"`` is solved by L-BFGS in a diagonally scaled
-        variable, insensitive to the units of the features. ``"l1"`` is solved by FISTA
-        with the step ``1 / L``, which, like scikit-learn's ``saga``, needs features on
-        comparable scales: standardise ``X`` (``make_pipeline(StandardScaler(), ...)``);
-        with one feature 100 times larger than the others the fold fits stop far from
-        their optimum.
+        Penalty of the model. ``"l2"`` is solved by L-BFGS, ``"l1"`` by FISTA, both in
+        a diagonally scaled variable, so that neither their steps nor their tolerances
+        depend on the units of the features (the model does: the penalty is on the
+        coefficients, as in scikit-learn). With ``"l1"`` the whole safety grid is
+        evaluated: its CV error can rise before it falls.
     C_per_feature : bool, default=False
         One ``C`` per feature, started from the best shared one (binary problems).
     {early_stopping}
@@ -151,8 +150,14 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     }
     _classifier = True
     _keep_solution_path = True  # coefs_paths_
-    _grid_patience = 1
     _grid_step = np.log(10.0) * (_LOG_C_GRID[1] - _LOG_C_GRID[0])
+
+    @property
+    def _grid_patience(self):
+        # An L2 path's CV error has one minimum: stop a point past it. An L1 path can rise
+        # before it falls (a noise feature in large units, cheap to penalise, enters
+        # first): evaluate the whole grid.
+        return None if self.penalty == "l1" else 1
 
     def __init__(self, *, penalty="l2", C_per_feature=False, early_stopping="auto",
                  validation_fraction=0.2, n_iter_no_change=10, random_state=None, cv=5,

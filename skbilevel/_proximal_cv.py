@@ -180,13 +180,16 @@ class BaseProximalCV(BaseEstimator):
         return _AUTO_TOL_SMALL if X.shape[0] * X.shape[1] <= _AUTO_TOL_ENTRIES else \
             _AUTO_TOL_LARGE
 
-    @staticmethod
-    def _tolerance_scale(problem, solver_name):
+    def _tolerance_scale(self, problem, solver_name):
         """The gradient scale of the inner tolerances, ``||grad f(0)||_inf`` (``alpha_max``
-        for the Lasso); L-BFGS measures gradients in its diagonally scaled variable (see
-        LBFGS), which keeps one badly scaled feature from setting every tolerance."""
+        for the Lasso). L-BFGS, and proximal gradient under implicit differentiation
+        (``solve``; the unrolled methods iterate on ``w``), measure gradients in a
+        diagonally scaled variable (see LBFGS and ProximalGradient.solve), which keeps one
+        badly scaled feature from setting every tolerance."""
         grad = problem.smooth_grad(problem.init_params())
-        scale = LBFGS.gradient_scale(problem) if solver_name == "lbfgs" else None
+        scaled = solver_name == "lbfgs" or (solver_name in _UNROLLABLE and
+                                            self.hypergradient == "implicit")
+        scale = LBFGS.gradient_scale(problem) if scaled else None
         if scale is not None:
             grad = grad / scale.reshape(grad.shape)
         return float(grad.abs().max()) or 1.0

@@ -67,6 +67,20 @@ def _column_scale(datafit):
     return datafit._column_rms
 
 
+def unit_scale(datafit):
+    """``variable_scale / median(variable_scale)``: a diagonal preconditioner that is
+    about 1 on standardised features (see :class:`~skbilevel.engine.solvers.LBFGS`)."""
+    scale = datafit.variable_scale()
+    return scale / scale.median()
+
+
+def _scaled_power_iteration(datafit, matvec):
+    """``lambda_max(D^-1 A D^-1)`` for ``D = unit_scale(datafit)`` and ``A = matvec``."""
+    d = unit_scale(datafit)[:, 0]
+    return power_iteration(lambda v: matvec(v / d) / d, datafit.init_params()[:, 0],
+                           _POWER_ITER)
+
+
 class QuadraticDatafit:
     """``f(w) = 1/(2 S) sum_i s_i (y_i - x_i^T w - b)^2``, ``S = sum_i s_i``.
 
@@ -215,14 +229,20 @@ class LogisticDatafit:
 
     @cached_property
     def _lipschitz(self):
-        def matvec(v):
-            return self._backward(self.scaled_weight[:, None] * self._forward(v[:, None]))[:, 0]
+        return 0.25 * power_iteration(self._gram_matvec, self.init_params()[:, 0], _POWER_ITER)
 
-        return 0.25 * power_iteration(matvec, self.init_params()[:, 0], _POWER_ITER)
+    def _gram_matvec(self, v):  # [X, 1]^T S [X, 1] v / S
+        return self._backward(self.scaled_weight[:, None] * self._forward(v[:, None]))[:, 0]
 
     def lipschitz(self) -> float:
         """``lambda_max([X, 1]^T S [X, 1] / S) / 4``: a global bound on the Hessian."""
         return self._lipschitz
+
+    @cached_property
+    def preconditioned_lipschitz(self) -> float:
+        """The same bound for the variable ``x = unit_scale * w`` (see :func:`unit_scale`):
+        ``lambda_max(D^-1 [X, 1]^T S [X, 1] D^-1 / S) / 4``."""
+        return 0.25 * _scaled_power_iteration(self, self._gram_matvec)
 
     def hessian_block(self, w, mask):
         """The Hessian at ``w`` on the rows of the variable in ``mask`` (``[X, 1]`` columns),
@@ -339,15 +359,19 @@ class MultinomialDatafit:
 
     @cached_property
     def _lipschitz(self):
-        def matvec(v):
-            Z = self._scores(v[:, None])
-            return self._back(Z * self.scaled_weight[:, None, None])[:, 0]
+        return 0.5 * power_iteration(self._gram_matvec, self.init_params()[:, 0], _POWER_ITER)
 
-        return 0.5 * power_iteration(matvec, self.init_params()[:, 0], _POWER_ITER)
+    def _gram_matvec(self, v):  # ([X, 1]^T S [X, 1] / S) applied to every class's column
+        return self._back(self._scores(v[:, None]) * self.scaled_weight[:, None, None])[:, 0]
 
     def lipschitz(self) -> float:
         """``lambda_max([X, 1]^T S [X, 1] / S) / 2``: a global bound on the Hessian."""
         return self._lipschitz
+
+    @cached_property
+    def preconditioned_lipschitz(self) -> float:
+        """The same bound for the variable ``x = unit_scale * w`` (see :func:`unit_scale`)."""
+        return 0.5 * _scaled_power_iteration(self, self._gram_matvec)
 
     def intercept(self, w):
         """The ``K`` intercepts (zeros without intercept)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ._base import InnerProblem
-from ._datafits import LogisticDatafit, MultinomialDatafit, QuadraticDatafit
+from ._datafits import LogisticDatafit, MultinomialDatafit, QuadraticDatafit, unit_scale
 from ._penalties import penalty_cross_vjp
 
 
@@ -73,6 +73,14 @@ class ProximalProblem(InnerProblem):
     def init_params(self):
         return self.datafit.init_params()
 
+    def preconditioner(self):
+        """``(D, L)``: the diagonal scale ``x = D w`` of the logistic datafits
+        (``variable_scale / median``) and the Lipschitz constant of ``grad f`` in ``x``,
+        for proximal gradient in that metric; None for the other datafits."""
+        if getattr(self.datafit, "variable_scale", None) is None:
+            return None
+        return unit_scale(self.datafit), self.datafit.preconditioned_lipschitz
+
     def variable_scale(self):
         """Square root of the datafit Hessian's diagonal at ``w = 0``, shaped like ``w``
         (the logistic datafits; None for the others)."""
@@ -102,8 +110,11 @@ class ProximalProblem(InnerProblem):
         return self.penalty.value(self._split(w)[0], theta)
 
     def prox(self, z, step, theta):
-        """``prox_{step g}(z)``; the unpenalised rows pass through."""
+        """``prox_{step g}(z)``; the unpenalised rows pass through. ``step`` may be a
+        tensor shaped like ``z`` (one step per entry: a diagonal metric)."""
         z_pen, z_free = self._split(z)
+        if torch.is_tensor(step) and step.dim():
+            step = self._split(step)[0]
         out = self.penalty.prox(z_pen, step, theta)
         return out if z_free.shape[0] == 0 else torch.cat([out, z_free])
 

@@ -256,8 +256,54 @@ class ProximalGradient:
         return fallback
 
     def solve(self, problem, theta, w0=None, recycle=None) -> InnerSolution:
-        """Minimise ``problem`` at ``theta`` from ``w0`` (``recycle`` is ignored)."""
-        return self.run(problem, theta, w0)[0]
+        """Minimise ``problem`` at ``theta`` from ``w0`` (``recycle`` is ignored).
+
+        A problem with a ``preconditioner()`` (the logistic ones) is solved in its scaled
+        variable ``x = D w``, i.e. proximal gradient in the metric ``D^2``: the step
+        ``1 / L`` is then not set by the feature in the largest units, and ``tol`` applies
+        to the gradient mapping in ``x``. :meth:`run`, which the unrolled hypergradients
+        differentiate, iterates on ``w`` itself.
+        """
+        pre = getattr(problem, "preconditioner", lambda: None)()
+        if pre is None:
+            return self.run(problem, theta, w0)[0]
+        scaled = _DiagonallyScaled(problem, *pre)
+        sol = self.run(scaled, theta, None if w0 is None else w0.detach() * scaled.D)[0]
+        return replace(sol, w=sol.w / scaled.D)
+
+
+class _DiagonallyScaled:
+    """``problem`` in the variable ``x = D w`` (``D`` positive, shaped like ``w``): its
+    smooth part ``f(x / D)`` has gradient ``grad f / D`` and Lipschitz constant ``L``
+    (given), its penalty ``g(x / D)`` the proximal map ``D prox_{s / D^2} (z / D)`` (one
+    step per entry, for separable penalties)."""
+
+    def __init__(self, problem, D, L):
+        self.problem, self.D, self.L = problem, D, float(L)
+
+    def init_params(self):
+        return self.problem.init_params()
+
+    def smooth_value(self, x, theta=None):
+        return self.problem.smooth_value(x / self.D, theta)
+
+    def smooth_grad(self, x, theta=None):
+        return self.problem.smooth_grad(x / self.D, theta) / self.D
+
+    def lipschitz(self, theta=None):
+        return self.L
+
+    def prox(self, z, step, theta):
+        return self.D * self.problem.prox(z / self.D, step / self.D ** 2, theta)
+
+    def objective(self, x, theta):
+        return self.problem.objective(x / self.D, theta)
+
+    def optimality_residual(self, x, theta) -> float:
+        """The gradient mapping at ``s = 1 / L`` in ``x``."""
+        s = 1.0 / self.L
+        x_plus = self.prox(x - s * self.smooth_grad(x, theta), s, theta)
+        return float(torch.linalg.vector_norm((x - x_plus).detach())) / s
 
 
 class FISTA(ProximalGradient):
