@@ -189,7 +189,7 @@ class BaseProximalCV(BaseEstimator):
         grad = problem.smooth_grad(problem.init_params())
         scaled = solver_name == "lbfgs" or (solver_name in _UNROLLABLE and
                                             self.hypergradient == "implicit")
-        scale = LBFGS.gradient_scale(problem) if scaled else None
+        scale = problem.unit_scale() if scaled else None
         if scale is not None:
             grad = grad / scale.reshape(grad.shape)
         return float(grad.abs().max()) or 1.0

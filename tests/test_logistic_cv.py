@@ -94,6 +94,17 @@ def test_errors_name_the_parameter():
         BilevelLogisticRegressionCV(penalty="l3").fit(X[:100], y[:100] > 4)
 
 
+def _badly_scaled(n, scale):
+    """Feature 0 decides ``y``; feature 2 is noise ``scale`` times larger, feature 5 is
+    ``scale`` times smaller; stratified 5-fold splits."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, 8))
+    y = (X[:, 0] + 0.3 * rng.standard_normal(n) > 0).astype(int)
+    X[:, 2] *= scale
+    X[:, 5] /= scale
+    return X, y, list(StratifiedKFold(5).split(X, y))
+
+
 @pytest.mark.filterwarnings("ignore:Line search of Newton solver")  # the reference, at 1e-12
 def test_badly_scaled_features_tune_as_well_as_the_grid():
     """One feature in units 1e6 larger, one 1e6 smaller: L-BFGS works on the features'
@@ -101,12 +112,7 @@ def test_badly_scaled_features_tune_as_well_as_the_grid():
     best of LogisticRegressionCV's 10 Cs, scored by Newton refits (scikit-learn's lbfgs
     itself stops 3e-3 off on these folds). Measuring the gradient in raw units made the
     largest feature set every tolerance (C = 1e-3, CV log-loss 0.69 against 0.27)."""
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((60, 8))
-    y = (X[:, 0] + 0.3 * rng.standard_normal(60) > 0).astype(int)
-    X[:, 2] *= 1e6
-    X[:, 5] /= 1e6
-    splits = list(StratifiedKFold(5).split(X, y))
+    X, y, splits = _badly_scaled(60, 1e6)
     clf = BilevelLogisticRegressionCV(cv=splits).fit(X, y)
     newton = "newton-cholesky"
     best_grid = min(_cv_log_loss(X, y, splits, C, newton) for C in np.logspace(-4, 4, 10))
@@ -120,12 +126,7 @@ def test_l1_with_badly_scaled_features_finds_the_informative_model():
     rises above the null model's (the noise feature, cheapest to penalise, enters first)
     and then falls to ~0.15. Stopping the grid a point past the null model returned
     C = 1e-4 and 0.69; unscaled FISTA needed ~400,000 iterations for the grid."""
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((200, 8))
-    y = (X[:, 0] + 0.3 * rng.standard_normal(200) > 0).astype(int)
-    X[:, 2] *= 100.0
-    X[:, 5] /= 100.0
-    splits = list(StratifiedKFold(5).split(X, y))
+    X, y, splits = _badly_scaled(200, 100.0)
     clf = BilevelLogisticRegressionCV(cv=splits, penalty="l1").fit(X, y)
     grid = clf.history_["objective"][clf.history_["phase"] == "grid"]
     assert len(grid) == 9 and grid[2] > grid[0]  # the rise before the fall

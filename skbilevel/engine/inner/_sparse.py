@@ -77,9 +77,16 @@ class ProximalProblem(InnerProblem):
         """``(D, L)``: the diagonal scale ``x = D w`` of the logistic datafits
         (``variable_scale / median``) and the Lipschitz constant of ``grad f`` in ``x``,
         for proximal gradient in that metric; None for the other datafits."""
+        unit = self.unit_scale()
+        return None if unit is None else (unit, self.datafit.preconditioned_lipschitz)
+
+    def unit_scale(self):
+        """``variable_scale / median(variable_scale)`` (None without one): the scaled
+        variable's units, about 1 on standardised features; the penalty-free part of the
+        scale by which L-BFGS divides the gradient, hence the units of its ``tol``."""
         if getattr(self.datafit, "variable_scale", None) is None:
             return None
-        return unit_scale(self.datafit), self.datafit.preconditioned_lipschitz
+        return unit_scale(self.datafit)
 
     def variable_scale(self):
         """Square root of the datafit Hessian's diagonal at ``w = 0``, shaped like ``w``

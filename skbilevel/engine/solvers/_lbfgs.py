@@ -86,14 +86,6 @@ class LBFGS:
         self.max_iter, self.tol, self.history_size = int(max_iter), float(tol), \
             int(history_size)
 
-    @staticmethod
-    def gradient_scale(problem):
-        """The penalty-free part of the scale the gradient is divided by,
-        ``variable_scale / median(variable_scale)`` (None without ``variable_scale``):
-        the units in which to set ``tol`` from a gradient at 0."""
-        scale = getattr(problem, "variable_scale", lambda: None)()
-        return None if scale is None else scale / scale.median()
-
     def solve(self, problem, theta, w0=None, recycle=None) -> InnerSolution:
         """Minimise ``problem`` at ``theta`` from ``w0`` (``recycle`` is ignored)."""
         theta = theta.detach()
