@@ -85,6 +85,20 @@ def holdout_split(n_samples, fraction, random_state):
     return train_test_split(idx, test_size=fraction, random_state=seed)
 
 
+MIN_HOLDOUT = 100  # samples early_stopping='auto' needs to judge a per-feature path on
+
+
+def early_stopping_rows(early_stopping, n_samples, several_penalties, fraction, random_state):
+    """``(rows, held)``: the samples of the CV folds and of the early-stopping holdout
+    (None without one). ``early_stopping="auto"`` holds samples out when there are
+    several penalties to tune and the holdout would have at least ``MIN_HOLDOUT``."""
+    if early_stopping == "auto":
+        early_stopping = several_penalties and n_samples * fraction >= MIN_HOLDOUT
+    if not early_stopping:
+        return np.arange(n_samples), None
+    return holdout_split(n_samples, fraction, random_state)
+
+
 def history_to_arrays(history, theta_to_user):
     """Turn the engine's per-evaluation records into a dict of numpy arrays.
 

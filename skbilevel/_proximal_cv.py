@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ._base import (contiguous_folds, history_to_arrays, holdout_split, make_splits,
+from ._base import (contiguous_folds, early_stopping_rows, history_to_arrays, make_splits,
                     warn_if_not_converged)
 from .engine import Fold, minimize_hyperparams
+from .engine.loop import broadcast_first_stage
 from .engine.hypergrad import ForwardMode, ImplicitSupport, ReverseMode
 from .engine.inner import ProximalProblem, Shifted
 from .engine.outer import make_optimizer
@@ -44,7 +45,6 @@ _STALL_PATIENCE = 3  # optimizer evaluations without progress before stopping
 # Adjoint systems solved by CG to this relative residual: hypergradients to ~1e-5, ample
 # for the outer search to place the minimum; 1e-10 cost a half more CG iterations.
 _ADJOINT_RTOL = 1e-5
-_MIN_HOLDOUT = 100  # samples early_stopping='auto' needs to judge the per-feature path on
 _ADAPTIVE_SCALES = (0.3, 1.0, 3.0)  # of the adaptive-Lasso starts, see adaptive_starts
 
 
@@ -145,13 +145,10 @@ class BaseProximalCV(BaseEstimator):
     def _holdout_rows(self, n_samples, per_feature):
         """``(rows, held)``: the samples of the CV folds and of the early-stopping holdout
         (None) -- only for the per-feature stage of the estimators that have one."""
-        early_stopping = getattr(self, "early_stopping", False)
-        if early_stopping == "auto":
-            early_stopping = (per_feature is not None
-                              and n_samples * self.validation_fraction >= _MIN_HOLDOUT)
-        if not early_stopping or per_feature is None:
+        if per_feature is None:  # BilevelElasticNetCV has no early-stopping parameters
             return np.arange(n_samples), None
-        return holdout_split(n_samples, self.validation_fraction, self.random_state)
+        return early_stopping_rows(self.early_stopping, n_samples, True,
+                                   self.validation_fraction, self.random_state)
 
     def _solver_name(self, problem):
         if self.solver != "auto":
@@ -283,10 +280,7 @@ class BaseProximalCV(BaseEstimator):
             result = minimize_hyperparams(
                 staged, theta0, start_grid=torch.stack(starts) if starts else None,
                 bounds=box, holdout=holdout, n_iter_no_change=self.n_iter_no_change, **tune)
-            for rec in first.history:
-                rec["theta"] = np.full(per_feature.n_hyper, rec["theta"][0])
-            result.history[:0] = first.history
-            result.solution_path[:0] = first.solution_path
+            result = broadcast_first_stage(first, result, per_feature.n_hyper)
         warn_if_not_converged(result, type(self).__name__)
         self.n_iter_ = max(1, result.n_iter)
         self.best_score_ = -float(result.value)

@@ -13,10 +13,11 @@ from sklearn.model_selection import RepeatedKFold
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import history_to_arrays, holdout_split, make_splits, warn_if_not_converged
+from ._base import early_stopping_rows, history_to_arrays, make_splits, warn_if_not_converged
 from ._evidence import evidence_log_penalties
 from ._moments import fold_moments
 from .engine import Fold, minimize_hyperparams
+from .engine.loop import broadcast_first_stage
 from .engine.hypergrad import ImplicitDifferentiation
 from .engine.inner import RidgeProblem
 from .engine.linalg import make_linear_solver
@@ -31,7 +32,6 @@ from .utils._threads import single_threaded_if_small
 # factorisation stop paying for themselves.
 _N_SNAPSHOTS = 10  # solutions carried in the recycle space (inner and adjoint alternate)
 _MAX_DENSE_FEATURES = 4000
-_MIN_HOLDOUT = 100  # samples early_stopping='auto' needs to judge the path on
 # Relative residual of the matrix-free fits and adjoint solves: hypergradients to ~1e-7.
 _KRYLOV_RTOL = 1e-8
 # Safety-net grid: alpha / scale over 1e-6..1e6, scale = mean diagonal of the Gram; one
@@ -251,13 +251,8 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         Y = y.reshape(n, -1)
         to_t = lambda a: to_tensor(a, dtype, device)  # noqa: E731
 
-        rows = np.arange(n)
-        held = None
-        early_stopping = self.early_stopping
-        if early_stopping == "auto":  # several penalties, and a holdout big enough to judge
-            early_stopping = n_hyper > 1 and n * self.validation_fraction >= _MIN_HOLDOUT
-        if early_stopping:
-            rows, held = holdout_split(n, self.validation_fraction, self.random_state)
+        rows, held = early_stopping_rows(self.early_stopping, n, n_hyper > 1,
+                                         self.validation_fraction, self.random_state)
         splits = make_splits(self._cv(n_hyper), X, Y, rows)
         solver, method = self._engine(X, d, dtype)
         shared = torch.zeros(d, dtype=torch.long, device=device)
@@ -316,9 +311,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
                 holdout = Fold(holdout.problem.regroup(g_t), holdout.criterion)
             result = tune(regrouped, starts[0], start_grid=starts[1:], holdout=holdout,
                           penalty=_shrinkage_penalty(self.alpha_shrinkage, scalar.value))
-            for rec in scalar.history:  # one history, theta broadcast to every group
-                rec["theta"] = np.full(n_hyper, rec["theta"][0])
-            result.history[:0] = scalar.history
+            result = broadcast_first_stage(scalar, result, n_hyper)  # one history
         warn_if_not_converged(result, type(self).__name__)
 
         theta = result.theta

@@ -5,7 +5,7 @@ linear solvers and :mod:`.outer` criteria and optimizers, tied together by
 :func:`minimize_hyperparams`.
 """
 
-from ._loop import Fold, minimize_hyperparams
+from .loop import Fold, minimize_hyperparams
 from ._results import HypergradResult, InnerSolution, OuterResult, WarmStart
 
 __all__ = ["Fold", "minimize_hyperparams", "HypergradResult", "InnerSolution", "OuterResult",

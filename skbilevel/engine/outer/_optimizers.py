@@ -54,6 +54,8 @@ class LBFGSB:
         None leaves L-BFGS-B's own first step.
     """
 
+    accepts_values = False  # run() takes no value-only points (see Bracket)
+
     def __init__(self, max_iter=100, tol=1e-6, memory=10, first_step=None):
         self.max_iter, self.tol, self.memory = max_iter, tol, memory
         self.first_step = first_step
@@ -99,6 +101,8 @@ class Adam:
         Step size in ``log alpha`` units.
     """
 
+    accepts_values = False  # run() takes no value-only points (see Bracket)
+
     def __init__(self, max_iter=100, tol=1e-6, learning_rate=0.1, betas=(0.9, 0.999)):
         self.max_iter, self.tol, self.learning_rate, self.betas = (max_iter, tol,
                                                                    learning_rate, betas)
@@ -130,6 +134,8 @@ class GradientDescent:
     step_size : float
         First trial step; each iteration starts from twice the last accepted step.
     """
+
+    accepts_values = False  # run() takes no value-only points (see Bracket)
 
     def __init__(self, max_iter=100, tol=1e-6, step_size=1.0, max_backtracks=30):
         self.max_iter, self.tol, self.step_size = max_iter, tol, step_size
@@ -189,6 +195,8 @@ class HDM:
         ``L`` is raised to at least ``||grad|| / max_step``, which bounds the first step's
         length (in ``theta`` units, i.e. e-folds of ``alpha``).
     """
+
+    accepts_values = False  # run() takes no value-only points (see Bracket)
 
     def __init__(self, max_iter=100, tol=1e-6, variant="hdm-best", lr="auto", beta_lr=10.0,
                  smoothness=None, probe_step=1e-3, max_step=1.0):

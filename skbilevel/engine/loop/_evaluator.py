@@ -1,0 +1,166 @@
+"""The fold evaluator: ``theta`` -> mean criterion and hypergradient over the folds."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed
+
+from ._transforms import as_transform
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train/validation pair: an inner problem and the criterion that scores it."""
+
+    problem: Any
+    criterion: Any
+
+
+class _ValueWithheld:
+    """A criterion whose value is never computed: a method that asks gets NaN.
+
+    Private tuning may only use what it pays for (noised hypergradients); withholding the
+    value at the source makes "no value evaluation" a property of the evaluator rather
+    than a promise of every part that reads the history.
+    """
+
+    def __init__(self, criterion):
+        self.criterion = criterion
+
+    def value(self, w):
+        return torch.tensor(float("nan"))
+
+    def grad_w(self, w):
+        return self.criterion.grad_w(w)
+
+    def grad_theta(self, w, theta):
+        return self.criterion.grad_theta(w, theta)
+
+
+class FoldEvaluator:
+    """Evaluates the fold-averaged outer objective, keeping each fold's warm start.
+
+    One call solves every fold's inner problem at ``theta`` (warm-started from the
+    fold's previous call), asks the hypergradient method for the fold's criterion and
+    hypergradient, averages them and appends one record to :attr:`history`.
+
+    Parameters
+    ----------
+    folds : sequence of Fold
+        The objective is the mean of their criteria.
+    solver : inner solver
+        Default inner solver of the folds (a call may pass another, e.g. a looser one).
+    method : hypergradient method
+        Has ``compute(problem, criterion, theta, solver=, warm_start=, with_grad=)``.
+    holdout : Fold or None
+        A split scored at every call (values only) but kept out of the objective; its
+        criterion is recorded as ``holdout_objective`` for the stopping and selection
+        parts to read.
+    transform : GradientTransform, callable or None
+        Gradient transform (clipping, calibrated noise; see :class:`GradientTransform`).
+        With ``per_fold`` true it receives the ``(n_folds, n_hyper)`` stack of fold
+        hypergradients before they are averaged, otherwise the averaged ``(n_hyper,)``
+        gradient; a plain callable ``(grad, theta) -> grad`` acts on the average.
+    reveal_values : bool
+        False withholds the criterion's value from the methods (they compute none, the
+        records hold NaN): the evaluator then reads the validation data only through
+        hypergradients.
+    keep_solutions : bool
+        Keep every call's fold solutions in :attr:`solution_path`.
+    n_jobs : int or None
+        Folds evaluated in parallel through joblib (threads).
+    verbose : int
+        0 silent, 1 one line per optimisation call, 2 also the grid calls.
+    """
+
+    def __init__(self, folds, solver, method, *, holdout: Optional[Fold] = None,
+                 transform=None, reveal_values=True, keep_solutions=False, n_jobs=None,
+                 verbose=0):
+        self.folds = [f if reveal_values else Fold(f.problem, _ValueWithheld(f.criterion))
+                      for f in folds]
+        self.solver, self.method, self.holdout = solver, method, holdout
+        self.transform = None if transform is None else as_transform(transform)
+        self.reveal_values = reveal_values
+        self.n_jobs, self.verbose = n_jobs, verbose
+        self.solution_path = [] if keep_solutions else None
+        self.warm = [None] * len(self.folds)
+        self.holdout_warm = None
+        self.history = []
+        self.start = time.perf_counter()
+
+    def _map(self, theta, with_grad, solver):
+        def one(i, fold):
+            return self.method.compute(fold.problem, fold.criterion, theta, solver=solver,
+                                       warm_start=self.warm[i], with_grad=with_grad)
+
+        jobs = list(enumerate(self.folds))
+        if self.n_jobs in (None, 1) or len(jobs) == 1:
+            return [one(i, f) for i, f in jobs]
+        # Threads: torch releases the GIL in its kernels and the folds share the device; a
+        # joblib backend configured by the user (e.g. dask) takes precedence over the hint.
+        return Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(i, f)
+                                                              for i, f in jobs)
+
+    def _gradient(self, results, theta):
+        grads = torch.stack([r.grad for r in results])
+        per_fold = self.transform is not None and self.transform.per_fold
+        if per_fold:
+            grads = self.transform(grads, theta)
+        grad = grads.mean(0)
+        if self.transform is not None and not per_fold:
+            grad = self.transform(grad, theta)
+        return grad
+
+    def __call__(self, theta: torch.Tensor, with_grad: bool, phase: str, solver=None):
+        """Return ``(value, grad)`` at ``theta`` (``grad`` None without ``with_grad``;
+        ``value`` NaN when values are withheld) and record the call in :attr:`history`."""
+        solver = self.solver if solver is None else solver
+        results = self._map(theta, with_grad, solver)
+        self.warm = [r.warm_start for r in results]
+        value = float(np.mean([r.value for r in results]))
+        grad = self._gradient(results, theta) if with_grad else None
+        record = {
+            "phase": phase,
+            "objective": value,
+            "fold_objectives": np.array([r.value for r in results]),
+            "theta": theta.detach().cpu().numpy().copy(),
+            "grad_norm": float(torch.linalg.vector_norm(grad)) if grad is not None else np.nan,
+            "time": time.perf_counter() - self.start,
+            "n_inner_iter": sum(r.n_inner_iter for r in results),
+            "n_linsys_iter": sum(r.n_linsys_iter for r in results),
+            "n_matvec": sum(r.n_matvec for r in results),
+            "inner_converged": all(r.inner_converged for r in results),
+        }
+        if self.holdout is not None:
+            res = self.method.compute(self.holdout.problem, self.holdout.criterion, theta,
+                                      solver=solver, warm_start=self.holdout_warm,
+                                      with_grad=False)
+            self.holdout_warm = res.warm_start
+            record["holdout_objective"] = res.value
+        self.history.append(record)
+        if self.solution_path is not None:
+            self.solution_path.append([r.w.detach() for r in results])
+        if self.verbose and (phase != "grid" or self.verbose > 1):
+            print_record(len(self.history), record)
+        return value, grad
+
+    @property
+    def fold_solutions(self):
+        """The folds' inner solutions at the last call (warm starts of a refit)."""
+        return [w.w for w in self.warm if w is not None]
+
+
+def print_record(k, rec):
+    """One line of ``verbose`` output for the ``k``-th record."""
+    theta = rec["theta"]
+    alpha = (f"alpha={np.exp(theta[0]):.4g}" if theta.size == 1 else
+             f"alpha in [{np.exp(theta.min()):.3g}, {np.exp(theta.max()):.3g}]")
+    extra = f"  holdout={rec['holdout_objective']:.6g}" if "holdout_objective" in rec else ""
+    print(f"[skbilevel] {rec['phase']:>8} eval {k:3d}  cv={rec['objective']:.6g}{extra}  "
+          f"|grad|={rec['grad_norm']:.2e}  {alpha}  inner={rec['n_inner_iter']} "
+          f"krylov={rec['n_linsys_iter']}  t={rec['time']:.2f}s", flush=True)

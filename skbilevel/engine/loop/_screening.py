@@ -1,0 +1,76 @@
+"""Screening: the coarse safety grid evaluated (values only) before the driver starts."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+_GRID_TIE = 1e-6  # relative: grid values this close count as equal for the patience
+
+
+class GridScreening:
+    """Evaluate candidate points (values only, cheap) to choose the driver's start.
+
+    This is the safety net against bad starts: the answer of a best-evaluated selection
+    is never worse than the grid's best point.
+
+    Parameters
+    ----------
+    candidates : torch.Tensor
+        ``(m, n_hyper)`` points; the loop puts its nominal start ``theta0`` first.
+    patience : int or None
+        When the candidates form a path (ordered along one hyperparameter), stop
+        evaluating them once this many in a row have not improved on the best: on a
+        unimodal CV curve the rest are worse, and they are often the expensive fits (weak
+        penalties). None evaluates them all.
+    path_length : int or None
+        With ``patience``, the candidates are consecutive paths of this length (e.g. one
+        path of penalties per ``l1_ratio``), and the patience applies within each path.
+        None: one path.
+    solver : inner solver or None
+        Solver of the candidates, typically the loop's solver with a looser tolerance:
+        they only rank starting points. Their values are then *approximate*, and a
+        best-evaluated selection prefers points solved by the loop's own solver.
+    """
+
+    def __init__(self, candidates, patience: Optional[int] = None,
+                 path_length: Optional[int] = None, solver=None):
+        self.candidates = list(candidates)
+        self.patience, self.path_length, self.solver = patience, path_length, solver
+
+    @property
+    def approximate(self) -> bool:
+        """Whether the candidates' values come from a looser solver than the loop's."""
+        return self.solver is not None
+
+    def run(self, evaluate, candidates=None) -> None:
+        """Evaluate the candidates through ``evaluate(theta, phase=, solver=) -> value``.
+
+        ``candidates`` replaces :attr:`candidates` (the loop passes them clipped to its box).
+        """
+        candidates = self.candidates if candidates is None else candidates
+        path_length = self.path_length or len(candidates)
+        for k, cand in enumerate(candidates):
+            if k % path_length == 0:
+                best_value, n_worse = np.inf, 0
+            elif self.patience is not None and n_worse >= self.patience:
+                continue  # the path is past its basin: its remaining points only get worse
+            value = evaluate(cand, phase="grid", solver=self.solver)
+            if value < best_value:
+                best_value, n_worse = value, 0
+            elif value > best_value + _GRID_TIE * abs(best_value):
+                n_worse += 1
+            # else a tie, as on the plateau of penalties that zero every coefficient: it
+            # says nothing about which side of the basin the path is on.
+
+
+def clip_to_box(points, bounds, like: torch.Tensor):
+    """``points`` as tensors like ``like``, clipped to the box ``bounds`` (or None)."""
+    points = [p.to(dtype=like.dtype, device=like.device) for p in points]
+    if bounds is None:
+        return points
+    low, high = (torch.as_tensor(np.broadcast_to(b, like.shape).copy(), dtype=like.dtype,
+                                 device=like.device) for b in bounds)
+    return [torch.minimum(torch.maximum(p, low), high) for p in points]
