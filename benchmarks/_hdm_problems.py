@@ -18,7 +18,8 @@ from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.preprocessing import StandardScaler
 
 from skbilevel.engine.inner import InnerProblem
-from skbilevel.engine.solvers import HDMSolver, power_iteration
+from skbilevel.engine.linalg import power_iteration
+from skbilevel.engine.solvers import HDMSolver
 
 TOL, BUDGET, SEED = 1e-4, 1000, 20250128
 

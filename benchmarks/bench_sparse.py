@@ -224,10 +224,11 @@ def run_logistic(name, data, rows):
 
 # -- part B: forward vs reverse vs implicit ---------------------------------------------------
 def part_b(out_png):
+    from skbilevel._coordinate_descent import CoordinateDescent
     from skbilevel.engine.hypergrad import ForwardMode, ImplicitSupport, ReverseMode
     from skbilevel.engine.inner import L1, ProximalProblem
     from skbilevel.engine.outer import HeldOutMSE
-    from skbilevel.engine.solvers import FISTA, CoordinateDescent
+    from skbilevel.engine.solvers import FISTA
 
     X, y, _, _, _ = diabetes_cubic()
     tr, va = next(KFold(5, shuffle=True, random_state=0).split(X))

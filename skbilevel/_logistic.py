@@ -12,8 +12,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._classifier import LinearClassifierOutputs, encode_classes
 from .engine.inner import LogisticProblem
+from .engine.hdm import VARIANTS
 from .engine.solvers import HDMSolver
-from .engine.solvers._hdm import VARIANTS
 from .utils._sklearn_compat import (Interval, StrOptions, _fit_context,
                                     validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor

@@ -17,14 +17,13 @@ from sklearn.base import BaseEstimator
 
 from ._base import (contiguous_folds, early_stopping_rows, history_to_arrays, make_splits,
                     warn_if_not_converged)
+from ._coordinate_descent import CoordinateDescent
 from .engine import Fold, minimize_hyperparams
 from .engine.loop import broadcast_first_stage
 from .engine.hypergrad import ForwardMode, ImplicitSupport, ReverseMode
 from .engine.inner import ProximalProblem, Shifted
 from .engine.outer import make_optimizer
-from .engine.solvers import FISTA, ProximalGradient
-from .engine.solvers._coordinate import CoordinateDescent
-from .engine.solvers._lbfgs import LBFGS
+from .engine.solvers import FISTA, LBFGS, ProximalGradient
 from .utils._sklearn_compat import Interval, StrOptions
 from .utils._tensor import resolve_device, resolve_dtype, to_tensor
 

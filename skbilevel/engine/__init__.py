@@ -1,12 +1,23 @@
 """The torch-only hypergradient engine (never imports scikit-learn).
 
-Layers: :mod:`.inner` problems, :mod:`.solvers`, :mod:`.hypergrad` methods, :mod:`.linalg`
-linear solvers and :mod:`.outer` criteria and optimizers, tied together by
-:func:`minimize_hyperparams`.
+Layers, bottom-up; a module imports only from its own layer or the layers below it (checked by
+``tests/engine/test_layers.py``):
+
+1. :mod:`.linalg` (linear solvers, recycle spaces, spectral estimates), :mod:`.hdm` (the HDM
+   update rules), the result records and small torch helpers;
+2. :mod:`.inner` problems;
+3. :mod:`.solvers` of the inner problems;
+4. :mod:`.hypergrad` methods;
+5. :mod:`.outer` criteria and optimizers;
+6. the outer loop, :func:`minimize_hyperparams`.
+
+Code outside the engine imports only the names listed in ``__all__`` of this package and of
+its subpackages.
 """
 
 from .loop import Fold, minimize_hyperparams
 from ._results import HypergradResult, InnerSolution, OuterResult, WarmStart
+from ._torch import quiet_sparse_beta
 
 __all__ = ["Fold", "minimize_hyperparams", "HypergradResult", "InnerSolution", "OuterResult",
-           "WarmStart"]
+           "WarmStart", "quiet_sparse_beta"]

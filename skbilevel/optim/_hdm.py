@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import torch
 
-from ..engine.solvers._hdm import hdm_config, hdm_init_state, hdm_trial_point, hdm_update
-from ..engine.solvers._smoothness import probe_smoothness
+from ..engine.hdm import hdm_config, hdm_init_state, hdm_trial_point, hdm_update
+from ..engine.linalg import probe_smoothness
 
 
 class HDM(torch.optim.Optimizer):
@@ -21,7 +21,7 @@ class HDM(torch.optim.Optimizer):
     ``beta``. On smooth convex problems this identifies the locally best diagonal
     preconditioner and converges superlinearly; it often matches L-BFGS with a fraction of
     its memory (Chu, Gao, Ye, Udell, ICML 2025). The update rules are those of
-    :mod:`skbilevel.engine.solvers._hdm`, shared with
+    :mod:`skbilevel.engine.hdm`, shared with
     :class:`~skbilevel.engine.solvers.HDMSolver`.
 
     Like :class:`torch.optim.LBFGS` it works on all parameters flattened into one vector,

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..engine._torch import quiet_sparse_beta
+from ..engine import quiet_sparse_beta
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 

@@ -15,10 +15,11 @@ from numpy.testing import assert_allclose
 from sklearn.model_selection import KFold
 
 from skbilevel import BilevelRidgeCV
+from skbilevel.engine.hdm import hdm_config, hdm_init_state, hdm_trial_point, hdm_update
 from skbilevel.engine.inner import InnerProblem, RidgeProblem
-from skbilevel.engine.outer import OPTIMIZERS, make_optimizer
-from skbilevel.engine.solvers import (HDMSolver, hdm_config, hdm_init_state, hdm_trial_point,
-                                      hdm_update, power_iteration, probe_smoothness)
+from skbilevel.engine.linalg import power_iteration, probe_smoothness
+from skbilevel.engine.outer import OPTIMIZERS, OuterHDM, make_optimizer
+from skbilevel.engine.solvers import HDMSolver
 
 F64 = torch.float64
 VARIANTS = ["hdm", "hdm-diag", "hdm-hb", "hdm-best"]
@@ -348,7 +349,7 @@ def _shifted_quadratic():
 
 
 def test_outer_hdm_minimises_shifted_quadratic():
-    assert OPTIMIZERS["hdm"] is type(make_optimizer("hdm"))
+    assert OPTIMIZERS["hdm"] is OuterHDM is type(make_optimizer("hdm"))
     fun, c, calls = _shifted_quadratic()
     out = make_optimizer("hdm", max_iter=200, tol=1e-8).run(fun, np.zeros(2))
     assert out.converged and out.n_iter < 150

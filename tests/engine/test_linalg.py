@@ -350,14 +350,14 @@ def _shifted_path(n=80, n_systems=8, seed=0):
     return G, b, [0.5 * 1.3 ** t for t in range(n_systems)]
 
 
+def _identity_shift(old, new):
+    """``diag(H(new) - H(old))`` for ``H(a) = G + a I`` (a scalar, broadcast)."""
+    return (new - old).reshape(1)
+
+
 def _run_path(solver, G, b, shifts, repair):
     """Solve the path warm-started; re-pair the space by the diagonal shift if ``repair``."""
-    from skbilevel.engine.solvers._krylov import repair_recycle_space, tag_recycle_space
-
-    class Shifted:  # the one capability repair_recycle_space needs
-        @staticmethod
-        def hessian_shift(old, new):
-            return (new - old).reshape(1)
+    from skbilevel.engine.linalg import repair_recycle_space, tag_recycle_space
 
     x, space, iters, matvecs = None, None, 0, 0
     n = b.shape[0]
@@ -366,7 +366,7 @@ def _run_path(solver, G, b, shifts, repair):
         H = G + a * torch.eye(n, dtype=b.dtype)
         counter = Counter(H)
         if space is not None:
-            space = repair_recycle_space(Shifted, theta, space, (n,)) if repair \
+            space = repair_recycle_space(space, theta, (n,), _identity_shift) if repair \
                 else space.unpaired()
         x, info = solver(counter, b, x0=x, recycle=space)
         assert info.converged and counter.calls == info.n_matvec
@@ -377,7 +377,7 @@ def _run_path(solver, G, b, shifts, repair):
 
 
 def test_repair_pairs_the_space_with_the_shifted_operator():
-    from skbilevel.engine.solvers._krylov import repair_recycle_space, tag_recycle_space
+    from skbilevel.engine.linalg import repair_recycle_space, tag_recycle_space
 
     G, b, _ = _shifted_path()
     n = b.shape[0]
@@ -385,12 +385,7 @@ def test_repair_pairs_the_space_with_the_shifted_operator():
     _, info = RecycledMINRES(recycle_dim=6, n_snapshots=3)(Counter(H0), b)
     space = tag_recycle_space(info.paired_recycle, torch.tensor([0.5], dtype=b.dtype))
 
-    class Shifted:
-        @staticmethod
-        def hessian_shift(old, new):
-            return (new - old).reshape(1)
-
-    new = repair_recycle_space(Shifted, torch.tensor([0.8], dtype=b.dtype), space, (n,))
+    new = repair_recycle_space(space, torch.tensor([0.8], dtype=b.dtype), (n,), _identity_shift)
     assert torch.allclose(H1 @ new.U, new.C, atol=1e-10)
     assert torch.allclose(new.C.T @ new.C, torch.eye(new.dim, dtype=b.dtype), atol=1e-10)
     assert torch.allclose(H1 @ new.S, new.HS, atol=1e-10)

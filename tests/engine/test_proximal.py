@@ -228,7 +228,7 @@ def test_lbfgs_solver_equals_sklearn_with_and_without_the_newton_finish(newton_m
                                                                          global_random_seed):
     # 16 variables: with newton_max=64 L-BFGS stops at 1e4 * tol and Newton steps finish;
     # the answer must not change, and the finish must cost fewer gradient evaluations.
-    from skbilevel.engine.solvers._lbfgs import LBFGS
+    from skbilevel.engine.solvers import LBFGS
 
     X, y, sw = _classification(global_random_seed)
     C = 0.3

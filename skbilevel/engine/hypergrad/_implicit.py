@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 from .._results import HypergradResult, WarmStart
-from ..linalg import CG
-from ..solvers._krylov import repair_recycle_space, tag_recycle_space
+from ..linalg import CG, repair_recycle_space, tag_recycle_space
 
 
 class ImplicitDifferentiation:
@@ -35,7 +33,8 @@ class ImplicitDifferentiation:
         # The inner Krylov solve's space is paired with H(theta), which the adjoint shares.
         recycle = sol.recycle
         if recycle is None and warm.recycle is not None:  # from the last adjoint solve
-            recycle = repair_recycle_space(problem, theta, warm.recycle, sol.w.shape)
+            recycle = repair_recycle_space(warm.recycle, theta, sol.w.shape,
+                                           getattr(problem, "hessian_shift", None))
         value = float(criterion.value(sol.w))
         if not with_grad:
             return HypergradResult(value, None, sol.w, WarmStart(sol.w, warm.adjoint, recycle),

@@ -16,7 +16,7 @@ from functools import cached_property
 
 import torch
 
-from ..solvers._smoothness import power_iteration
+from ..linalg import power_iteration
 from ._design import LinearDesign
 
 # Power iterations behind the Lipschitz constant: it sets the proximal step, and

@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from ..solvers._smoothness import power_iteration
+from ..linalg import power_iteration
 from ._base import InnerProblem
 from ._design import LinearDesign
 

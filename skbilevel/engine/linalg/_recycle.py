@@ -9,12 +9,17 @@ Since ``W`` has orthonormal columns, every quantity the Ritz problems need is sm
 ``(HZ)^T HZ = G^T G``, ``Z^T H Z = G^T (W^T Z)`` and ``W^T Z = [[C^T U, 0], [V_{m+1}^T U, I~]]``.
 So the next space costs no operator application, only the products ``C^T U``, ``V^T U`` and
 ``U^T U``. The small eigenproblems are solved on CPU float64 copies with scipy.
+
+Between solves the operator changes with ``theta``: :func:`tag_recycle_space` labels a paired
+space with the ``theta`` of its operator, and :func:`repair_recycle_space` pairs it with the
+next operator, for free when the Hessian moved by a known diagonal.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
+from dataclasses import replace
+from typing import Callable, Optional
 
 import numpy as np
 import scipy.linalg
@@ -239,3 +244,84 @@ def next_recycle_space(U: Optional[torch.Tensor], C: Optional[torch.Tensor], lan
     if U_paired is None:
         return None
     return RecycleSpace(U_paired, C_paired)
+
+
+def tag_recycle_space(space: Optional[RecycleSpace], theta: torch.Tensor):
+    """``space`` (paired with ``H(theta)``) labelled with ``theta`` for a later re-pairing.
+
+    Parameters
+    ----------
+    space : RecycleSpace or None
+        A space paired with the operator at ``theta``.
+    theta : torch.Tensor
+        The hyperparameters the operator was built at.
+
+    Returns
+    -------
+    RecycleSpace or None
+        A copy of ``space`` whose ``tag`` is a detached copy of ``theta``; None for None.
+    """
+    return None if space is None else replace(space, tag=theta.detach().clone())
+
+
+def repair_recycle_space(space: RecycleSpace, theta: torch.Tensor, shape,
+                         hessian_shift: Optional[Callable] = None) -> Optional[RecycleSpace]:
+    """Pair a recycle space from ``H(theta_old)`` with ``H(theta)``, free when possible.
+
+    When the caller knows how the Hessian moved (``hessian_shift(theta_old, theta)``: a
+    diagonal ``D`` with ``H(theta) = H(theta_old) + diag(D)``, as for every L2 penalty
+    ``exp(theta)``), ``H(theta) U = C + D U`` costs no operator application (float64 only);
+    otherwise the space goes unpaired and the linear solver pairs it (``k`` applications).
+
+    Parameters
+    ----------
+    space : RecycleSpace
+        Paired with ``H(space.tag)`` (see :func:`tag_recycle_space`).
+    theta : torch.Tensor
+        The hyperparameters of the new operator.
+    shape : tuple
+        Shape of the unknowns (``D`` is broadcast to it, then flattened).
+    hessian_shift : callable or None
+        ``(theta_old, theta) -> D or None``, typically the inner problem's
+        ``hessian_shift``; None when the problem cannot say.
+
+    Returns
+    -------
+    RecycleSpace or None
+        The space paired with ``H(theta)``, or unpaired, or None if no direction is left.
+    """
+    # Each update starts from the previous C, so rounding accumulates along the path: in
+    # float32 the pairing drifts off H U within a few steps; pay the operator instead.
+    if space.C is None or space.tag is None or hessian_shift is None \
+            or space.U.dtype != torch.float64:
+        return space.unpaired()
+    diagonal = hessian_shift(space.tag, theta)
+    if diagonal is None:
+        return space.unpaired()
+    D = diagonal.expand(shape).reshape(-1, 1).to(space.U)
+    C = _shifted(space.C, D, space.U)
+    HS = None if space.S is None else _shifted(space.HS, D, space.S)
+    if C is None or (space.S is not None and HS is None):
+        return space.unpaired()
+    U = space.U
+    if U.shape[1]:
+        U, C = orthonormal_pair(U, C)
+    if U is None:
+        return None
+    return RecycleSpace(U, C, tag=theta.detach().clone(), S=space.S, HS=HS)
+
+
+# Largest loss of relative accuracy accepted in ``H U + D U``: a shift much larger than
+# the new product (alpha jumping down from 1e10 to 1) cancels digits, and the error would
+# be carried into every later pairing.
+_MAX_CANCELLATION = 1e3
+
+
+def _shifted(HU, D, U):
+    """``HU + D U`` or None when cancellation would cost more than 3 digits."""
+    DU = D * U
+    out = HU + DU
+    scale = torch.linalg.vector_norm(HU, dim=0) + torch.linalg.vector_norm(DU, dim=0)
+    if bool((scale > _MAX_CANCELLATION * torch.linalg.vector_norm(out, dim=0)).any()):
+        return None
+    return out

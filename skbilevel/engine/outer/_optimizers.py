@@ -13,11 +13,9 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from ..solvers._hdm import hdm_config, hdm_init_state, hdm_trial_point, hdm_update
-from ..solvers._smoothness import probe_smoothness
+from ..hdm import hdm_config, hdm_init_state, hdm_trial_point, hdm_update
+from ..linalg import probe_smoothness
 from ._bracket import Bracket, OptimizeOutcome
-
-
 
 
 def _project(theta, bounds):
@@ -160,16 +158,18 @@ class GradientDescent:
         return OptimizeOutcome(theta, self.max_iter, False, "maximum iterations reached")
 
 
-class HDM:
+class OuterHDM:
     """Hypergradient descent (HDM-Best by default) on the hyperparameters.
 
     The stepsizes (one per hyperparameter) and a heavy-ball momentum are learned online
     from the decrease each trial point achieves, and a trial point that does not decrease
     the objective is rejected (null step): one objective evaluation per iteration, no line
-    search. The rules are those of :mod:`skbilevel.engine.solvers._hdm`, run on float64
+    search. The rules are those of :mod:`skbilevel.engine.hdm`, run on float64
     torch tensors. Bounds: the trial point is projected onto the box, and gradient entries
     that push against an active bound are zeroed before they reach HDM (they would only
     inflate the stepsizes of pinned coordinates and the normalisation ``||g||^2``).
+    ``make_optimizer("hdm")`` builds it; :class:`skbilevel.optim.HDM` is the same method as a
+    ``torch.optim.Optimizer`` for model parameters.
 
     Parameters
     ----------
@@ -247,7 +247,7 @@ def _inf_norm(g):
     return float(g.abs().max()) if g.numel() else 0.0
 
 
-OPTIMIZERS = {"lbfgs": LBFGSB, "adam": Adam, "gd": GradientDescent, "hdm": HDM,
+OPTIMIZERS = {"lbfgs": LBFGSB, "adam": Adam, "gd": GradientDescent, "hdm": OuterHDM,
               "bracket": Bracket}
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from .._results import InnerSolution
-from ._hdm import HDMState, hdm_config, hdm_init_state, hdm_stats, hdm_trial_point, hdm_update
-from ._smoothness import power_iteration
+from ..hdm import HDMState, hdm_config, hdm_init_state, hdm_stats, hdm_trial_point, hdm_update
+from ..linalg import power_iteration
 
 
 def _require(problem, *names):
@@ -58,7 +58,7 @@ class HDMSolver:
     ``w - P * g + beta * (w - w_prev)``; the stepsize ``P`` and the momentum ``beta`` are
     learned online from the hypergradient of the achieved decrease, and a trial point that
     does not decrease the objective is rejected (null step). See
-    :mod:`skbilevel.engine.solvers._hdm` for the update rules.
+    :mod:`skbilevel.engine.hdm` for the update rules.
 
     Parameters
     ----------

@@ -1,5 +1,9 @@
 """Least-squares proximal problems solved by scikit-learn's coordinate descent.
 
+An inner solver that the scikit-learn face plugs into the engine: it has the engine's solver
+interface (``solve(problem, theta, w0=None, recycle=None) -> InnerSolution``) but lives
+outside :mod:`skbilevel.engine`, which never imports scikit-learn.
+
 Implicit differentiation on the support needs only the solution ``w*``, not the path to it,
 so any solver may produce it. For the Lasso, the elastic net and the weighted Lasso on a
 dense design, the fastest one on a CPU is cyclic coordinate descent (what ``Lasso`` and
@@ -19,7 +23,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import enet_path
 
-from .._results import InnerSolution
+from .engine import InnerSolution
 
 # A sparse design is densified for coordinate descent up to this many entries (80 MB).
 _DENSIFY_MAX = 10_000_000
