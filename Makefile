@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?= -n 2
 
-.PHONY: venv demo test doc bench clean
+.PHONY: venv demo test lint doc bench clean
 
 venv: $(VENV)/.installed
 
@@ -26,6 +26,9 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
+
+lint: venv
+	$(BIN)/python -m ruff check skbilevel tests benchmarks examples
 
 doc: venv
 	$(BIN)/python -m sphinx -W --keep-going -b html doc doc/_build/html

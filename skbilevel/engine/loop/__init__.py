@@ -10,13 +10,15 @@
 * selection returns the answer: :class:`BestEvaluated`, :class:`LastIterate`,
   :class:`AverageIterates`.
 
-:class:`OuterLoop` runs them; :func:`broadcast_first_stage` joins a shared-penalty
-search and the per-feature search that starts from it; :func:`minimize_hyperparams` is the composition the
-``Bilevel*CV`` estimators use.
+:class:`OuterLoop` runs them; :func:`minimize_hyperparams` is the composition the
+``Bilevel*CV`` estimators use, and :func:`broadcast_first_stage` joins a shared-penalty
+search and the per-feature search that starts from it. Drivers are named in :data:`DRIVERS`
+for :func:`make_driver`.
 """
 
 from ._context import LoopContext
-from ._drivers import FixedStepGradientDescent, OptimizerDriver, StepwiseDriver
+from ._drivers import (DRIVERS, FixedStepGradientDescent, OptimizerDriver, StepwiseDriver,
+                       make_driver)
 from ._evaluator import Fold, FoldEvaluator
 from ._facade import minimize_hyperparams
 from ._outer_loop import OuterLoop
@@ -26,8 +28,8 @@ from ._stages import broadcast_first_stage
 from ._stopping import HoldoutPatience, Stall, StoppingRule, StopSearch
 from ._transforms import ClipGradient, GradientTransform
 
-__all__ = ["AverageIterates", "BestEvaluated", "ClipGradient", "FixedStepGradientDescent",
-           "Fold", "FoldEvaluator", "GradientTransform", "GridScreening", "HoldoutPatience",
+__all__ = ["DRIVERS", "AverageIterates", "BestEvaluated", "ClipGradient",
+           "FixedStepGradientDescent", "Fold", "FoldEvaluator", "GradientTransform", "GridScreening", "HoldoutPatience",
            "LastIterate", "LoopContext", "OptimizerDriver", "OuterLoop", "Selection", "Stall",
            "StepwiseDriver", "StopSearch", "StoppingRule", "broadcast_first_stage",
-           "minimize_hyperparams"]
+           "make_driver", "minimize_hyperparams"]

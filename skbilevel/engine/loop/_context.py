@@ -66,8 +66,8 @@ class LoopContext:
         """Append a record of a step a single-loop driver took without an evaluation
         (its objective unknown), so that ``history`` shows every iterate."""
         rec = {"phase": "optimize", "objective": np.nan, "theta": np.array(theta, copy=True),
-               "grad_norm": np.nan,
-               "time": time.perf_counter() - self.evaluator.start, "n_inner_iter": 0, "n_linsys_iter": 0, "n_matvec": 0,
-               "inner_converged": True, **fields}
+               "grad_norm": np.nan, "time": time.perf_counter() - self.evaluator.start,
+               "n_inner_iter": 0, "n_linsys_iter": 0, "n_matvec": 0, "inner_converged": True,
+               **fields}
         self.history.append(rec)
         return rec
