@@ -29,7 +29,7 @@ from ._stopping import HoldoutPatience, Stall, StoppingRule, StopSearch
 from ._transforms import ClipGradient, GradientTransform
 
 __all__ = ["DRIVERS", "AverageIterates", "BestEvaluated", "ClipGradient",
-           "FixedStepGradientDescent", "Fold", "FoldEvaluator", "GradientTransform", "GridScreening", "HoldoutPatience",
-           "LastIterate", "LoopContext", "OptimizerDriver", "OuterLoop", "Selection", "Stall",
-           "StepwiseDriver", "StopSearch", "StoppingRule", "broadcast_first_stage",
-           "make_driver", "minimize_hyperparams"]
+           "FixedStepGradientDescent", "Fold", "FoldEvaluator", "GradientTransform",
+           "GridScreening", "HoldoutPatience", "LastIterate", "LoopContext", "OptimizerDriver",
+           "OuterLoop", "Selection", "Stall", "StepwiseDriver", "StopSearch", "StoppingRule",
+           "broadcast_first_stage", "make_driver", "minimize_hyperparams"]
