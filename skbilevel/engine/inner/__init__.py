@@ -6,7 +6,7 @@ from ._design import LinearDesign
 from ._logistic import LogisticProblem
 from ._penalties import L1, L2, ElasticNet, Shifted, WeightedL1, soft_threshold
 from ._ridge import RidgeProblem
-from ._sparse import ProximalProblem
+from ._proximal import ProximalProblem
 
 __all__ = ["ElasticNet", "InnerProblem", "L1", "L2", "LinearDesign",
            "LogisticDatafit", "LogisticProblem", "MultinomialDatafit", "ProximalProblem",
