@@ -17,7 +17,7 @@ from functools import cached_property
 import torch
 
 from ..solvers._smoothness import power_iteration
-from ._design import LinearDesign
+from ._design import LinearDesign, centred_design, weights_or_ones
 
 # Power iterations behind the Lipschitz constant: it sets the proximal step, and
 # ``||A v||`` after a few hundred products is within rounding of lambda_max on the small and
@@ -48,9 +48,8 @@ class _LastProduct:
 
 
 def _weights(X, sample_weight):
-    n = X.shape[0]
-    sw = sample_weight if sample_weight is not None else \
-        torch.ones(n, dtype=X.dtype, device=X.device)
+    """``(s, S)``: the sample weights (ones by default) and their sum."""
+    sw = weights_or_ones(sample_weight, X)
     return sw, sw.sum()
 
 
@@ -108,14 +107,8 @@ class QuadraticDatafit:
         y = y[:, None] if y.dim() == 1 else y
         self.sample_weight, self.weight_sum = _weights(X, sample_weight)
         self.fit_intercept, self.n_features = fit_intercept, X.shape[1]
-        if fit_intercept:
-            x_mean = LinearDesign(X).rmatvec(self.sample_weight) / self.weight_sum
-            y_mean = (self.sample_weight[:, None] * y).sum(0) / self.weight_sum
-        else:
-            x_mean, y_mean = None, y.new_zeros(y.shape[1])
-        self.x_mean, self.y_mean = x_mean, y_mean
-        self.design = LinearDesign(X, offset=x_mean)
-        self.y = y - y_mean
+        self.design, self.y, self.x_mean, self.y_mean = centred_design(
+            X, y, self.sample_weight, fit_intercept)
         # X_c^T S y_c / S: the constant part of the gradient; its max |.| is alpha_max.
         self.xty = self.design.rmatvec(self.sample_weight[:, None] * self.y) / self.weight_sum
         self._product = _LastProduct(self.design.matvec)

@@ -9,7 +9,7 @@ import torch
 
 from ..solvers._smoothness import power_iteration
 from ._base import InnerProblem
-from ._design import LinearDesign
+from ._design import LinearDesign, weights_or_ones
 
 
 class LogisticProblem(InnerProblem):
@@ -47,8 +47,7 @@ class LogisticProblem(InnerProblem):
         self.n_columns = 1 if self.binary else n_classes
         self.fit_intercept = fit_intercept
         self.n_features = d
-        sw = sample_weight if sample_weight is not None else \
-            torch.ones(n, dtype=X.dtype, device=X.device)
+        sw = weights_or_ones(sample_weight, X)
         self.sample_weight = sw
         self.weight_sum = sw.sum()
         if self.binary:

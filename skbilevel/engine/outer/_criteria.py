@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..inner._design import LinearDesign
+from ..inner._design import LinearDesign, weights_or_ones
 
 
 class HeldOutMSE:
@@ -85,9 +85,7 @@ class HeldOutLogLoss:
         # A multinomial variable may come flattened to one column (the layout of
         # MultinomialDatafit): it is the (d [+ 1], K) array raveled row by row.
         self.n_columns = n_columns
-        m = X.shape[0]
-        sw = sample_weight if sample_weight is not None else \
-            torch.ones(m, dtype=X.dtype, device=X.device)
+        sw = weights_or_ones(sample_weight, X)
         self.weight = sw / sw.sum()
         self.y = y.reshape(-1)
 
