@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 
 from ._base import InnerProblem
-from ._datafits import LogisticDatafit, MultinomialDatafit, QuadraticDatafit, unit_scale
+from ._datafits import QuadraticDatafit, unit_scale
+from ._logistic_datafits import LogisticDatafit, MultinomialDatafit
 from ._penalties import penalty_cross_vjp
 
 
@@ -28,7 +29,7 @@ class ProximalProblem(InnerProblem):
 
     Parameters
     ----------
-    datafit : QuadraticDatafit or LogisticDatafit
+    datafit : QuadraticDatafit, LogisticDatafit or MultinomialDatafit
         The smooth part (independent of ``theta``).
     penalty : L1, WeightedL1, ElasticNet or L2
         The proximable part; its ``theta`` is this problem's.
