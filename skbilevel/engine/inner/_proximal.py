@@ -109,7 +109,11 @@ class ProximalProblem(InnerProblem):
         return self.datafit.hvp(w, V)
 
     def lipschitz(self, theta=None) -> float:
-        """Lipschitz constant of ``grad f`` (the penalty is handled by the prox)."""
+        """Lipschitz constant of ``grad f`` (the penalty is handled by the prox).
+
+        The datafit's ``lipschitz``: a power-iteration estimate, which approaches the
+        constant from below (see ``_datafits._power_estimate``), not a certified bound.
+        """
         return self.datafit.lipschitz()
 
     # -- penalty -------------------------------------------------------------------------
@@ -217,9 +221,6 @@ class ProximalProblem(InnerProblem):
         s = 1.0 / self.lipschitz(theta)
         w_plus = self.prox(w - s * self.smooth_grad(w), s, theta)
         return float(torch.linalg.vector_norm((w - w_plus).detach())) / s
-
-    def residual_norm(self, w, theta) -> float:
-        return self.optimality_residual(w, theta)
 
     def coef(self, w):
         """The penalised coefficients (the variable without an intercept row)."""
