@@ -78,17 +78,19 @@ class SumLoss(InnerProblem):
 
 class Multinomial(SumLoss):
     """scikit-learn's multinomial objective at C=1 on a flat variable (the engine's
-    ``LogisticProblem``), for the digits set."""
+    ``ProximalProblem.multinomial`` with an L2 penalty, as ``HDMLogisticRegression``
+    builds it), for the digits set."""
 
     def __init__(self, X, y):
-        from skbilevel.engine.inner import LogisticProblem
+        from skbilevel.engine.inner import L2, ProximalProblem
         classes = np.unique(y)
         T = torch.as_tensor(X, dtype=torch.float64)
-        self.problem = LogisticProblem(T, torch.as_tensor(np.searchsorted(classes, y)),
-                                       len(classes), None, True)
+        self.problem = ProximalProblem.multinomial(
+            T, torch.as_tensor(np.searchsorted(classes, y)), len(classes), L2())
         self.theta = torch.tensor([np.log(1.0 / len(y))], dtype=torch.float64)
         self.shape = self.problem.init_params().shape
-        self.L = self.problem.lipschitz(self.theta)
+        # HDMLogisticRegression's estimate (its _hdm_smoothness)
+        self.L = self.problem.datafit.gram_norm() + float(torch.exp(self.theta[0]))
         self.size = int(np.prod(self.shape))
 
     def value_and_grad(self, w, theta=None):

@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skbilevel import HDMLogisticRegression
-from skbilevel.engine.inner import LogisticProblem
+from skbilevel.engine.inner import L2, ProximalProblem
 from skbilevel.engine.solvers import HDMSolver
 
 
@@ -162,7 +162,7 @@ def test_state_is_a_few_vectors_of_the_coefficients_size():
     """The optimizer's memory is O(n_features): a handful of coefficient-sized vectors."""
     X, y = _standardised(load_digits)
     T = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
-    problem = LogisticProblem(T(X), torch.as_tensor(y), 10, None, True)
+    problem = ProximalProblem.multinomial(T(X), torch.as_tensor(y), 10, L2())
     sol = HDMSolver(tol=1e-4).solve(problem, torch.tensor([np.log(1 / len(y))],
                                                           dtype=torch.float64))
     n_params = sol.w.numel()
@@ -174,12 +174,13 @@ def test_state_is_a_few_vectors_of_the_coefficients_size():
 def test_smoothness_estimate_is_deterministic_and_tight():
     X, y = _standardised(load_breast_cancer)
     T = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
-    problem = LogisticProblem(T(X), T(y), 2, None, True)
+    datafit = ProximalProblem.logistic(T(X), T(y), L2()).datafit
     Xb = np.column_stack([X, np.ones(len(y))])
     exact = np.linalg.norm(Xb, 2) ** 2 / len(y)
-    est = problem.lipschitz()
-    assert est == LogisticProblem(T(X), T(y), 2, None, True).lipschitz()
-    assert 0.9 * exact <= est <= exact * (1 + 1e-12)
+    est = datafit.gram_norm()  # what HDM's learning rate is set from
+    assert est == ProximalProblem.logistic(T(X), T(y), L2()).datafit.gram_norm()
+    assert 0.9 * exact <= est <= exact * (1 + 1e-12)  # power iteration: from below
+    assert datafit.lipschitz() <= exact / 4 * (1 + 1e-12)  # the sigmoid's bound
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -55,8 +55,3 @@ def to_tensor(X, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     """Detach a tensor to a float64 numpy array on the host."""
     return t.detach().cpu().double().numpy()
-
-
-def take_rows(X, rows):
-    """Rows of a numpy array or scipy.sparse matrix (CSR keeps row slicing cheap)."""
-    return X[rows]

@@ -7,8 +7,10 @@ import torch
 from sklearn.linear_model import ElasticNet as SkElasticNet
 from sklearn.linear_model import Lasso, LogisticRegression
 
-from skbilevel.engine.inner import (L1, L2, ElasticNet, LogisticDatafit, ProximalProblem,
-                                    QuadraticDatafit, WeightedL1)
+from skbilevel.engine.hypergrad import ImplicitDifferentiation
+from skbilevel.engine.inner import (L1, L2, ElasticNet, InnerProblem, LogisticDatafit,
+                                    ProximalProblem, QuadraticDatafit, Shifted, WeightedL1)
+from skbilevel.engine.outer import HeldOutLogLoss
 from skbilevel.engine.solvers import FISTA, ProximalGradient
 from skbilevel.utils._tensor import to_tensor
 
@@ -242,3 +244,80 @@ def test_lbfgs_solver_equals_sklearn_with_and_without_the_newton_finish(newton_m
     plain = LBFGS(tol=1e-11, newton_max=0).solve(problem, theta)
     if newton_max:
         assert sol.n_grad_eval < plain.n_grad_eval
+
+
+# -- smooth penalties: the whole objective is differentiable ---------------------------
+def _smooth_cases():
+    X, y, sw = _classification(3, n=60, d=6)
+    labels = np.digitize(X[:, 0] + X[:, 1], [-0.5, 0.5])  # three classes
+    Xr, yr, swr = _regression(3, n=60, d=6)
+    return {
+        "logistic-l2": ProximalProblem.logistic(T(X), T(y), L2(), T(sw)),
+        "logistic-l2-per-feature": ProximalProblem.logistic(T(X), T(y), L2(6), T(sw)),
+        "multinomial-shifted-l2": ProximalProblem.multinomial(
+            T(X), torch.as_tensor(labels), 3, Shifted(L2(), -np.log(sw.sum())), T(sw)),
+        "least-squares-l2": ProximalProblem.least_squares(T(Xr), T(yr), L2(), T(swr)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_smooth_cases()))
+def test_smooth_penalty_derivatives_are_the_objective_s(name):
+    problem = _smooth_cases()[name]
+    rng = np.random.default_rng(1)
+    theta = T(rng.uniform(-1, 0, problem.n_hyper))
+    w = T(0.3 * rng.standard_normal(problem.init_params().shape))
+    v = T(rng.standard_normal(w.shape))
+    w_ = w.clone().requires_grad_(True)
+    (g_auto,) = torch.autograd.grad(problem.objective(w_, theta), w_)
+    np.testing.assert_allclose(problem.grad(w, theta).numpy(), g_auto.numpy(), atol=1e-13)
+    for V in (v, v[:, 0], torch.cat([v, 2 * v], dim=1)):  # (rows, 1), (rows,), (rows, 2)
+        auto = torch.stack([InnerProblem.hvp(problem, w, theta, col.reshape(w.shape))[:, 0]
+                            for col in V.reshape(w.shape[0], -1).T], dim=1)
+        np.testing.assert_allclose(problem.hvp(w, theta, V).numpy(),
+                                   auto.reshape(V.shape).numpy(), atol=1e-13)
+    np.testing.assert_allclose(problem.cross_vjp(w, theta, v).numpy(),
+                               InnerProblem.cross_vjp(problem, w, theta, v).numpy(), atol=1e-13)
+
+
+def test_nonsmooth_penalty_has_no_objective_gradient():
+    X, y, _ = _regression(0)
+    problem = ProximalProblem.least_squares(T(X), T(y), L1())
+    w, theta = problem.init_params(), T([0.0])
+    for call in (lambda: problem.grad(w, theta), lambda: problem.hvp(w, theta, w),
+                 lambda: problem.cross_vjp(w, theta, w)):
+        with pytest.raises(TypeError, match="L1.*smooth_grad"):
+            call()
+
+
+@pytest.mark.parametrize("n_classes, per_feature", [(2, False), (2, True), (3, False)],
+                         ids=["binary", "binary-per-feature", "multinomial"])
+def test_implicit_differentiation_on_l2_logistic_matches_finite_differences(n_classes,
+                                                                            per_feature):
+    # grad / hvp / cross_vjp of an L2 ProximalProblem are the objective's, so the generic
+    # implicit differentiation (adjoint by CG on hvp) applies; oracle: central differences.
+    from skbilevel.engine.solvers._lbfgs import LBFGS
+
+    X, y, sw = _classification(4, n=160, d=5)
+    if n_classes == 3:
+        y = np.digitize(X[:, 0] - X[:, 2], [-0.6, 0.6]).astype(float)
+    tr, va = slice(0, 100), slice(100, None)
+    penalty = L2(5) if per_feature else L2()
+    if n_classes == 2:
+        problem = ProximalProblem.logistic(T(X[tr]), T(y[tr]), penalty, T(sw[tr]))
+    else:
+        problem = ProximalProblem.multinomial(T(X[tr]), torch.as_tensor(y[tr]), 3, penalty,
+                                              T(sw[tr]))
+    criterion = HeldOutLogLoss.for_problem(problem, T(X[va]), torch.as_tensor(y[va]),
+                                           T(sw[va]))
+    solver = LBFGS(tol=1e-13, newton_max=0)
+    theta = T(np.log(np.linspace(0.02, 0.2, problem.n_hyper)))
+    res = ImplicitDifferentiation().compute(problem, criterion, theta, solver=solver)
+    h, fd = 1e-4, []
+    for j in range(problem.n_hyper):
+        e = torch.zeros_like(theta)
+        e[j] = h
+        up, down = (float(criterion.value(solver.solve(problem, theta + s * e).w))
+                    for s in (1, -1))
+        fd.append((up - down) / (2 * h))
+    assert abs(res.value - float(criterion.value(solver.solve(problem, theta).w))) < 1e-12
+    np.testing.assert_allclose(res.grad.numpy(), fd, rtol=1e-5, atol=1e-9)

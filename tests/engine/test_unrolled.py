@@ -13,8 +13,7 @@ import torch
 
 from skbilevel.engine import Fold, WarmStart, minimize_hyperparams
 from skbilevel.engine.hypergrad import ForwardMode, ImplicitSupport, ReverseMode
-from skbilevel.engine.inner import (L1, L2, ElasticNet, LogisticProblem, ProximalProblem,
-                                    WeightedL1)
+from skbilevel.engine.inner import L1, L2, ElasticNet, ProximalProblem, WeightedL1
 from skbilevel.engine.outer import HeldOutLogLoss, HeldOutMSE, make_optimizer
 from skbilevel.engine.solvers import FISTA, ProximalGradient
 
@@ -306,12 +305,19 @@ def test_held_out_log_loss_gradients():
     X = T(rng.standard_normal((30, 4)))
     for n_classes in (2, 3):
         y = rng.integers(0, n_classes, 30)
-        inner = LogisticProblem(X, T(y) if n_classes == 2 else torch.as_tensor(y), n_classes)
-        crit = HeldOutLogLoss.for_problem(inner, X, torch.as_tensor(y),
-                                          T(rng.uniform(0.5, 2, 30)))
+        inner = ProximalProblem.logistic(X, T(y), L2()) if n_classes == 2 else \
+            ProximalProblem.multinomial(X, torch.as_tensor(y), n_classes, L2())
+        sw = T(rng.uniform(0.5, 2, 30))
+        crit = HeldOutLogLoss.for_problem(inner, X, torch.as_tensor(y), sw)
         w = T(rng.standard_normal(inner.init_params().shape)).requires_grad_(True)
         (g,) = torch.autograd.grad(crit.value(w), w)
         np.testing.assert_allclose(crit.grad_w(w.detach()).numpy(), g.numpy(), atol=1e-14)
+        # the same loss on the (d + 1, K) array, without raveling
+        array = HeldOutLogLoss(X, torch.as_tensor(y), sw)
+        W = w.detach().reshape(X.shape[1] + 1, -1)
+        assert abs(float(array.value(W) - crit.value(w.detach()))) < 1e-14
+        np.testing.assert_allclose(array.grad_w(W).numpy().reshape(-1, 1),
+                                   crit.grad_w(w.detach()).numpy(), atol=1e-14)
     # the binary criterion equals the inner datafit on the same data (same layout, weights)
     problem, _, _ = _case("l2_logistic", 0)
     X, y, sw, _, _ = _data(0, classification=True)

@@ -1,13 +1,15 @@
 """Inner problems: what is fitted for given hyperparameters."""
 
 from ._base import InnerProblem
-from ._datafits import LogisticDatafit, MultinomialDatafit, QuadraticDatafit
+from ._datafits import QuadraticDatafit
 from ._design import LinearDesign
-from ._logistic import LogisticProblem
+from ._logistic_datafits import LogisticDatafit, MultinomialDatafit
+from ._losses import AffineDesign, BinaryLogLoss, MultinomialLogLoss, log_loss
 from ._penalties import L1, L2, ElasticNet, Shifted, WeightedL1, soft_threshold
+from ._proximal import ProximalProblem
 from ._ridge import RidgeProblem
-from ._sparse import ProximalProblem
 
-__all__ = ["ElasticNet", "InnerProblem", "L1", "L2", "LinearDesign",
-           "LogisticDatafit", "LogisticProblem", "MultinomialDatafit", "ProximalProblem",
-           "QuadraticDatafit", "RidgeProblem", "Shifted", "WeightedL1", "soft_threshold"]
+__all__ = ["AffineDesign", "BinaryLogLoss", "ElasticNet", "InnerProblem", "L1", "L2",
+           "LinearDesign", "LogisticDatafit", "MultinomialDatafit", "MultinomialLogLoss",
+           "ProximalProblem", "QuadraticDatafit", "RidgeProblem", "Shifted", "WeightedL1",
+           "log_loss", "soft_threshold"]

@@ -65,7 +65,3 @@ class InnerProblem:
             g = self.grad(w.detach(), theta_)
             (out,) = torch.autograd.grad(g, theta_, grad_outputs=v)
         return out
-
-    def residual_norm(self, w: torch.Tensor, theta: torch.Tensor) -> float:
-        """Norm of the optimality residual, the quantity solvers stop on."""
-        return float(torch.linalg.vector_norm(self.grad(w, theta)))

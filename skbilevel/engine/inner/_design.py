@@ -2,7 +2,8 @@
 
 Centring a sparse matrix would densify it, so the centred design ``X - 1 mu^T`` is applied
 as ``X v - 1 (mu . v)`` instead of being formed. Dense and ``torch.sparse_csr`` matrices go
-through the same two products.
+through the same two products. The helpers below are the one place where missing sample
+weights default to ones and where an intercept is eliminated by weighted centring.
 """
 
 from __future__ import annotations
@@ -92,6 +93,53 @@ class LinearDesign:
             gram = gram - torch.outer(self.offset, xs) - torch.outer(xs, self.offset) \
                 + sw * torch.outer(self.offset, self.offset)
         return 0.5 * (gram + gram.t())
+
+
+def weights_or_ones(sample_weight: Optional[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
+    """``sample_weight``, or ones (one per row of ``X``, its dtype and device) when None."""
+    if sample_weight is not None:
+        return sample_weight
+    return torch.ones(X.shape[0], dtype=X.dtype, device=X.device)
+
+
+def centred_design(X, y, sample_weight=None, fit_intercept=True):
+    """Eliminate an unpenalised intercept by centring with the weighted means.
+
+    The way scikit-learn fits ``Ridge`` / ``Lasso`` intercepts: ``X`` and ``y`` are centred
+    with ``x_mean = X^T s / S`` and ``y_mean = y^T s / S`` (``S = sum_i s_i``), ``X``
+    implicitly (a :class:`LinearDesign` offset, so a sparse ``X`` stays sparse), and the
+    intercept is recovered afterwards as ``y_mean - x_mean^T w``.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        ``(n, d)`` dense or sparse CSR design.
+    y : torch.Tensor
+        ``(n, k)`` targets.
+    sample_weight : torch.Tensor or None
+        ``(n,)`` non-negative weights; None for ones.
+    fit_intercept : bool
+        Whether to centre; otherwise ``x_mean`` is None and ``y_mean`` zeros.
+
+    Returns
+    -------
+    design : LinearDesign
+        ``X - 1 x_mean^T`` (``X`` itself without intercept).
+    y_centred : torch.Tensor
+        ``y - y_mean``, shape ``(n, k)``.
+    x_mean : torch.Tensor or None
+        ``(d,)`` weighted column means.
+    y_mean : torch.Tensor
+        ``(k,)`` weighted target means.
+    """
+    if fit_intercept:
+        sw = weights_or_ones(sample_weight, X)
+        total = sw.sum()
+        x_mean = LinearDesign(X).rmatvec(sw) / total
+        y_mean = (sw[:, None] * y).sum(0) / total
+    else:
+        x_mean, y_mean = None, y.new_zeros(y.shape[1])
+    return LinearDesign(X, offset=x_mean), y - y_mean, x_mean, y_mean
 
 
 def _spmm(A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -5,9 +5,10 @@ through both ``z`` and ``theta``), the derivatives of the prox that forward-mode
 differentiation propagates (``prox_jacobian``), and the ``support`` on which it is smooth.
 All of them are separable, so ``d prox / d z`` is diagonal and comes back as a tensor of the
 shape of ``z``; ``d prox / d theta`` comes back as a ``(z.numel(), n_hyper)`` matrix.
-Implicit differentiation on the support uses the penalty's gradient there: its (diagonal)
-Hessian ``hessian_diag`` and ``cross_jacobian = d grad_w g / d theta``, ``(w.numel(),
-n_hyper)``, both valid where ``support(w)`` holds.
+A ``smooth`` penalty (L2) also gives its ``grad``. Implicit differentiation on the support
+uses the penalty's gradient there: its (diagonal) Hessian ``hessian_diag`` and
+``cross_jacobian = d grad_w g / d theta``, ``(w.numel(), n_hyper)``, both valid where
+``support(w)`` holds.
 
 At a kink of the soft threshold (``|z_j| = tau``) the derivative takes the zero branch;
 under strict complementarity the iterates never sit there once the support is identified.
@@ -211,6 +212,10 @@ class L2:
             return scale, _diagonal_columns(d_theta, self.n_hyper)
         return scale, d_theta.reshape(-1, 1)
 
+    def grad(self, w, theta):
+        """``lambda w``: the penalty is differentiable (``smooth``)."""
+        return self._strength(theta, w) * w
+
     def hessian_diag(self, w, theta):
         return self._strength(theta, w) * torch.ones_like(w)
 
@@ -252,6 +257,9 @@ class Shifted:
 
     def prox(self, z, step, theta):
         return self.penalty.prox(z, step, theta + self.shift)
+
+    def grad(self, w, theta):
+        return self.penalty.grad(w, theta + self.shift)
 
     def prox_jacobian(self, z, step, theta):
         return self.penalty.prox_jacobian(z, step, theta + self.shift)

@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 
 from ._base import InnerProblem
-from ._design import LinearDesign
+from ._design import centred_design
 
 
 class RidgeProblem(InnerProblem):
@@ -50,17 +50,8 @@ class RidgeProblem(InnerProblem):
                                                                     device=X.device)
         self.n_hyper = int(self.groups.max()) + 1 if d else 1
         self.fit_intercept = fit_intercept
-        if fit_intercept:
-            sw = sample_weight if sample_weight is not None else \
-                torch.ones(n, dtype=X.dtype, device=X.device)
-            total = sw.sum()
-            x_mean = (LinearDesign(X).rmatvec(sw)) / total
-            y_mean = (sw[:, None] * y).sum(0) / total
-        else:
-            x_mean, y_mean = None, y.new_zeros(y.shape[1])
-        self.x_mean, self.y_mean = x_mean, y_mean
-        self.design = LinearDesign(X, offset=x_mean)
-        self.y = y - y_mean
+        self.design, self.y, self.x_mean, self.y_mean = centred_design(
+            X, y, sample_weight, fit_intercept)
         self._gram = gram
         # X_c^T S y_c: the right-hand side of the normal equations, reused every solve.
         sy = self.y if sample_weight is None else sample_weight[:, None] * self.y
@@ -74,8 +65,9 @@ class RidgeProblem(InnerProblem):
 
         ``gram = X_c^T S X_c``, ``xty = X_c^T S y_c`` and ``yty = sum_i s_i ||y_c,i||^2``
         determine the inner solution, its Hessian and the objective; ``weight_sum`` is
-        ``sum_i s_i``; ``x_mean`` / ``y_mean`` (None without an intercept) give the intercept. Cross-validation builds
-        every fold this way from block moments instead of copying the training rows.
+        ``sum_i s_i``; ``x_mean`` / ``y_mean`` (None without an intercept) give the
+        intercept. Cross-validation builds every fold this way from block moments instead
+        of copying the training rows.
         """
         self = cls.__new__(cls)
         d = gram.shape[0]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..inner._design import LinearDesign
+from ..inner import AffineDesign, LinearDesign, log_loss
+from ..inner._design import weights_or_ones
 
 
 class HeldOutMSE:
@@ -63,9 +64,11 @@ class HeldOutLogLoss:
     """Weighted mean log-loss of a linear classifier on held-out data.
 
     The variable is laid out as in :class:`~skbilevel.engine.inner.LogisticDatafit` and
-    :class:`~skbilevel.engine.inner.LogisticProblem`: ``(d [+ 1], K)`` with the intercept
-    as last row when ``fit_intercept``. One column is the binary model (sigmoid, labels in
-    {0, 1}); ``K > 1`` columns the multinomial one (softmax, class-index labels).
+    :class:`~skbilevel.engine.inner.MultinomialDatafit`, and the loss is theirs
+    (:mod:`skbilevel.engine.inner._losses`): the stacked ``(d [+ 1], K)`` array ``[coef; b]``
+    with the intercept as last row when ``fit_intercept``, raveled to one column when
+    ``n_columns`` is given. One column is the binary model (sigmoid, labels in {0, 1}),
+    ``K > 1`` columns the multinomial one (softmax, class-index labels).
 
     Parameters
     ----------
@@ -77,19 +80,18 @@ class HeldOutLogLoss:
         ``(m,)`` weights of the held-out losses.
     fit_intercept : bool
         Whether the variable's last row is an intercept.
+    n_columns : int or None
+        ``K`` when the variable comes raveled to one column (the datafits' layout); None
+        when it comes as the ``(d [+ 1], K)`` array.
     """
 
     def __init__(self, X, y, sample_weight=None, fit_intercept=True, n_columns=None):
-        self.design = LinearDesign(X)
-        self.fit_intercept = fit_intercept
-        # A multinomial variable may come flattened to one column (the layout of
-        # MultinomialDatafit): it is the (d [+ 1], K) array raveled row by row.
-        self.n_columns = n_columns
-        m = X.shape[0]
-        sw = sample_weight if sample_weight is not None else \
-            torch.ones(m, dtype=X.dtype, device=X.device)
+        self.model = AffineDesign(LinearDesign(X), fit_intercept)
+        self.fit_intercept, self.n_columns = fit_intercept, n_columns
+        sw = weights_or_ones(sample_weight, X)
         self.weight = sw / sw.sum()
         self.y = y.reshape(-1)
+        self._loss = None if n_columns is None else log_loss(self.y, n_columns, X.dtype)
 
     @classmethod
     def for_problem(cls, problem, X, y, sample_weight=None):
@@ -98,36 +100,21 @@ class HeldOutLogLoss:
         return cls(X, y, sample_weight, fit_intercept=problem.fit_intercept,
                    n_columns=n_columns)
 
-    def _scores(self, w):
+    def _scores_and_loss(self, w):
         if self.n_columns is not None:
             w = w.reshape(-1, self.n_columns)
-        if not self.fit_intercept:
-            return self.design.matvec(w)
-        return self.design.matvec(w[:-1]) + w[-1:]
-
-    def _loss_and_dscores(self, w):
-        Z = self._scores(w)
-        if Z.shape[1] == 1:
-            sign = 2.0 * self.y.to(Z.dtype) - 1.0
-            m = sign * Z[:, 0]
-            loss = torch.nn.functional.softplus(-m)
-            dZ = (-sign * torch.sigmoid(-m))[:, None]
-        else:
-            onehot = torch.nn.functional.one_hot(self.y.long(), Z.shape[1]).to(Z.dtype)
-            loss = torch.logsumexp(Z, dim=1) - (Z * onehot).sum(1)
-            dZ = torch.softmax(Z, dim=1) - onehot
-        return (self.weight * loss).sum(), self.weight[:, None] * dZ
+        Z = self.model.matvec(w)
+        return Z, self._loss or log_loss(self.y, Z.shape[1], Z.dtype)
 
     def value(self, w: torch.Tensor) -> torch.Tensor:
         """The held-out mean log-loss at ``w``."""
-        return self._loss_and_dscores(w)[0]
+        Z, loss = self._scores_and_loss(w)
+        return loss.value(Z, self.weight)
 
     def grad_w(self, w: torch.Tensor) -> torch.Tensor:
         """Gradient of :meth:`value` with respect to ``w`` (shape of ``w``)."""
-        dZ = self._loss_and_dscores(w)[1]
-        g = self.design.rmatvec(dZ)
-        g = torch.cat([g, dZ.sum(0, keepdim=True)]) if self.fit_intercept else g
-        return g.reshape(w.shape)
+        Z, loss = self._scores_and_loss(w)
+        return self.model.rmatvec(loss.dscores(Z, self.weight)).reshape(w.shape)
 
     def grad_theta(self, w: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """Explicit dependence on ``theta``: none for a held-out error."""

@@ -14,11 +14,7 @@ _NEWTON_HANDOFF = 1e4  # L-BFGS's tolerance, relative to tol, before the Newton 
 
 
 def _value_and_grad(problem, w, theta):
-    """Objective and full gradient; a proximal problem's penalty must then be quadratic
-    (``L2``: its gradient is its diagonal Hessian times ``w``)."""
-    if hasattr(problem, "smooth_grad"):
-        value = problem.smooth_value(w, theta) + problem.penalty_value(w, theta)
-        return value, problem.smooth_grad(w, theta) + problem.penalty_hessian_diag(w, theta) * w
+    """Objective and full gradient (a proximal problem's penalty must be smooth: ``L2``)."""
     return problem.value_and_grad(w, theta)
 
 

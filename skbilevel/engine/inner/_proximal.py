@@ -3,7 +3,10 @@
 The proximal solvers (:mod:`skbilevel.engine.solvers._proximal`) and the hypergradient
 methods built on them (forward / reverse mode, implicit differentiation on the support) see
 only the methods below: the smooth part (value, gradient, Hessian products, Lipschitz
-constant), the penalty's ``prox`` and its derivatives, and the ``support``.
+constant), the penalty's ``prox`` and its derivatives, and the ``support``. With a smooth
+penalty (L2) the whole objective is differentiable, and ``grad`` / ``hvp`` / ``cross_vjp``
+are its derivatives, so smooth solvers (L-BFGS, HDM) and plain implicit differentiation
+apply as to any :class:`InnerProblem`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import torch
 
 from ._base import InnerProblem
-from ._datafits import LogisticDatafit, MultinomialDatafit, QuadraticDatafit, unit_scale
+from ._datafits import QuadraticDatafit, unit_scale
+from ._logistic_datafits import LogisticDatafit, MultinomialDatafit
 from ._penalties import penalty_cross_vjp
 
 
@@ -25,7 +29,7 @@ class ProximalProblem(InnerProblem):
 
     Parameters
     ----------
-    datafit : QuadraticDatafit or LogisticDatafit
+    datafit : QuadraticDatafit, LogisticDatafit or MultinomialDatafit
         The smooth part (independent of ``theta``).
     penalty : L1, WeightedL1, ElasticNet or L2
         The proximable part; its ``theta`` is this problem's.
@@ -105,7 +109,11 @@ class ProximalProblem(InnerProblem):
         return self.datafit.hvp(w, V)
 
     def lipschitz(self, theta=None) -> float:
-        """Lipschitz constant of ``grad f`` (the penalty is handled by the prox)."""
+        """Lipschitz constant of ``grad f`` (the penalty is handled by the prox).
+
+        The datafit's ``lipschitz``: a power-iteration estimate, which approaches the
+        constant from below (see ``_datafits._power_estimate``), not a certified bound.
+        """
         return self.datafit.lipschitz()
 
     # -- penalty -------------------------------------------------------------------------
@@ -171,12 +179,37 @@ class ProximalProblem(InnerProblem):
     def objective(self, w, theta):
         return self.smooth_value(w) + self.penalty_value(w, theta)
 
+    def _require_smooth(self, what):
+        if not self.penalty.smooth:
+            raise TypeError(
+                f"ProximalProblem.{what} is a derivative of the whole objective, which "
+                f"{type(self.penalty).__name__} makes non-differentiable: use the datafit's "
+                "smooth_grad / smooth_hvp with the prox, or a smooth penalty such as L2")
+
+    def _pad(self, pen, like):
+        """A tensor on the penalised rows, extended by zeros over the unpenalised ones."""
+        free = like.shape[0] - self.n_penalised
+        return pen if free == 0 else torch.cat([pen, pen.new_zeros(free, *pen.shape[1:])])
+
     def grad(self, w, theta):
-        """The smooth part's gradient (the whole objective is not differentiable)."""
-        return self.smooth_grad(w)
+        """Gradient of the objective ``grad f(w) + grad g(w, theta)``; needs a smooth
+        penalty (L2). Proximal solvers use :meth:`smooth_grad` and the prox instead."""
+        self._require_smooth("grad")
+        w_pen, _ = self._split(w)
+        return self.smooth_grad(w) + self._pad(self.penalty.grad(w_pen, theta), w)
 
     def hvp(self, w, theta, v):
-        return self.smooth_hvp(w, theta, v)
+        """Hessian of the objective times ``v`` (``(rows,)`` or ``(rows, m)``); needs a
+        smooth penalty, whose Hessian is diagonal."""
+        self._require_smooth("hvp")
+        diag = self.penalty_hessian_diag(w, theta)
+        return self.smooth_hvp(w, theta, v) + (diag.reshape(-1) if v.dim() == 1 else diag) * v
+
+    def cross_vjp(self, w, theta, v):
+        """``(d grad_w / d theta)^T v``: the datafit does not depend on ``theta``, so this
+        is the penalty's; needs a smooth penalty."""
+        self._require_smooth("cross_vjp")
+        return self.penalty_cross_vjp(w, theta, v)
 
     def optimality_residual(self, w, theta) -> float:
         """``||w - prox_{s g}(w - s grad f(w))|| / s`` at ``s = 1 / L``.
@@ -188,9 +221,6 @@ class ProximalProblem(InnerProblem):
         s = 1.0 / self.lipschitz(theta)
         w_plus = self.prox(w - s * self.smooth_grad(w), s, theta)
         return float(torch.linalg.vector_norm((w - w_plus).detach())) / s
-
-    def residual_norm(self, w, theta) -> float:
-        return self.optimality_residual(w, theta)
 
     def coef(self, w):
         """The penalised coefficients (the variable without an intercept row)."""

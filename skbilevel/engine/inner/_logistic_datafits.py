@@ -1,0 +1,210 @@
+"""The logistic datafits: the mean weighted log-loss of a linear classifier.
+
+Both are the same computation over the losses of :mod:`._losses`: scores ``Z = [X, 1] W``
+for ``W = w.reshape(-1, K)`` (``K = 1`` column for the binary model, one per class for the
+multinomial one), the loss and its derivatives in score space, and ``[X, 1]^T`` back to the
+variable. They differ in the loss, the layout documented on each class, and the diagonal
+scale of the variable.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+
+from ._datafits import (_column_scale, _LastProduct, _power_estimate, _scaled_power_iteration,
+                        _weights)
+from ._design import LinearDesign
+from ._losses import AffineDesign, BinaryLogLoss, MultinomialLogLoss
+
+# Products behind gram_norm: HDM's learning rate 10 / L was tuned with this many.
+_GRAM_NORM_ITER = 30
+
+
+class _LogLossDatafit:
+    """``f(w) = (1/S) sum_i s_i loss(y_i, z_i)``, ``z_i = [x_i; 1]^T W``.
+
+    ``W = w.reshape(-1, K)`` is the stacked ``[coef; b]`` of ``K`` columns of scores.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        ``(n, d)`` dense or sparse CSR design.
+    loss : BinaryLogLoss or MultinomialLogLoss
+        The per-sample loss; its ``n_columns`` is ``K``.
+    sample_weight : torch.Tensor or None
+        ``(n,)`` non-negative weights.
+    fit_intercept : bool
+        Whether the last ``K`` rows of the variable are unpenalised intercepts.
+    """
+
+    def __init__(self, X, loss, sample_weight, fit_intercept):
+        self.design = LinearDesign(X)
+        self.model = AffineDesign(self.design, fit_intercept)
+        self.loss, self.n_columns = loss, loss.n_columns
+        self.sample_weight, self.weight_sum = _weights(X, sample_weight)
+        self.scaled_weight = self.sample_weight / self.weight_sum
+        self.fit_intercept, self.n_features = fit_intercept, X.shape[1]
+        self.n_penalised = self.n_features * self.n_columns
+        self.n_unpenalised = self.n_columns if fit_intercept else 0
+        self._decision = _LastProduct(self._point_scores)
+
+    def init_params(self):
+        rows = self.n_penalised + self.n_unpenalised
+        return torch.zeros(rows, 1, dtype=self.design.dtype, device=self.design.device)
+
+    # -- scores and back ---------------------------------------------------------------
+    def _scores(self, V):
+        """``[X, 1] V`` for ``V`` of shape ``((d [+ 1]) K, m)``: ``(n, K, m)``."""
+        K, m = self.n_columns, V.shape[1]
+        return self.model.matvec(V.reshape(-1, K * m)).reshape(-1, K, m)
+
+    def _point_scores(self, w):  # (n, K) scores of one variable
+        return self._scores(w)[:, :, 0]
+
+    def _back(self, U):
+        """``[X, 1]^T U`` for ``U`` of shape ``(n, K, m)``, raveled like the variable."""
+        n, K, m = U.shape
+        return self.model.rmatvec(U.reshape(n, K * m)).reshape(-1, m)
+
+    # -- value and derivatives -----------------------------------------------------------
+    def value(self, w):
+        return self.loss.value(self._decision(w), self.scaled_weight)
+
+    def grad(self, w):
+        dZ = self.loss.dscores(self._decision(w), self.scaled_weight)
+        return self._back(dZ[:, :, None])
+
+    def hvp(self, w, V):
+        """``[X, 1]^T H_Z [X, 1] V`` at ``w`` (``H_Z`` the loss's Hessian in score space)
+        for ``V`` of shape ``(rows,)`` or ``(rows, m)``."""
+        one = V.dim() == 1
+        V = V[:, None] if one else V
+        out = self._back(self.loss.hvp_scores(self._decision(w), self._scores(V),
+                                              self.scaled_weight))
+        return out[:, 0] if one else out
+
+    # -- smoothness ----------------------------------------------------------------------
+    def _gram_matvec(self, v):  # ([X, 1]^T S [X, 1] / S) applied to every class's column
+        K = self.n_columns
+        return self.model.weighted_gram(self.scaled_weight, v.reshape(-1, K)).reshape(-1)
+
+    @cached_property
+    def _lipschitz(self):
+        like = self.init_params()[:, 0]
+        return self.loss.curvature_bound * _power_estimate(self._gram_matvec, like)
+
+    def lipschitz(self) -> float:
+        """``c lambda_max([X, 1]^T S [X, 1] / S)``, ``c`` the loss's curvature bound (1/4
+        binary, 1/2 multinomial): a bound on the Hessian, up to the power-iteration estimate
+        of ``lambda_max``, which is from below (see :func:`._datafits._power_estimate`)."""
+        return self._lipschitz
+
+    @cached_property
+    def preconditioned_lipschitz(self) -> float:
+        """The same for the variable ``x = unit_scale * w`` (see :func:`unit_scale`):
+        ``c lambda_max(D^-1 [X, 1]^T S [X, 1] D^-1 / S)``."""
+        return self.loss.curvature_bound * _scaled_power_iteration(self, self._gram_matvec)
+
+    def gram_norm(self, n_iter=_GRAM_NORM_ITER) -> float:
+        """``||S^{1/2} [X, 1]||_2^2 / S`` from ``n_iter`` power iterations (from below).
+
+        The data part of the smoothness without the loss's curvature bound: the estimate
+        HDM's learning rate ``10 / L`` was tuned with (``L = gram_norm() + strength``).
+        """
+        like = torch.zeros(self.n_features + int(self.fit_intercept), dtype=self.design.dtype,
+                           device=self.design.device)
+        return _power_estimate(lambda v: self.model.weighted_gram(self.scaled_weight, v),
+                               like, n_iter)
+
+    # -- the parts of the variable -----------------------------------------------------
+    def coef(self, w):
+        """The ``(d, K)`` coefficients."""
+        return w[:self.n_penalised].reshape(self.n_features, self.n_columns)
+
+    def intercept(self, w):
+        """The ``K`` intercepts (zeros without intercept)."""
+        if not self.fit_intercept:
+            return w.new_zeros(self.n_columns)
+        return w[self.n_penalised:, 0]
+
+
+class LogisticDatafit(_LogLossDatafit):
+    """``f(w) = (1/S) sum_i s_i log(1 + exp(-m_i))``, ``m_i = (2 y_i - 1)(x_i^T coef + b)``.
+
+    The mean weighted log-loss of binary ``LogisticRegression`` (labels in {0, 1}). With
+    ``fit_intercept`` the variable is ``(d + 1, 1)`` and its last row is the unpenalised
+    intercept ``b`` (not centred away: the loss is not quadratic). The Lipschitz constant
+    is ``||S^{1/2} [X, 1]||^2 / (4 S)`` (the sigmoid's curvature is at most 1/4), which
+    proximal gradient needs for its step ``1 / L``.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        ``(n, d)`` dense or sparse CSR design.
+    y : torch.Tensor
+        ``(n,)`` labels in {0, 1}.
+    sample_weight : torch.Tensor or None
+        ``(n,)`` non-negative weights.
+    fit_intercept : bool
+        Whether the last row of the variable is an unpenalised intercept.
+    """
+
+    def __init__(self, X, y, sample_weight=None, fit_intercept=True):
+        super().__init__(X, BinaryLogLoss(y, X.dtype), sample_weight, fit_intercept)
+
+    def variable_scale(self):
+        """Square root of the Hessian's diagonal at ``w = 0`` (``p = 1/2``):
+        ``rms(X_j) / 2`` and ``1/2`` for the intercept (see :func:`_column_scale`)."""
+        return 0.5 * _column_scale(self).reshape(-1, 1)
+
+    def hessian_block(self, w, mask):
+        """The Hessian at ``w`` on the rows of the variable in ``mask`` (``[X, 1]`` columns),
+        formed directly; None for a sparse design."""
+        if self.design.is_sparse:
+            return None
+        Z = self.design.X
+        if self.fit_intercept:
+            Z = torch.cat([Z, torch.ones_like(Z[:, :1])], dim=1)
+        Z = Z[:, mask]
+        curv = self.loss.curvature(self._decision(w), self.scaled_weight)
+        return (Z * curv[:, None]).t() @ Z
+
+
+class MultinomialDatafit(_LogLossDatafit):
+    """``f(W) = (1/S) sum_i s_i [logsumexp(z_i) - z_{i, y_i}]``, ``z_i = x_i^T W + b``.
+
+    The mean weighted log-loss of multinomial ``LogisticRegression`` (K classes, the
+    symmetric parametrisation). The variable is one column of ``(d + 1) K`` rows: the
+    ``(d + 1, K)`` array ``[W; b]`` raveled row by row, so its first ``d K`` rows are the
+    penalised coefficients (``n_penalised``) and the last ``K`` the intercepts. One column
+    keeps it compatible with the derivative iterates of the proximal solvers, and
+    ``w.reshape(-1, K)`` recovers the array (which :class:`HeldOutLogLoss` does). The
+    softmax's Hessian is at most 1/2, hence the Lipschitz constant.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        ``(n, d)`` dense or sparse CSR design.
+    y : torch.Tensor
+        ``(n,)`` class indices in ``0 .. n_classes - 1``.
+    n_classes : int
+        Number of classes ``K`` (at least 3; two classes are :class:`LogisticDatafit`).
+    sample_weight : torch.Tensor or None
+        ``(n,)`` non-negative weights.
+    fit_intercept : bool
+        Whether the last ``K`` rows are unpenalised intercepts.
+    """
+
+    def __init__(self, X, y, n_classes, sample_weight=None, fit_intercept=True):
+        super().__init__(X, MultinomialLogLoss(y, n_classes, X.dtype), sample_weight,
+                         fit_intercept)
+
+    def variable_scale(self):
+        """Square root of the Hessian's diagonal at ``w = 0`` (``p_k = 1/K``):
+        ``rms(X_j) sqrt(K - 1) / K`` for every class (the variable's layout:
+        ``w.reshape(-1, K)``; see :func:`_column_scale`)."""
+        K = self.n_columns
+        scale = _column_scale(self) * (K - 1) ** 0.5 / K
+        return scale[:, None].expand(-1, K).reshape(-1, 1)
