@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-
 from .._results import HypergradResult, WarmStart
 from ..linalg import CG
 from ..solvers._krylov import repair_recycle_space, tag_recycle_space
+from ._method import HypergradientMethod
 
 
-class ImplicitDifferentiation:
+class ImplicitDifferentiation(HypergradientMethod):
     """``dF/dtheta = d_theta F - (d_theta grad_w g)^T v`` with ``H v = grad_w F``.
 
     ``H`` is the inner Hessian at ``w*(theta)``. The adjoint system is solved with the
@@ -21,8 +21,17 @@ class ImplicitDifferentiation:
     ----------
     linear_solver : callable or None
         ``(matvec, b, x0, recycle) -> (x, LinearSolveInfo)``; None reuses the inner
-        factorisation (conjugate gradients if the solver has none).
+        factorisation (conjugate gradients if the solver has none, which stops with an
+        error on an indefinite Hessian: pass :class:`~skbilevel.engine.linalg.MINRES`
+        for a nonconvex inner problem).
+
+    Attributes
+    ----------
+    requires : tuple of str
+        ``hvp`` (the adjoint system's operator) and ``cross_vjp``.
     """
+
+    requires = ("hvp", "cross_vjp")
 
     def __init__(self, linear_solver=None):
         self.linear_solver = linear_solver
@@ -30,6 +39,7 @@ class ImplicitDifferentiation:
     def compute(self, problem, criterion, theta, *, solver, warm_start=None,
                 with_grad=True) -> HypergradResult:
         """Solve the inner problem and return the outer value and its hypergradient."""
+        self._check(problem, solver)
         warm = warm_start or WarmStart()
         sol = solver.solve(problem, theta, w0=warm.w, recycle=warm.recycle)
         # The inner Krylov solve's space is paired with H(theta), which the adjoint shares.

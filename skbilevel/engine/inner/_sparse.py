@@ -168,12 +168,21 @@ class ProximalProblem(InnerProblem):
             torch.cat([mask, torch.ones_like(w_free, dtype=torch.bool)])
 
     # -- whole problem -----------------------------------------------------------------
+    @property
+    def smooth(self) -> bool:
+        """Whether the objective is differentiable: its penalty is (``L2``)."""
+        return self.penalty.smooth
+
     def objective(self, w, theta):
         return self.smooth_value(w) + self.penalty_value(w, theta)
 
     def grad(self, w, theta):
-        """The smooth part's gradient (the whole objective is not differentiable)."""
-        return self.smooth_grad(w)
+        """The objective's gradient when the penalty is smooth (a quadratic: its gradient
+        is its diagonal Hessian times ``w``); otherwise the smooth part's only."""
+        grad = self.smooth_grad(w)
+        if self.penalty.smooth:
+            grad = grad + self.penalty_hessian_diag(w, theta) * w
+        return grad
 
     def hvp(self, w, theta, v):
         return self.smooth_hvp(w, theta, v)

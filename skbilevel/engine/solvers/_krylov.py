@@ -6,12 +6,14 @@ from dataclasses import replace
 
 import torch
 
+from .._capabilities import check
 from .._results import InnerSolution
 from ..linalg import CG, RecycleSpace
 from ..linalg._recycle import orthonormal_pair
+from ._solver import InnerSolver
 
 
-class KrylovSolver:
+class KrylovSolver(InnerSolver):
     """Solve a quadratic inner problem ``H(theta) w = c`` on Hessian-vector products.
 
     Never forms the Gram, so it is the path for large ``d`` and sparse ``X``. It is
@@ -24,7 +26,17 @@ class KrylovSolver:
     ----------
     linear_solver : callable or None
         A :mod:`skbilevel.engine.linalg` solver; None is :class:`~skbilevel.engine.linalg.CG`.
+
+    Attributes
+    ----------
+    requires : tuple of str
+        ``init_params``, ``grad`` (at 0, for the right-hand side) and ``hvp``.
+    residual_kind : str
+        ``"grad_norm"``: the linear residual ``||H w - c||`` is the gradient's norm.
     """
+
+    requires = ("init_params", "grad", "hvp")
+    residual_kind = "grad_norm"
 
     def __init__(self, linear_solver=None):
         self.linear_solver = linear_solver if linear_solver is not None else CG()
@@ -35,6 +47,7 @@ class KrylovSolver:
         ``recycle`` comes from a solve with another ``theta``, hence another operator: it is
         re-paired with this one (see :func:`repair_recycle_space`).
         """
+        check(self, problem)
         w_zero = problem.init_params()
         shape = w_zero.shape
         # For a quadratic g, grad g(w) = H w - c, so c = -grad g(0).
@@ -48,7 +61,8 @@ class KrylovSolver:
                                                                   shape)
         x, info = self.linear_solver(matvec, c.reshape(-1), x0=x0, recycle=space)
         return InnerSolution(w=x.reshape(shape), n_iter=info.n_iter, n_matvec=info.n_matvec,
-                             residual=info.residual, converged=info.converged,
+                             residual=info.residual, residual_kind=self.residual_kind,
+                             converged=info.converged,
                              recycle=tag_recycle_space(info.paired_recycle, theta))
 
 
