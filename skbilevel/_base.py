@@ -1,12 +1,13 @@
 """Pieces shared by the bilevel cross-validation estimators.
 
-They build the folds, the optional early-stopping holdout, turn the engine's history into
-numpy arrays and report outer-loop convergence, so each estimator module only says what its
-inner problem and criterion are.
+They build the folds, the optional early-stopping holdout, build engine parts from their
+registries, turn the engine's history into numpy arrays and report outer-loop convergence,
+so each estimator module only says what its inner problem and criterion are.
 """
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
@@ -97,6 +98,29 @@ def early_stopping_rows(early_stopping, n_samples, several_penalties, fraction, 
     if not early_stopping:
         return np.arange(n_samples), None
     return holdout_split(n_samples, fraction, random_state)
+
+
+def build_part(make, registry, name, **options):
+    """``make(name, registry, **accepted)``: an engine part from its registry, given the
+    ``options`` its constructor takes.
+
+    An estimator has one set of inner options (``step``, ``max_iter``, ``tol``, ``rtol``,
+    ...); each goes to the solvers or methods that have such a parameter, so choosing a part
+    by name needs no branch per name.
+
+    Parameters
+    ----------
+    make : callable
+        ``make_inner_solver``, ``make_hypergradient`` or ``make_linear_solver``.
+    registry : dict
+        Name to class.
+    name : str
+        The part to build, a key of ``registry``.
+    **options
+        Candidate constructor arguments.
+    """
+    accepted = inspect.signature(registry[name]).parameters
+    return make(name, registry, **{k: v for k, v in options.items() if k in accepted})
 
 
 def history_to_arrays(history, theta_to_user):

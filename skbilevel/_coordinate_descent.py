@@ -23,7 +23,8 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import enet_path
 
-from .engine import InnerSolution
+from .engine import InnerSolution, provides
+from .engine.solvers import InnerSolver
 
 # A sparse design is densified for coordinate descent up to this many entries (80 MB).
 _DENSIFY_MAX = 10_000_000
@@ -60,7 +61,7 @@ def _arrays(problem) -> _CenteredArrays:
     return cache
 
 
-class CoordinateDescent:
+class CoordinateDescent(InnerSolver):
     """Cyclic coordinate descent (scikit-learn's) for least squares plus an L1-type penalty.
 
     Serves ``ProximalProblem.least_squares`` with ``L1``, ``ElasticNet`` or ``WeightedL1``
@@ -77,7 +78,14 @@ class CoordinateDescent:
         Coordinate sweeps per solve.
     tol : float, default=1e-10
         scikit-learn's tolerance: the duality gap relative to ``||y~||^2 / n``.
+
+    Attributes
+    ----------
+    residual_kind : str
+        ``"duality_gap"``: scikit-learn's, of the objective (not relative).
     """
+
+    residual_kind = "duality_gap"
 
     def __init__(self, max_iter=10000, tol=1e-10):
         if int(max_iter) < 1 or not tol >= 0:
@@ -89,10 +97,10 @@ class CoordinateDescent:
         """Whether ``problem`` is a least-squares problem with an ElasticNet-form penalty
         and a design that may be held dense (centring densifies a sparse one, so large
         sparse designs go to the proximal solvers)."""
-        datafit = getattr(problem, "datafit", None)
-        if not (hasattr(datafit, "xty") and
-                hasattr(getattr(problem, "penalty", None), "enet_form")):
+        if not (provides(problem, "datafit") and provides(problem.datafit, "xty") and
+                provides(problem, "penalty") and provides(problem.penalty, "enet_form")):
             return False
+        datafit = problem.datafit
         n, d = datafit.design.shape
         return not datafit.design.is_sparse or n * d <= _DENSIFY_MAX
 
@@ -130,4 +138,5 @@ class CoordinateDescent:
         # needs the Lipschitz constant: hundreds of products on a wide design).
         residual = float(gaps[0])
         converged = n_iter < self.max_iter and math.isfinite(residual)
-        return InnerSolution(w=w, n_iter=n_iter, residual=residual, converged=converged)
+        return InnerSolution(w=w, n_iter=n_iter, residual=residual,
+                             residual_kind=self.residual_kind, converged=converged)

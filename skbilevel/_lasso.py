@@ -7,6 +7,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
+from ._duality_gap import duality_gap
 from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
 from .engine.inner import L1, ElasticNet, ProximalProblem, WeightedL1
 from .engine.outer import HeldOutMSE
@@ -125,7 +126,9 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
         # LassoCV's path attributes, over the points this search evaluated.
         self.alphas_ = self.history_["alpha"]
         self.mse_path_ = self.history_["fold_objectives"]
-        self.dual_gap_ = float(solution.residual)
+        # scikit-learn's duality gap, whichever measure the inner solver stopped on.
+        self.dual_gap_ = float(solution.residual) if solution.residual_kind == "duality_gap" \
+            else duality_gap(problem, w, theta)
         self.coef_ = to_numpy(w)[:, 0].astype(X.dtype)
         self.intercept_ = float(to_numpy(problem.intercept(w))[0]) \
             if self.fit_intercept else 0.0
@@ -186,8 +189,9 @@ class BilevelLassoCV(_LinearRegressionCV):
         Validation MSE of each fold at ``alphas_`` (the coarse grid's from fits at a
         1000 times looser tolerance).
     dual_gap_ : float
-        Duality gap of the final refit (scikit-learn's, with ``solver_ == "cd"``; the
-        solver's optimality residual otherwise).
+        Duality gap of the final refit (scikit-learn's definition, primal minus dual
+        objective): as coordinate descent reports it with ``solver_ == "cd"``, computed at
+        the refit's coefficients for the other solvers.
     n_iter_ : int
         Outer iterations.
     solver_ : str
@@ -286,8 +290,9 @@ class BilevelElasticNetCV(_LinearRegressionCV):
         Validation MSE of each fold at those points (the coarse grid's from fits at a
         1000 times looser tolerance).
     dual_gap_ : float
-        Duality gap of the final refit (scikit-learn's, with ``solver_ == "cd"``; the
-        solver's optimality residual otherwise).
+        Duality gap of the final refit (scikit-learn's definition, primal minus dual
+        objective): as coordinate descent reports it with ``solver_ == "cd"``, computed at
+        the refit's coefficients for the other solvers.
     n_iter_ : int
         Outer iterations.
     solver_ : str

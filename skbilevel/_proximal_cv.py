@@ -15,21 +15,32 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ._base import (contiguous_folds, early_stopping_rows, history_to_arrays, make_splits,
-                    warn_if_not_converged)
+from ._base import (build_part, contiguous_folds, early_stopping_rows, history_to_arrays,
+                    make_splits, warn_if_not_converged)
 from ._coordinate_descent import CoordinateDescent
 from .engine import Fold, minimize_hyperparams
-from .engine.loop import broadcast_first_stage
-from .engine.hypergrad import ForwardMode, ImplicitSupport, ReverseMode
+from .engine.hypergrad import METHODS, make_hypergradient
 from .engine.inner import ProximalProblem, Shifted
+from .engine.loop import broadcast_first_stage
 from .engine.outer import make_optimizer
-from .engine.solvers import FISTA, LBFGS, ProximalGradient
+from .engine.solvers import SOLVERS, make_inner_solver
 from .utils._sklearn_compat import Interval, StrOptions
 from .utils._tensor import resolve_device, resolve_dtype, to_tensor
 
-_METHODS = {"implicit": ImplicitSupport, "forward": ForwardMode, "reverse": ReverseMode}
-_SOLVERS = ("auto", "fista", "ista", "cd", "lbfgs")
-_UNROLLABLE = ("fista", "ista")  # solvers whose iterations forward / reverse mode follow
+# The hypergradient options: "implicit" differentiates the optimality conditions on the
+# support of the (sparse) solution.
+_METHODS = {"implicit": METHODS["implicit_support"], "forward": METHODS["forward"],
+            "reverse": METHODS["reverse"]}
+# The engine's inner solvers plus scikit-learn's coordinate descent; the estimators offer
+# _SOLVER_OPTIONS of them, and solver="auto" takes the first of _AUTO_SOLVERS that can
+# solve the problem under the chosen hypergradient method.
+_SOLVERS = {**SOLVERS, "cd": CoordinateDescent}
+_SOLVER_OPTIONS = ("auto", "fista", "ista", "cd", "lbfgs")
+_AUTO_SOLVERS = ("cd", "lbfgs", "fista")
+# Why a solver named by the user cannot take the problem (the default: its own class).
+_UNSUPPORTED = {"cd": "a least-squares problem whose design can be held dense; use 'fista' "
+                      "for a large sparse X",
+                "lbfgs": "a smooth (L2) penalty"}
 _REFIT_TOL = 1e-3  # the refit is solved this much tighter than the tuning's inner solves
 # The safety grid only ranks starting points (values, no gradients), and its best point is
 # solved again at inner_tol as the optimizer's first evaluation: 1000 times looser is ample
@@ -101,7 +112,7 @@ class BaseProximalCV(BaseEstimator):
         "cv": ["cv_object"],
         "fit_intercept": ["boolean"],
         "hypergradient": [StrOptions(set(_METHODS))],
-        "solver": [StrOptions(set(_SOLVERS))],
+        "solver": [StrOptions(set(_SOLVER_OPTIONS))],
         "step": [StrOptions({"constant", "backtracking"}), callable],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -150,24 +161,28 @@ class BaseProximalCV(BaseEstimator):
                                    self.validation_fraction, self.random_state)
 
     def _solver_name(self, problem):
-        if self.solver != "auto":
-            if self.hypergradient != "implicit" and self.solver not in _UNROLLABLE:
-                raise ValueError(f"hypergradient={self.hypergradient!r} differentiates the "
-                                 f"solver's iterations and needs solver='fista' or 'ista', "
-                                 f"got solver={self.solver!r}")
-            if self.solver == "cd" and not CoordinateDescent.supports(problem):
-                raise ValueError("solver='cd' needs a least-squares problem whose design "
-                                 "can be held dense; use 'fista' for a large sparse X")
-            if self.solver == "lbfgs" and not problem.penalty.smooth:
-                raise ValueError("solver='lbfgs' needs a smooth (L2) penalty")
-            return self.solver
-        if self.hypergradient != "implicit":
-            return "fista"
-        if CoordinateDescent.supports(problem):
-            return "cd"
-        if problem.penalty.smooth:
-            return "lbfgs"
-        return "fista"
+        """``solver``, checked against ``problem`` and the hypergradient method; for
+        ``"auto"`` the first of ``_AUTO_SOLVERS`` that can serve both."""
+        method = _METHODS[self.hypergradient]
+        if self.solver == "auto":
+            for name in _AUTO_SOLVERS:
+                solver = _SOLVERS[name]
+                if solver.supports(problem) and \
+                        (solver.unrollable or not method.differentiates_iterations):
+                    return name
+            raise ValueError(f"no inner solver among {_AUTO_SOLVERS} can solve this "
+                             f"{type(problem).__name__}")
+        solver = _SOLVERS[self.solver]
+        if method.differentiates_iterations and not solver.unrollable:
+            unrollable = " or ".join(repr(name) for name in _SOLVER_OPTIONS
+                                     if name in _SOLVERS and _SOLVERS[name].unrollable)
+            raise ValueError(f"hypergradient={self.hypergradient!r} differentiates the "
+                             f"solver's iterations and needs solver={unrollable}, "
+                             f"got solver={self.solver!r}")
+        if not solver.supports(problem):
+            needs = _UNSUPPORTED.get(self.solver, f"a problem {solver.__name__} supports")
+            raise ValueError(f"solver={self.solver!r} needs {needs}")
+        return self.solver
 
     def _inner_tol(self, X):
         """``inner_tol``, with ``"auto"`` resolved by the size of the design."""
@@ -183,20 +198,22 @@ class BaseProximalCV(BaseEstimator):
         diagonally scaled variable (see LBFGS and ProximalGradient.solve), which keeps one
         badly scaled feature from setting every tolerance."""
         grad = problem.smooth_grad(problem.init_params())
-        scaled = solver_name == "lbfgs" or (solver_name in _UNROLLABLE and
-                                            self.hypergradient == "implicit")
+        # The unrolled methods differentiate run(), which iterates on w itself.
+        scaled = _SOLVERS[solver_name].scaled_residual and \
+            not _METHODS[self.hypergradient].differentiates_iterations
         scale = problem.unit_scale() if scaled else None
         if scale is not None:
             grad = grad / scale.reshape(grad.shape)
         return float(grad.abs().max()) or 1.0
 
     def _make_solver(self, name, scale, tol):
-        if name == "cd":
-            return CoordinateDescent(max_iter=self.inner_max_iter, tol=tol)
-        if name == "lbfgs":
-            return LBFGS(max_iter=self.inner_max_iter, tol=tol * scale)
-        cls = FISTA if name == "fista" else ProximalGradient
-        return cls(step=self.step, max_iter=self.inner_max_iter, tol=tol * scale)
+        """The inner solver ``name``. ``tol`` is relative to the gradient scale ``scale``
+        for residuals in gradient units; a duality gap's goes as is (scikit-learn's
+        coordinate descent makes it relative itself)."""
+        if _SOLVERS[name].residual_kind != "duality_gap":
+            tol = tol * scale
+        return build_part(make_inner_solver, _SOLVERS, name, step=self.step,
+                          max_iter=self.inner_max_iter, tol=tol)
 
     def _fit_proximal(self, X, y, sample_weight):
         """Tune on K folds, then refit on all the data. Returns the refitted problem, its
@@ -232,8 +249,8 @@ class BaseProximalCV(BaseEstimator):
         inner_tol = self._inner_tol(X)
         solver = self._make_solver(solver_name, scale, inner_tol)
         # Lasso-type CV errors are piecewise smooth: stop zigzagging across a kink.
-        method = ImplicitSupport(rtol=_ADJOINT_RTOL) if self.hypergradient == "implicit" \
-            else _METHODS[self.hypergradient]()
+        method = build_part(make_hypergradient, _METHODS, self.hypergradient,
+                            rtol=_ADJOINT_RTOL)
         tune = dict(solver=solver, method=method,
                     optimizer=make_optimizer("lbfgs", max_iter=self.max_iter, tol=self.tol),
                     stall_patience=_STALL_PATIENCE, stall_tol=self.tol * 0.1,

@@ -13,16 +13,17 @@ from sklearn.model_selection import RepeatedKFold
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import early_stopping_rows, history_to_arrays, make_splits, warn_if_not_converged
+from ._base import (build_part, early_stopping_rows, history_to_arrays, make_splits,
+                    warn_if_not_converged)
 from ._evidence import evidence_log_penalties
 from ._moments import fold_moments
 from .engine import Fold, minimize_hyperparams
+from .engine.hypergrad import make_hypergradient
 from .engine.loop import broadcast_first_stage
-from .engine.hypergrad import ImplicitDifferentiation
 from .engine.inner import RidgeProblem
-from .engine.linalg import make_linear_solver
+from .engine.linalg import LINEAR_SOLVERS, make_linear_solver
 from .engine.outer import HeldOutMSE, make_optimizer
-from .engine.solvers import ClosedFormSolver, KrylovSolver
+from .engine.solvers import ClosedFormSolver, make_inner_solver
 from .utils._sklearn_compat import (Interval, StrOptions, _check_sample_weight, _fit_context,
                                     validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
@@ -394,21 +395,22 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
             # Recycled MINRES: its space and snapshots are re-paired for free along the
             # path of alphas; on the sparse benchmark it needs about half CG's matvecs.
             name = "cholesky" if dense_ok else "recycled_minres"
-        if name == "cholesky":
-            return ClosedFormSolver(), ImplicitDifferentiation(None)
+        if name == "cholesky":  # the adjoint solves reuse the exact solve's factorisation
+            return make_inner_solver("closed_form"), make_hypergradient("implicit")
         # float32 cannot resolve residuals of 1e-8: stop a few orders above its epsilon.
-        params = {"rtol": max(_KRYLOV_RTOL, 100 * torch.finfo(dtype).eps)}
-        if name == "recycled_minres":
-            # Snapshots of the last solutions: their pairing follows the Hessian's diagonal
-            # shift for free, and they halve the Krylov iterations on the sparse benchmark.
-            # Consecutive solutions are nearly parallel: in float32 orthonormalising them
-            # loses the accuracy of C = H U that deflation relies on, so none are kept.
-            snapshots = _N_SNAPSHOTS if dtype == torch.float64 else 0
-            params.update(recycle_dim=self.recycle_dim, n_snapshots=snapshots)
+        # Snapshots of the last solutions (recycled MINRES): their pairing follows the
+        # Hessian's diagonal shift for free, and they halve the Krylov iterations on the
+        # sparse benchmark. Consecutive solutions are nearly parallel: in float32
+        # orthonormalising them loses the accuracy of C = H U that deflation relies on, so
+        # none are kept.
+        linear_solver = build_part(
+            make_linear_solver, LINEAR_SOLVERS, name,
+            rtol=max(_KRYLOV_RTOL, 100 * torch.finfo(dtype).eps), recycle_dim=self.recycle_dim,
+            n_snapshots=_N_SNAPSHOTS if dtype == torch.float64 else 0)
         # One Krylov method for the fit and the adjoint system: they share the Hessian, so
         # a recycling solver carries one space through both and across outer iterations.
-        linear_solver = make_linear_solver(name, **params)
-        return KrylovSolver(linear_solver), ImplicitDifferentiation(linear_solver)
+        return (make_inner_solver("krylov", linear_solver=linear_solver),
+                make_hypergradient("implicit", linear_solver=linear_solver))
 
     def _per_feature_starts(self, problem, groups, n_hyper, theta_shared, solver, bounds):
         """Starting candidates for several penalties, best first by the caller's grid.

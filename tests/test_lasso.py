@@ -3,11 +3,14 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from sklearn.linear_model import ElasticNet, ElasticNetCV, Lasso, LassoCV
 from sklearn.metrics import f1_score
 from sklearn.model_selection import KFold
 
 from skbilevel import BilevelElasticNetCV, BilevelLassoCV
+from skbilevel._duality_gap import duality_gap
+from skbilevel.engine import inner
 
 
 def _data(seed, n=80, d=20):
@@ -146,3 +149,56 @@ def test_duplicated_features_tune_like_the_original():
     np.testing.assert_allclose(twice.best_score_, once.best_score_, rtol=1e-6)
     ref = Lasso(alpha=twice.alpha_, tol=1e-12, max_iter=100000).fit(X, y)
     np.testing.assert_allclose(twice.coef_[:8] + twice.coef_[8:], ref.coef_, atol=1e-6)
+
+
+def _sklearn_gap(X, y, sw, w, alpha, l1_ratio, c):
+    """scikit-learn's ``enet_coordinate_descent`` duality gap (formulation A), divided by
+    ``n``, on the centred, weight-scaled design with columns ``X_j / c_j``."""
+    n = len(y)
+    xm, ym = sw @ X / sw.sum(), sw @ y / sw.sum()
+    root = np.sqrt(sw * n / sw.sum())
+    Xt, yt = (X - xm) * root[:, None] / c, (y - ym) * root
+    v = c * w
+    R = yt - Xt @ v
+    a, b = alpha * l1_ratio * n, alpha * (1 - l1_ratio) * n
+    dual_norm = np.abs(Xt.T @ R - b * v).max()
+    primal = 0.5 * (R @ R + b * v @ v) + a * np.abs(v).sum()
+    scale = a / dual_norm if dual_norm > a else 1.0
+    dual = -0.5 * scale ** 2 * (R @ R + b * v @ v) + scale * (R @ yt)
+    return (primal - dual) / n
+
+
+@pytest.mark.parametrize("penalty", ["l1", "weighted_l1", "elastic_net"])
+def test_duality_gap_is_sklearns_at_any_point(penalty, global_random_seed):
+    X, y = _data(global_random_seed)
+    rng = np.random.default_rng(global_random_seed)
+    sw, w = rng.uniform(0.5, 2.0, len(y)), rng.standard_normal(X.shape[1]) * 0.3
+    d = X.shape[1]
+    theta, alpha, l1_ratio, c = {
+        "l1": ([np.log(0.2)], 0.2, 1.0, np.ones(d)),
+        "weighted_l1": (np.log(np.linspace(0.05, 0.4, d)), np.linspace(0.05, 0.4, d).mean(),
+                        1.0, np.linspace(0.05, 0.4, d) / np.linspace(0.05, 0.4, d).mean()),
+        "elastic_net": ([np.log(0.3), np.log(0.7 / 0.3)], 0.3, 0.7, np.ones(d)),
+    }[penalty]
+    pen = {"l1": inner.L1(), "weighted_l1": inner.WeightedL1(d),
+           "elastic_net": inner.ElasticNet()}[penalty]
+
+    def t(a):
+        return torch.as_tensor(np.asarray(a), dtype=torch.float64)
+
+    problem = inner.ProximalProblem.least_squares(t(X), t(y)[:, None], pen, t(sw))
+    gap = duality_gap(problem, t(w)[:, None], t(theta))
+    expected = _sklearn_gap(X, y, sw, w, alpha, l1_ratio, c)
+    assert expected > 1e-3  # a point far from the solution: the comparison means something
+    np.testing.assert_allclose(gap, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("solver", ["cd", "fista"])
+def test_dual_gap_is_a_duality_gap_whatever_the_solver(solver):
+    X, y = _data(0)
+    reg = BilevelLassoCV(cv=3, solver=solver).fit(X, y)
+    expected = _sklearn_gap(X, y, np.ones(len(y)), reg.coef_, reg.alpha_, 1.0, 1.0)
+    # The refit is tight: the gap is tiny, and the one at the returned coefficients.
+    scale = np.sum((y - y.mean()) ** 2) / len(y)
+    assert -1e-12 * scale <= reg.dual_gap_ <= 1e-10 * scale
+    np.testing.assert_allclose(reg.dual_gap_, expected, atol=1e-13 * scale)

@@ -16,8 +16,9 @@ its subpackages.
 """
 
 from .loop import Fold, minimize_hyperparams
+from ._capabilities import check, provides, require
 from ._results import HypergradResult, InnerSolution, OuterResult, WarmStart
 from ._torch import quiet_sparse_beta
 
 __all__ = ["Fold", "minimize_hyperparams", "HypergradResult", "InnerSolution", "OuterResult",
-           "WarmStart", "quiet_sparse_beta"]
+           "WarmStart", "check", "provides", "quiet_sparse_beta", "require"]

@@ -25,7 +25,14 @@ class InnerSolution:
     n_matvec : int
         Hessian-vector products it used, recycle-space pairing included.
     residual : float
-        Norm of the optimality residual (the gradient of the inner objective) at ``w``.
+        How far ``w`` is from optimal, in the measure ``residual_kind`` names.
+    residual_kind : str
+        What ``residual`` measures, set by the solver: ``"grad_norm"`` (2-norm of the
+        gradient, e.g. the residual ``||H w - c||`` of a quadratic), ``"scaled_grad_inf_norm"``
+        (infinity norm of the gradient divided by the variable's scale: L-BFGS),
+        ``"gradient_mapping"`` (``||w - prox_{s g}(w - s grad f(w))|| / s``: proximal
+        gradient), ``"duality_gap"`` (primal minus dual objective: coordinate descent) or
+        ``"exact"`` (a direct solve; ``residual`` is 0).
     converged : bool
         Whether the solver reached its tolerance.
     hessian_solve : callable or None
@@ -49,6 +56,7 @@ class InnerSolution:
     n_iter: int = 0
     n_matvec: int = 0
     residual: float = 0.0
+    residual_kind: str = "exact"
     converged: bool = True
     hessian_solve: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
     recycle: Any = None

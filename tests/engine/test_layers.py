@@ -8,12 +8,13 @@ layer   name        parts of ``skbilevel/engine``
 ======  ==========  ===================================================================
 0       primitives  ``linalg/`` (linear solvers, recycle spaces, power iteration and
                     smoothness probes), ``hdm/`` (the HDM update rules), ``_results.py``
-                    (result records), ``_torch.py`` (small torch helpers)
+                    (result records), ``_torch.py`` (small torch helpers), ``_capabilities.py``
+                    (declared capabilities and registries' builder)
 1       inner       ``inner/`` problems: datafits, penalties, designs
 2       solvers     ``solvers/`` of the inner problems
 3       hypergrad   ``hypergrad/`` methods
 4       outer       ``outer/`` criteria and optimizers
-5       loop        the outer loop: ``_loop.py``, ``loop/``, and ``__init__.py``
+5       loop        the outer loop: ``loop/``, and ``__init__.py``
 ======  ==========  ===================================================================
 
 A new part of the engine goes into :data:`LAYERS`; a module the table does not place fails
@@ -41,12 +42,12 @@ ENGINE = PACKAGE / "engine"
 
 # First component of a module's path under engine/ -> its layer (see the table above).
 LAYERS = {
-    "linalg": 0, "hdm": 0, "_results": 0, "_torch": 0,
+    "linalg": 0, "hdm": 0, "_results": 0, "_torch": 0, "_capabilities": 0,
     "inner": 1,
     "solvers": 2,
     "hypergrad": 3,
     "outer": 4,
-    "_loop": 5, "loop": 5, "__init__": 5,
+    "loop": 5, "__init__": 5,
 }
 LAYER_NAMES = ["primitives", "inner", "solvers", "hypergrad", "outer", "loop"]
 # Top-level packages the engine must never import, not even lazily inside a function.
@@ -175,7 +176,7 @@ def test_checkers_flag_synthetic_bad_imports():
     """The checks below cannot pass vacuously: each flags a planted bad import."""
     bad_engine = textwrap.dedent("""
         from ..solvers import LBFGS
-        from .._loop import minimize_hyperparams
+        from ..loop import minimize_hyperparams
         import skbilevel.engine.outer
 
         def lazy():

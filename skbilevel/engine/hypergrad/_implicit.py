@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from .._results import HypergradResult, WarmStart
 from ..linalg import CG, repair_recycle_space, tag_recycle_space
+from ._method import HypergradientMethod
 
 
-class ImplicitDifferentiation:
+class ImplicitDifferentiation(HypergradientMethod):
     """``dF/dtheta = d_theta F - (d_theta grad_w g)^T v`` with ``H v = grad_w F``.
 
     ``H`` is the inner Hessian at ``w*(theta)``. The adjoint system is solved with the
@@ -19,8 +20,18 @@ class ImplicitDifferentiation:
     ----------
     linear_solver : callable or None
         ``(matvec, b, x0, recycle) -> (x, LinearSolveInfo)``; None reuses the inner
-        factorisation (conjugate gradients if the solver has none).
+        factorisation (conjugate gradients if the solver has none, which stops with an
+        error on an indefinite Hessian: pass :class:`~skbilevel.engine.linalg.MINRES`
+        for a nonconvex inner problem).
+
+    Attributes
+    ----------
+    requires : tuple of str
+        ``hvp`` (the adjoint system's operator) and ``cross_vjp``.
     """
+
+    requires = ("hvp", "cross_vjp")
+    optional = ("hessian_shift",)  # re-pairs the last adjoint's recycle space for free
 
     def __init__(self, linear_solver=None):
         self.linear_solver = linear_solver
@@ -28,13 +39,15 @@ class ImplicitDifferentiation:
     def compute(self, problem, criterion, theta, *, solver, warm_start=None,
                 with_grad=True) -> HypergradResult:
         """Solve the inner problem and return the outer value and its hypergradient."""
+        found = self._check(problem, solver)
         warm = warm_start or WarmStart()
         sol = solver.solve(problem, theta, w0=warm.w, recycle=warm.recycle)
         # The inner Krylov solve's space is paired with H(theta), which the adjoint shares.
         recycle = sol.recycle
         if recycle is None and warm.recycle is not None:  # from the last adjoint solve
             recycle = repair_recycle_space(warm.recycle, theta, sol.w.shape,
-                                           getattr(problem, "hessian_shift", None))
+                                           problem.hessian_shift if "hessian_shift" in found
+                                           else None)
         value = float(criterion.value(sol.w))
         if not with_grad:
             return HypergradResult(value, None, sol.w, WarmStart(sol.w, warm.adjoint, recycle),

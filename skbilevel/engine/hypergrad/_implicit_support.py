@@ -7,19 +7,10 @@ import torch
 from .._results import HypergradResult, WarmStart
 from ..linalg import CG, DenseSolver, make_linear_solver
 from ..linalg._dense import solve_symmetric
+from ._method import HypergradientMethod
 
 
-def _support_ops(problem):
-    """``(support, smooth_hvp, penalty_hessian_diag, penalty_cross_vjp)`` of a
-    :class:`ProximalProblem`."""
-    if not hasattr(problem, "penalty_cross_vjp"):
-        raise TypeError(f"{type(problem).__name__} lacks support / smooth_hvp / "
-                        "penalty_cross_vjp, which ImplicitSupport needs")
-    return (problem.support, problem.smooth_hvp, problem.penalty_hessian_diag,
-            problem.penalty_cross_vjp)
-
-
-class ImplicitSupport:
+class ImplicitSupport(HypergradientMethod):
     """``dw*/dtheta`` from the optimality conditions on the support ``S`` of ``w*``.
 
     Off the support ``w*`` stays 0 for small changes of ``theta`` (strict complementarity);
@@ -50,8 +41,21 @@ class ImplicitSupport:
         Relative residual of the default CG. The hypergradient's relative error is of
         this order (times the conditioning of the system); an outer optimizer at a
         tolerance of 1e-5 needs no better than 1e-6, and each factor of 10 costs CG about
-        ``sqrt(cond) / 2 * 2.3`` iterations.
+        ``sqrt(cond) / 2 * 2.3`` iterations. CG stops with an error if the system is
+        indefinite (a nonconvex inner problem): pass ``linear_solver="minres"`` there.
+
+    Attributes
+    ----------
+    requires : tuple of str
+        What the problem must provide (a :class:`~skbilevel.engine.inner.ProximalProblem`
+        does): ``support``, ``smooth_hvp``, ``penalty_hessian_diag`` and
+        ``penalty_cross_vjp``.
+    optional : tuple of str
+        ``support_hessian``: the Hessian block on the support, formed directly.
     """
+
+    requires = ("support", "smooth_hvp", "penalty_hessian_diag", "penalty_cross_vjp")
+    optional = ("support_hessian",)
 
     def __init__(self, linear_solver=None, dense_max=100, block_max=3000, rtol=1e-10):
         self.rtol = float(rtol)
@@ -68,7 +72,7 @@ class ImplicitSupport:
     def compute(self, problem, criterion, theta, *, solver, warm_start=None,
                 with_grad=True) -> HypergradResult:
         """Solve the inner problem, then the linear system on its support."""
-        support_of, hvp, pen_hess, pen_cross_vjp = _support_ops(problem)
+        found = self._check(problem, solver)
         warm = warm_start or WarmStart()
         sol = solver.solve(problem, theta, warm.w)
         w = sol.w.detach()
@@ -77,14 +81,14 @@ class ImplicitSupport:
             return HypergradResult(value, None, w, WarmStart(w, warm.adjoint),
                                    n_inner_iter=sol.n_iter, inner_converged=sol.converged)
         theta = theta.detach()
-        support = support_of(w)
-        pen_diag = pen_hess(w, theta)[support]
+        support = problem.support(w)
+        pen_diag = problem.penalty_hessian_diag(w, theta)[support]
 
         def embed(u_S):
             return torch.zeros_like(w).masked_scatter(support, u_S)
 
         def matvec(u_S):
-            return hvp(w, theta, embed(u_S))[support] + pen_diag * u_S
+            return problem.smooth_hvp(w, theta, embed(u_S))[support] + pen_diag * u_S
 
         g_S = criterion.grad_w(w).reshape(w.shape)[support]
         x0 = None if warm.adjoint is None or warm.adjoint.shape != w.shape else \
@@ -96,7 +100,7 @@ class ImplicitSupport:
         # Forming the block costs n |S|^2, CG about 100 passes of n d: the block wins when
         # |S|^2 <= 100 d (the support of a sparse solution; not a dense L2 fit).
         if self.linear_solver is None and 0 < size <= self.block_max and \
-                size ** 2 <= 100 * w.numel() and hasattr(problem, "support_hessian"):
+                size ** 2 <= 100 * w.numel() and "support_hessian" in found:
             block = problem.support_hessian(w, support)
         if block is not None:  # formed directly: one product of |S| columns, not |S| passes
             block = block + torch.diag(pen_diag)
@@ -110,7 +114,7 @@ class ImplicitSupport:
         else:  # empty support: w* = 0 does not move
             v_S = g_S
         v = embed(v_S)
-        hypergrad = criterion.grad_theta(w, theta) - pen_cross_vjp(w, theta, v)
+        hypergrad = criterion.grad_theta(w, theta) - problem.penalty_cross_vjp(w, theta, v)
         return HypergradResult(value, hypergrad, w, WarmStart(w, v), n_inner_iter=sol.n_iter,
                                n_linsys_iter=n_iter, n_matvec=sol.n_matvec + n_matvec,
                                inner_converged=converged)

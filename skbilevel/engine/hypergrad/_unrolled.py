@@ -15,12 +15,7 @@ from collections import deque
 import torch
 
 from .._results import HypergradResult, WarmStart
-
-
-def _check_solver(solver, name):
-    if not callable(getattr(solver, "run", None)):
-        raise TypeError(f"{name} needs an unrollable solver with run() (ProximalGradient or "
-                        f"FISTA), got {type(solver).__name__}")
+from ._method import HypergradientMethod
 
 
 def _value_only(problem, criterion, theta, solver, warm, n_iter=None):
@@ -31,7 +26,7 @@ def _value_only(problem, criterion, theta, solver, warm, n_iter=None):
                            inner_converged=sol.converged)
 
 
-class ForwardMode:
+class ForwardMode(HypergradientMethod):
     """``dF/dtheta = d_theta F + J_K^T grad_w F`` with ``J_K = dw_K / dtheta`` propagated.
 
     The solver carries the derivative iterate alongside its iterates,
@@ -50,7 +45,18 @@ class ForwardMode:
         its own stopping rule.
     record_jacobians : bool, default=False
         Return every ``J_k`` in ``HypergradResult.jacobians`` (to plot their convergence).
+
+    Attributes
+    ----------
+    solver_requires : tuple of str
+        ``run``: an unrollable solver (``ProximalGradient``, ``FISTA``), which checks the
+        problem itself (``derivative_requires``).
+    differentiates_iterations : bool
+        True.
     """
+
+    solver_requires = ("run",)
+    differentiates_iterations = True
 
     def __init__(self, max_iter=None, record_jacobians=False):
         if max_iter is not None and (isinstance(max_iter, bool) or int(max_iter) < 1):
@@ -60,7 +66,7 @@ class ForwardMode:
     def compute(self, problem, criterion, theta, *, solver, warm_start=None,
                 with_grad=True) -> HypergradResult:
         """Run the solver with the derivative iterates; return value and hypergradient."""
-        _check_solver(solver, "ForwardMode")
+        self._check(problem, solver)
         warm = warm_start or WarmStart()
         if not with_grad:
             return _value_only(problem, criterion, theta, solver, warm, self.max_iter)
@@ -78,7 +84,7 @@ class ForwardMode:
                                jacobians=jacobians)
 
 
-class ReverseMode:
+class ReverseMode(HypergradientMethod):
     """Autograd (backpropagation) through the unrolled iterations of a proximal solver.
 
     A first, untaped pass runs the solver to its stopping rule (``K`` iterations) and keeps
@@ -98,7 +104,17 @@ class ReverseMode:
     truncate : int or None, default=None
         Number of final iterations differentiated; None differentiates all of them. With
         ``truncate >= K`` the result equals the untruncated one.
+
+    Attributes
+    ----------
+    solver_requires : tuple of str
+        ``run``: an unrollable solver (``ProximalGradient``, ``FISTA``).
+    differentiates_iterations : bool
+        True.
     """
+
+    solver_requires = ("run",)
+    differentiates_iterations = True
 
     def __init__(self, truncate=None):
         if truncate is not None and (isinstance(truncate, bool) or int(truncate) < 1):
@@ -108,7 +124,7 @@ class ReverseMode:
     def compute(self, problem, criterion, theta, *, solver, warm_start=None,
                 with_grad=True) -> HypergradResult:
         """Solve, then backpropagate through the taped iterations."""
-        _check_solver(solver, "ReverseMode")
+        self._check(problem, solver)
         warm = warm_start or WarmStart()
         if not with_grad:
             return _value_only(problem, criterion, theta, solver, warm)

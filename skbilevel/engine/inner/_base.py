@@ -22,9 +22,13 @@ class InnerProblem:
     ----------
     n_hyper : int
         Length of the unconstrained hyperparameter vector ``theta``.
+    smooth : bool
+        Whether the objective is differentiable in ``w``, so that :meth:`grad` is its
+        gradient (solvers for smooth problems, such as L-BFGS, read it).
     """
 
     n_hyper: int = 1
+    smooth: bool = True
 
     def init_params(self) -> torch.Tensor:
         """Return the starting point of the inner solvers."""

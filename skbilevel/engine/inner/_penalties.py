@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from .._capabilities import provides
+
 
 def soft_threshold(z, tau):
     """``sign(z) max(|z| - tau, 0)``, written so that autograd sees both arguments."""
@@ -39,7 +41,7 @@ def penalty_cross_vjp(penalty, w, theta, v):
     """``(d grad_w g / d theta)^T v``, shape ``(n_hyper,)``: the penalty's own
     ``cross_vjp`` when it has one (per-feature penalties, whose Jacobian is diagonal),
     else through the dense ``cross_jacobian``."""
-    if hasattr(penalty, "cross_vjp"):
+    if provides(penalty, "cross_vjp"):
         return penalty.cross_vjp(w, theta, v)
     return penalty.cross_jacobian(w, theta).t() @ v.reshape(-1)
 

@@ -176,6 +176,11 @@ class ProximalProblem(InnerProblem):
             torch.cat([mask, torch.ones_like(w_free, dtype=torch.bool)])
 
     # -- whole problem -----------------------------------------------------------------
+    @property
+    def smooth(self) -> bool:
+        """Whether the objective is differentiable: its penalty is (``L2``)."""
+        return self.penalty.smooth
+
     def objective(self, w, theta):
         return self.smooth_value(w) + self.penalty_value(w, theta)
 

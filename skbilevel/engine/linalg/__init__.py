@@ -17,20 +17,23 @@ from ._recycle import repair_recycle_space, tag_recycle_space
 from ._spectral import power_iteration, probe_smoothness
 
 __all__ = ["LinearSolveInfo", "RecycleSpace", "CG", "MINRES", "RecycledMINRES", "DenseSolver",
-           "make_linear_solver", "power_iteration", "probe_smoothness", "repair_recycle_space",
-           "tag_recycle_space"]
+           "LINEAR_SOLVERS", "make_linear_solver", "power_iteration", "probe_smoothness",
+           "repair_recycle_space", "tag_recycle_space"]
 
-_SOLVERS = {"cg": CG, "minres": MINRES, "recycled_minres": RecycledMINRES,
-            "dense": DenseSolver}
+LINEAR_SOLVERS = {"cg": CG, "minres": MINRES, "recycled_minres": RecycledMINRES,
+                  "dense": DenseSolver}
 
 
-def make_linear_solver(name: str, **params):
+def make_linear_solver(name: str, registry=None, **params):
     """Build a linear solver by name.
 
     Parameters
     ----------
-    name : {"cg", "minres", "recycled_minres", "dense"}
-        Which solver.
+    name : str
+        A key of ``registry``; in :data:`LINEAR_SOLVERS`: ``"cg"``, ``"minres"``,
+        ``"recycled_minres"`` or ``"dense"``.
+    registry : dict or None, default=None
+        Name to solver class; None is :data:`LINEAR_SOLVERS`.
     **params
         Passed to the solver's constructor.
 
@@ -44,7 +47,8 @@ def make_linear_solver(name: str, **params):
     ValueError
         If ``name`` is not one of the valid names.
     """
-    if name not in _SOLVERS:
+    registry = LINEAR_SOLVERS if registry is None else registry
+    if name not in registry:
         raise ValueError(f"unknown linear solver {name!r}; valid names are "
-                         f"{sorted(_SOLVERS)}")
-    return _SOLVERS[name](**params)
+                         f"{sorted(registry)}")
+    return registry[name](**params)

@@ -1,10 +1,49 @@
-"""Inner solvers: how the inner problem is solved."""
+"""Inner solvers: how the inner problem is solved.
 
+Every solver subclasses :class:`InnerSolver` and declares what it needs from the problem;
+:data:`SOLVERS` names them for :func:`make_inner_solver`. Adding a solver is one class and
+one line in :data:`SOLVERS`.
+"""
+
+from .._capabilities import build
 from ._closed_form import ClosedFormSolver
 from ._hdm_solver import HDMSolver, HDMSolverState
 from ._lbfgs import LBFGS
 from ._krylov import ConjugateGradientSolver, KrylovSolver
 from ._proximal import FISTA, ProximalGradient, ProximalState
+from ._solver import InnerSolver
 
 __all__ = ["ClosedFormSolver", "ConjugateGradientSolver", "FISTA", "HDMSolver",
-           "HDMSolverState", "KrylovSolver", "LBFGS", "ProximalGradient", "ProximalState"]
+           "HDMSolverState", "InnerSolver", "KrylovSolver", "LBFGS", "ProximalGradient",
+           "ProximalState", "SOLVERS", "make_inner_solver"]
+
+SOLVERS = {"closed_form": ClosedFormSolver, "krylov": KrylovSolver,
+           "cg": ConjugateGradientSolver, "fista": FISTA, "ista": ProximalGradient,
+           "lbfgs": LBFGS, "hdm": HDMSolver}
+
+
+def make_inner_solver(name: str, registry=None, **params):
+    """Build an inner solver by name.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``registry``; in :data:`SOLVERS`: ``"closed_form"``, ``"krylov"``,
+        ``"cg"``, ``"fista"``, ``"ista"``, ``"lbfgs"`` or ``"hdm"``.
+    registry : dict or None, default=None
+        Name to solver class; None is :data:`SOLVERS`. A layer above the engine offers
+        solvers of its own as ``{**SOLVERS, "name": SolverClass}``.
+    **params
+        Passed to the solver's constructor.
+
+    Returns
+    -------
+    InnerSolver
+        The solver instance.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not in the registry.
+    """
+    return build(SOLVERS if registry is None else registry, name, "inner solver", **params)

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from .._capabilities import check
 from .._results import InnerSolution
+from ._solver import InnerSolver
 
 
-def _require(problem, *names):
-    # Look on the class and the instance dict: hasattr would evaluate (and pay for) a
-    # cached property such as the eigendecomposition.
-    missing = [n for n in names if not hasattr(type(problem), n) and n not in vars(problem)]
-    if missing:
-        raise TypeError(f"{type(problem).__name__} lacks {missing}, needed by this solver")
-
-
-class ClosedFormSolver:
+class ClosedFormSolver(InnerSolver):
     """Solve ``(X_c^T S X_c + diag(alpha)) W = X_c^T S y`` exactly.
 
     With one shared ``alpha`` the eigendecomposition of the Gram (computed once per problem,
@@ -29,7 +23,18 @@ class ClosedFormSolver:
     factorization : {"auto", "cholesky"}
         "auto" uses the eigendecomposition for a shared ``alpha``; "cholesky" always
         factorises the shifted Gram, cheaper for a single solve (a refit).
+
+    Attributes
+    ----------
+    requires : tuple of str
+        What the problem must provide (a :class:`~skbilevel.engine.inner.RidgeProblem`
+        does); ``gram`` and ``gram_eigh`` are looked up without being computed.
+    residual_kind : str
+        ``"exact"``: ``residual`` is 0.
     """
+
+    requires = ("gram", "gram_eigh", "xty", "alpha", "shared_alpha")
+    residual_kind = "exact"
 
     def __init__(self, factorization="auto"):
         if factorization not in ("auto", "cholesky"):
@@ -49,12 +54,13 @@ class ClosedFormSolver:
         w0, recycle : ignored
             Exact solves need no warm start and no recycle space.
         """
-        _require(problem, "gram", "gram_eigh", "xty", "alpha")
+        check(self, problem)
         if problem.shared_alpha and self.factorization == "auto":
             solve = _eigen_inverse(problem.gram_eigh, torch.exp(theta[0]))
         else:
             solve = _cholesky_inverse(problem.gram, problem.alpha(theta))
-        return InnerSolution(w=solve(problem.xty), hessian_solve=solve)
+        return InnerSolution(w=solve(problem.xty), hessian_solve=solve,
+                             residual_kind=self.residual_kind)
 
 
 def _eigen_inverse(eigh, alpha):

@@ -7,22 +7,14 @@ from typing import Any
 
 import torch
 
+from .._capabilities import check, value_and_grad
 from .._results import InnerSolution
 from ..hdm import HDMState, hdm_config, hdm_init_state, hdm_stats, hdm_trial_point, hdm_update
 from ..linalg import power_iteration
+from ._solver import InnerSolver
 
-
-def _require(problem, *names):
-    missing = [n for n in names if not callable(getattr(problem, n, None))]
-    if missing:
-        raise TypeError(f"{type(problem).__name__} lacks {missing}, needed by HDMSolver")
-
-
-def _value_and_grad(problem, w, theta):
-    vg = getattr(problem, "value_and_grad", None)
-    if vg is not None:
-        return vg(w, theta)
-    return problem.objective(w, theta), problem.grad(w, theta)
+# What each source of the smoothness estimate needs from the problem (a number: nothing).
+_SMOOTHNESS_REQUIRES = {"lipschitz": ("lipschitz",), "power": ("hvp",)}
 
 
 @dataclass(frozen=True)
@@ -51,7 +43,7 @@ class HDMSolverState:
     n_matvec: int = 0
 
 
-class HDMSolver:
+class HDMSolver(InnerSolver):
     """Solve a smooth inner problem by hypergradient descent (HDM, HDM-HB, HDM-Best).
 
     Each iteration evaluates the objective and its gradient once, at the trial point
@@ -83,7 +75,18 @@ class HDMSolver:
         given number.
     record_history : bool
         Record one dict per iteration in ``InnerSolution.history``.
+
+    Attributes
+    ----------
+    requires : tuple of str
+        ``init_params``, ``objective`` and ``grad`` (a declared ``value_and_grad`` is
+        used when present), plus ``lipschitz`` or ``hvp`` as ``smoothness`` asks.
+    residual_kind : str
+        ``"grad_norm"``.
     """
+
+    requires = ("init_params", "objective", "grad")
+    residual_kind = "grad_norm"
 
     def __init__(self, variant="hdm-best", lr="auto", beta_lr=10.0, beta_init=0.95, tol=1e-6,
                  max_iter=1000, smoothness="lipschitz", record_history=False):
@@ -95,14 +98,6 @@ class HDMSolver:
         self.variant, self.tol, self.max_iter = variant, tol, max_iter
         self.smoothness, self.record_history = smoothness, record_history
 
-    def _check(self, problem):
-        needs = ["objective", "grad", "init_params"]
-        if self.smoothness == "lipschitz":
-            needs.append("lipschitz")
-        elif self.smoothness == "power":
-            needs.append("hvp")
-        _require(problem, *needs)
-
     def init_state(self, problem, w, theta, state: Any = None) -> HDMSolverState:
         """Evaluate ``f`` and ``grad f`` at ``w`` and build the solver state.
 
@@ -110,8 +105,8 @@ class HDMSolver:
         for a nearby ``theta``) warm-starts the learned stepsizes and momentum; the momentum
         memory ``w_prev`` is reset to ``w``.
         """
-        self._check(problem)
-        f, g = _value_and_grad(problem, w, theta)
+        check(self, problem, *_SMOOTHNESS_REQUIRES.get(self.smoothness, ()))
+        f, g = value_and_grad(problem, w, theta)
         n_matvec = 0
         if isinstance(state, HDMSolverState):
             state = state.hdm
@@ -131,7 +126,7 @@ class HDMSolver:
     def step(self, problem, w, theta, state: HDMSolverState):
         """One HDM iteration: returns ``(w, state)`` (``w`` unchanged after a null step)."""
         trial = hdm_trial_point(w, state.g, state.hdm)
-        f_trial, g_trial = _value_and_grad(problem, trial, theta)
+        f_trial, g_trial = value_and_grad(problem, trial, theta)
         w, f, g, core = hdm_update(w, state.f, state.g, trial, f_trial, g_trial, state.hdm)
         return w, replace(state, hdm=core, f=f, g=g, n_func_eval=state.n_func_eval + 1,
                           n_grad_eval=state.n_grad_eval + 1)
@@ -182,5 +177,6 @@ class HDMSolver:
             w, st = self.step(problem, w, theta, st)
         return InnerSolution(w=w, n_iter=st.hdm.n_iter, n_matvec=st.n_matvec,
                              residual=float(torch.linalg.vector_norm(st.g)),
-                             converged=converged, n_func_eval=st.n_func_eval,
+                             residual_kind=self.residual_kind, converged=converged,
+                             n_func_eval=st.n_func_eval,
                              n_grad_eval=st.n_grad_eval, history=history, solver_state=st)

@@ -8,42 +8,41 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
+from .._capabilities import check, value_and_grad
 from .._results import InnerSolution
+from ._solver import InnerSolver
 
 _NEWTON_HANDOFF = 1e4  # L-BFGS's tolerance, relative to tol, before the Newton steps
 
 
-def _value_and_grad(problem, w, theta):
-    """Objective and full gradient (a proximal problem's penalty must be smooth: ``L2``)."""
-    return problem.value_and_grad(w, theta)
-
-
-def _jacobi_scale(problem, theta, like):
+def _jacobi_scale(problem, found, theta, like):
     """``sqrt(variable_scale^2 + penalty Hessian diagonal) / median(variable_scale)``
-    shaped like ``like``; ones for problems without ``variable_scale``. Dividing by the
-    median keeps well-scaled problems (standardised features) at a scale near 1, where
-    scipy's first step (a unit step along the gradient) is what it was unscaled."""
-    scale = getattr(problem, "variable_scale", lambda: None)()
+    shaped like ``like``; ones for problems without ``variable_scale`` (``found``: the
+    optional methods the problem provides). Dividing by the median keeps well-scaled
+    problems (standardised features) at a scale near 1, where scipy's first step (a unit
+    step along the gradient) is what it was unscaled."""
+    scale = problem.variable_scale() if "variable_scale" in found else None
     if scale is None:
         return torch.ones_like(like)
     scale = scale.reshape(like.shape)
     unit = scale.median()
     squared = scale ** 2
-    if hasattr(problem, "penalty_hessian_diag"):
+    if "penalty_hessian_diag" in found:
         squared = squared + problem.penalty_hessian_diag(like, theta).reshape(like.shape)
     return torch.sqrt(squared) / unit
 
 
-class LBFGS:
+class LBFGS(InnerSolver):
     """L-BFGS (scipy's L-BFGS-B, what scikit-learn's ``lbfgs`` solver runs) for smooth
     problems, with values and gradients computed in torch on the problem's device.
 
     The inner solver of the L2-penalised logistic tuning: on a strongly convex smooth
     objective it needs far fewer gradient evaluations than proximal gradient, and it
-    warm-starts from the previous outer iterate. For a
-    :class:`~skbilevel.engine.inner.ProximalProblem` the penalty must be quadratic
-    (``L2``, shared or per feature). Each evaluation moves one vector between the device
-    and the host; the Fortran loop itself costs nothing next to the data passes.
+    warm-starts from the previous outer iterate. The problem's objective must be
+    differentiable (``problem.smooth``: for a
+    :class:`~skbilevel.engine.inner.ProximalProblem`, an ``L2`` penalty, shared or per
+    feature). Each evaluation moves one vector between the device and the host; the
+    Fortran loop itself costs nothing next to the data passes.
 
     When the problem gives the scale of its variable (``problem.variable_scale()``, the
     square root of the datafit Hessian's diagonal at 0, for the logistic datafits),
@@ -71,7 +70,30 @@ class LBFGS:
     newton_max : int, default=64
         With at most this many variables, L-BFGS stops at ``1e4 * tol`` and Newton steps
         take it to ``tol`` (quadratic convergence; L-BFGS resumes if they stall).
+
+    Attributes
+    ----------
+    requires : tuple of str
+        ``init_params``, ``objective``, ``grad`` (a declared ``value_and_grad`` is used
+        when present) and the flag ``smooth``.
+    optional : tuple of str
+        ``variable_scale`` (the Jacobi scaling above), and ``smooth_hvp`` with
+        ``penalty_hessian_diag`` (the Newton steps; both are needed).
+    residual_kind : str
+        ``"scaled_grad_inf_norm"``: ``||grad / scale||_inf``.
+    scaled_residual : bool
+        True: ``tol`` is in the units of ``x``.
     """
+
+    requires = ("init_params", "objective", "grad", "smooth")
+    optional = ("variable_scale", "smooth_hvp", "penalty_hessian_diag")
+    residual_kind = "scaled_grad_inf_norm"
+    scaled_residual = True
+
+    @classmethod
+    def supports(cls, problem) -> bool:
+        """Whether ``problem`` provides :attr:`requires` and its objective is smooth."""
+        return super().supports(problem) and bool(problem.smooth)
 
     def __init__(self, max_iter=1000, tol=1e-10, history_size=10, polish_max=500,
                  newton_max=64):
@@ -84,9 +106,10 @@ class LBFGS:
 
     def solve(self, problem, theta, w0=None, recycle=None) -> InnerSolution:
         """Minimise ``problem`` at ``theta`` from ``w0`` (``recycle`` is ignored)."""
+        found = self._check(problem)
         theta = theta.detach()
         like = problem.init_params() if w0 is None else w0.detach()
-        scale = _jacobi_scale(problem, theta, like)
+        scale = _jacobi_scale(problem, found, theta, like)
         scale_np = scale.detach().cpu().double().numpy().ravel()
 
         def to_w(x):  # the optimiser's variable x = scale * w
@@ -97,7 +120,7 @@ class LBFGS:
             return (w * scale).detach().cpu().double().numpy().ravel()
 
         def fun(x):
-            value, grad = _value_and_grad(problem, to_w(x), theta)
+            value, grad = value_and_grad(problem, to_w(x), theta)
             return float(value), grad.detach().cpu().double().numpy().ravel() / scale_np
 
         def lbfgs(x0, gtol):
@@ -109,12 +132,13 @@ class LBFGS:
         # With few variables a Newton step costs a handful of gradients, and from a
         # moderately accurate point two or three of them reach any tolerance, where
         # L-BFGS's linear rate needs dozens of evaluations: hand over early.
-        newton = like.numel() <= self.newton_max and hasattr(problem, "penalty_hessian_diag")
+        can_newton = {"smooth_hvp", "penalty_hessian_diag"} <= found
+        newton = like.numel() <= self.newton_max and can_newton
         res = lbfgs(to_x(like), self.tol * _NEWTON_HANDOFF if newton else self.tol)
         n_iter, n_eval = int(res.nit), int(res.nfev)
         w = to_w(res.x)
         grad_max = float(np.max(np.abs(res.jac), initial=0.0))
-        if grad_max > self.tol and like.numel() <= self.polish_max:
+        if grad_max > self.tol and like.numel() <= self.polish_max and can_newton:
             w, grad_max, n_polish = self._newton_polish(problem, w, theta, grad_max, scale,
                                                         n_steps=10 if newton else 5)
             n_eval += n_polish
@@ -126,21 +150,29 @@ class LBFGS:
         # scipy may also stop on a relative decrease below rounding: converged as well.
         converged = math.isfinite(grad_max) and (grad_max <= self.tol or
                                                  (res.success and res.nit < self.max_iter))
-        return InnerSolution(w=w, n_iter=n_iter, residual=grad_max, converged=converged,
+        return InnerSolution(w=w, n_iter=n_iter, residual=grad_max,
+                             residual_kind=self.residual_kind, converged=converged,
                              n_func_eval=n_eval, n_grad_eval=n_eval)
+
+    def _check(self, problem):
+        """The optional methods ``problem`` provides, once its requirements are checked."""
+        found = check(self, problem)
+        if not problem.smooth:
+            raise ValueError(f"LBFGS needs a differentiable objective; this "
+                             f"{type(problem).__name__} is not smooth (a non-quadratic "
+                             f"penalty?): use FISTA")
+        return found
 
     def _newton_polish(self, problem, w, theta, grad_max, scale, n_steps=5):
         """Newton steps ``w -= H^{-1} g`` while they reduce ``||g / scale||_inf`` (needs
-        ``smooth_hvp`` and ``penalty_hessian_diag``; otherwise ``w`` is returned). Returns
-        ``(w, ||g / scale||_inf, gradient evaluations)``."""
-        if not hasattr(problem, "penalty_hessian_diag"):
-            return w, grad_max, 0
+        ``smooth_hvp`` and ``penalty_hessian_diag``). Returns ``(w, ||g / scale||_inf,
+        gradient evaluations)``."""
         n_eval = 0
         eye = torch.eye(w.numel(), dtype=w.dtype, device=w.device)
         for _ in range(n_steps):
             H = problem.smooth_hvp(w, theta, eye) + \
                 torch.diag(problem.penalty_hessian_diag(w, theta).reshape(-1))
-            g = _value_and_grad(problem, w, theta)[1]
+            g = value_and_grad(problem, w, theta)[1]
             # Pseudo-inverse: a multinomial Hessian is singular along a common shift of the
             # intercepts, a direction in which the gradient is zero anyway.
             vals, vecs = torch.linalg.eigh(H)
@@ -148,7 +180,7 @@ class LBFGS:
             inv = torch.where(keep, 1.0 / torch.where(keep, vals, 1.0), 0.0)
             step = vecs @ (inv[:, None] * (vecs.T @ g.reshape(-1, 1)))
             trial = w - step.reshape(w.shape)
-            trial_max = float((_value_and_grad(problem, trial, theta)[1] / scale).abs().max())
+            trial_max = float((value_and_grad(problem, trial, theta)[1] / scale).abs().max())
             n_eval += 2
             if not trial_max < grad_max:
                 break

@@ -20,7 +20,9 @@ from typing import Any, Optional
 
 import torch
 
+from .._capabilities import check
 from .._results import InnerSolution
+from ._solver import InnerSolver
 
 
 @dataclass(frozen=True)
@@ -55,31 +57,7 @@ class ProximalState:
     n_restart: int = 0
 
 
-def _require(problem, names):
-    missing = [n for n in names if not callable(getattr(problem, n, None))]
-    if missing:
-        raise TypeError(f"{type(problem).__name__} lacks {', '.join(missing)}, which "
-                        "proximal solvers need")
-
-
-def _prox_jacobian(problem, z, step, theta):
-    if hasattr(problem, "prox_jacobian"):
-        return problem.prox_jacobian(z, step, theta)
-    return problem.penalty.prox_jacobian(z, step, theta)
-
-
-def check_forward_capable(problem):
-    """Raise unless forward mode can differentiate the updates on ``problem``."""
-    _require(problem, ["smooth_value", "smooth_grad", "prox", "lipschitz"])
-    has_hvp = hasattr(problem, "smooth_hvp")
-    has_jac = hasattr(problem, "prox_jacobian") or \
-        hasattr(getattr(problem, "penalty", None), "prox_jacobian")
-    if not (has_hvp and has_jac):
-        raise TypeError(f"{type(problem).__name__} lacks smooth_hvp / prox_jacobian, which "
-                        "forward-mode differentiation needs")
-
-
-class ProximalGradient:
+class ProximalGradient(InnerSolver):
     """Proximal gradient descent ``w+ = prox_{s_k g}(w - s_k grad f(w))``.
 
     Parameters
@@ -100,8 +78,34 @@ class ProximalGradient:
         Keep one record per iteration in ``InnerSolution.history``: ``w``, ``step``,
         ``beta``, ``restart``, ``residual`` (the step's gradient mapping) and ``J`` when
         derivative iterates are propagated.
+
+    Attributes
+    ----------
+    requires : tuple of str
+        What the problem must provide (a :class:`~skbilevel.engine.inner.ProximalProblem`
+        does).
+    derivative_requires : tuple of str
+        What forward mode (derivative iterates ``J``) needs on top: ``smooth_hvp`` and
+        ``prox_jacobian``.
+    optional : tuple of str
+        ``optimality_residual`` (the stopping test at step ``1 / L``; otherwise the last
+        step's gradient mapping) and ``preconditioner`` (:meth:`solve` then iterates in the
+        scaled variable).
+    unrollable : bool
+        True: :meth:`run` is what forward and reverse mode differentiate.
+    residual_kind : str
+        ``"gradient_mapping"``.
+    scaled_residual : bool
+        True: :meth:`solve` measures it in the preconditioned variable (:meth:`run` in
+        ``w``).
     """
 
+    requires = ("init_params", "smooth_value", "smooth_grad", "prox", "lipschitz", "objective")
+    derivative_requires = ("smooth_hvp", "prox_jacobian")
+    optional = ("optimality_residual", "preconditioner")
+    unrollable = True
+    residual_kind = "gradient_mapping"
+    scaled_residual = True
     momentum = False
 
     def __init__(self, step="constant", max_iter=5000, tol=1e-10, restart=None, record=False):
@@ -121,7 +125,11 @@ class ProximalGradient:
     # -- one update ------------------------------------------------------------------
     def init_state(self, problem, w, theta, J=None) -> ProximalState:
         """State before the first step from ``w`` (and derivative iterate ``J``)."""
-        _require(problem, ["smooth_value", "smooth_grad", "prox", "lipschitz", "objective"])
+        check(self, problem, *(() if J is None else self.derivative_requires))
+        return self._fresh_state(problem, w, theta, J)
+
+    @staticmethod
+    def _fresh_state(problem, w, theta, J):
         return ProximalState(k=0, lipschitz=float(problem.lipschitz(theta.detach())),
                              w_prev=w, J_prev=J)
 
@@ -173,7 +181,7 @@ class ProximalGradient:
             J_y = J + beta * (J - state.J_prev) if beta else J
             # z = y - s grad f(y): dz = (I - s H(y)) J_y; prox: diagonal in z, plus d/dtheta.
             dz = J_y - s * problem.smooth_hvp(y.detach(), theta, J_y)
-            diag, d_theta = _prox_jacobian(problem, z.detach(), s, theta.detach())
+            diag, d_theta = problem.prox_jacobian(z.detach(), s, theta.detach())
             J_next = diag.reshape(-1, 1) * dz + d_theta
         with torch.no_grad():
             wd, yd = w_next.detach(), y.detach()
@@ -214,16 +222,15 @@ class ProximalGradient:
         J : torch.Tensor or None
             Final derivative iterate.
         """
-        _require(problem, ["smooth_value", "smooth_grad", "prox", "lipschitz", "objective"])
+        found = check(self, problem, *(() if J0 is None else self.derivative_requires))
         w = problem.init_params() if w0 is None else w0.detach().clone()
         theta = theta if differentiable else theta.detach()
         J = None if J0 is None else J0.detach().clone()
-        if J is not None:
-            check_forward_capable(problem)
-            if w.dim() > 1 and w.shape[1] != 1:  # J's rows are the entries of one column
-                raise ValueError(f"derivative iterates need a one-column variable, got "
-                                 f"shape {tuple(w.shape)}")
-        state = self.init_state(problem, w, theta, J) if state is None else state
+        if J is not None and w.dim() > 1 and w.shape[1] != 1:
+            # J's rows are the entries of one column
+            raise ValueError(f"derivative iterates need a one-column variable, got "
+                             f"shape {tuple(w.shape)}")
+        state = self._fresh_state(problem, w, theta, J) if state is None else state
         record = self.record if record is None else record
         history = [] if record else None
         residual, converged = math.inf, False
@@ -238,20 +245,24 @@ class ProximalGradient:
                     rec["J"] = J.detach().clone()
                 history.append(rec)
             if n_iter is None and residual <= self.tol:
-                residual = self._residual(problem, w.detach(), theta.detach(), residual)
+                residual = self._residual(problem, found, w.detach(), theta.detach(),
+                                          residual)
                 if residual <= self.tol:
                     converged = True
                     break
         if n_iter is not None or not converged:
-            residual = self._residual(problem, w.detach(), theta.detach(), residual)
+            residual = self._residual(problem, found, w.detach(), theta.detach(), residual)
             converged = residual <= self.tol
-        sol = InnerSolution(w=w, n_iter=state.k, residual=residual, converged=converged,
+        sol = InnerSolution(w=w, n_iter=state.k, residual=residual,
+                            residual_kind=self.residual_kind, converged=converged,
                             history=history, solver_state=state)
         return sol, J
 
     @staticmethod
-    def _residual(problem, w, theta, fallback):
-        if hasattr(problem, "optimality_residual"):
+    def _residual(problem, found, w, theta, fallback):
+        """The gradient mapping at ``1 / L`` when the problem gives it (``found``: its
+        optional methods), else ``fallback``, the last step's."""
+        if "optimality_residual" in found:
             return float(problem.optimality_residual(w, theta))
         return fallback
 
@@ -264,7 +275,7 @@ class ProximalGradient:
         to the gradient mapping in ``x``. :meth:`run`, which the unrolled hypergradients
         differentiate, iterates on ``w`` itself.
         """
-        pre = getattr(problem, "preconditioner", lambda: None)()
+        pre = problem.preconditioner() if "preconditioner" in check(self, problem) else None
         if pre is None:
             return self.run(problem, theta, w0)[0]
         scaled = _DiagonallyScaled(problem, *pre)
