@@ -79,7 +79,7 @@ def part_a(quick):
         if adam is not None:
             runs[f"Adam (best lr={adam[2]:.3g})"] = adam[1]
             runs["GD (1/L)"] = P.run_torch(
-                problem, x0, lambda p: torch.optim.SGD(p, lr=1.0 / problem.L), 1)
+                problem, x0, lambda p, problem=problem: torch.optim.SGD(p, lr=1.0 / problem.L), 1)
         counts = {k: P.first_success(r[0], f_star) for k, r in runs.items()}
         m10 = counts["L-BFGS-M10"][0]
         for key, (trace, seconds, memory) in runs.items():

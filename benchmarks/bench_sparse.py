@@ -152,7 +152,7 @@ def run_regression(name, data, kind, rows, quick):
                         lambda: BilevelElasticNetCV(cv=splits).fit(X, y))]
     base = None
     for label, make in competitors:
-        est, wall, mem = timed(lambda: _fit(make, X, y))
+        est, wall, mem = timed(lambda make=make: _fit(make, X, y))
         alpha = getattr(est, "alpha_", getattr(est, "alpha", None))
         l1 = getattr(est, "l1_ratio_", getattr(est, "l1_ratio", 1.0))
         if np.ndim(alpha):  # weighted Lasso = Lasso(alpha=1) on the columns X_j / alpha_j
@@ -256,7 +256,8 @@ def part_b(out_png):
         k = res.n_inner_iter
         memory = {"implicit": f"{d} (support system <= |S|^2)", "forward": f"{2 * d} (J_k, J_k-1)",
                   "reverse": f"~{k * (3 * d + len(tr))} (tape: {k} iterations)"}[label.split()[0]]
-        rows.append([label, k, fmt(wall, ".3f"), f"{abs(float(res.grad[0]) - g_ref) / abs(g_ref):.2e}",
+        error = abs(float(res.grad[0]) - g_ref) / abs(g_ref)
+        rows.append([label, k, fmt(wall, ".3f"), f"{error:.2e}",
                      memory])
         print(rows[-1], flush=True)
     # derivative iterates of FISTA against the reference (the Mehmood-Ochs plot)
@@ -325,8 +326,9 @@ def main():
         b_rows, g_ref = part_b(HERE / "results" / "sparse_jacobians.png")
         text += ["", "## Forward vs reverse vs implicit (one fold of diabetes degree 3, "
                  "alpha = 0.01 alpha_max)", "",
-                 f"Reference hypergradient {g_ref:.10g} (coordinate descent to a 1e-13 relative gap, "
-                 "support system solved densely). Memory: floats kept by the method.", "",
+                 f"Reference hypergradient {g_ref:.10g} (coordinate descent to a 1e-13 "
+                 "relative gap, support system solved densely). Memory: floats kept by the "
+                 "method.", "",
                  markdown_table(["method", "inner iterations", "wall (s)", "relative error",
                                  "memory (floats)"], b_rows), "",
                  "![derivative iterates](sparse_jacobians.png)"]

@@ -21,7 +21,7 @@ _LOG_C_BOUNDS = (-4.0, 4.0)  # log10(C): LogisticRegressionCV's default range
 
 
 class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, BaseProximalCV):
-    __doc__ = """Logistic regression whose ``C`` minimises the K-fold CV log-loss, by hypergradients.
+    __doc__ = """Logistic regression whose ``C`` minimises the K-fold CV log-loss (hypergradients).
 
     A ``LogisticRegressionCV`` look-alike without a list of ``Cs``: ``log C`` follows the
     gradient of the cross-validated log-loss from the best of 9 values of ``C`` in

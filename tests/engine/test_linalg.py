@@ -270,7 +270,9 @@ def test_non_finite_operator_stops(cls):
     _, info = cls()(counter, b)
     assert not info.converged and info.n_iter <= 1 and info.n_matvec == counter.calls
 
-    def late_nan(v, calls=[0]):  # finite for 8 calls, then NaN
+    calls = [0]
+
+    def late_nan(v):  # finite for 8 calls, then NaN
         calls[0] += 1
         return H @ v if calls[0] <= 8 else torch.full_like(v, float("nan"))
 
