@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ._base import (build_part, contiguous_folds, early_stopping_rows, history_to_arrays,
+from ._tuning import (build_part, contiguous_folds, early_stopping_rows, history_to_arrays,
                     make_splits, warn_if_not_converged)
 from ._coordinate_descent import CoordinateDescent
 from .engine import Fold, minimize_hyperparams
@@ -60,7 +60,7 @@ _ADAPTIVE_SCALES = (0.3, 1.0, 3.0)  # of the adaptive-Lasso starts, see adaptive
 
 def _with_penalty(problem, penalty):
     """``problem``'s datafit with another penalty (shifted like the current one)."""
-    shift = getattr(problem.penalty, "shift", None)
+    shift = problem.penalty.shift if isinstance(problem.penalty, Shifted) else None
     return ProximalProblem(problem.datafit, penalty if shift is None else Shifted(penalty, shift))
 
 

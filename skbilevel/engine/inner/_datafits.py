@@ -74,7 +74,7 @@ def _column_scale(datafit):
     """Weighted RMS of each column of ``X``, then 1 for the intercept (all-zero columns
     count as 1), computed once: the units of the features, which a quasi-Newton solver
     and its stopping rule should not depend on."""
-    if getattr(datafit, "_column_rms", None) is None:
+    if vars(datafit).get("_column_rms") is None:  # the cache, filled on first use
         rms = datafit.design.column_rms(datafit.sample_weight)
         rms = torch.where(rms > 0, rms, torch.ones_like(rms))
         if datafit.fit_intercept:

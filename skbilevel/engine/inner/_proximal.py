@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from .._capabilities import provides
 from ._base import InnerProblem
 from ._datafits import QuadraticDatafit, unit_scale
 from ._logistic_datafits import LogisticDatafit, MultinomialDatafit
@@ -46,7 +47,8 @@ class ProximalProblem(InnerProblem):
         self.n_hyper = penalty.n_hyper
         self.n_features = datafit.n_features
         # Rows of the variable that the penalty sees (d K for a multinomial datafit).
-        self.n_penalised = getattr(datafit, "n_penalised", datafit.n_features)
+        self.n_penalised = (datafit.n_penalised if provides(datafit, "n_penalised")
+                            else datafit.n_features)
         self.fit_intercept = datafit.fit_intercept
 
     @classmethod
@@ -67,11 +69,11 @@ class ProximalProblem(InnerProblem):
     # -- what the held-out criteria read (training means of a centred datafit) ------------
     @property
     def x_mean(self):
-        return getattr(self.datafit, "x_mean", None)
+        return self.datafit.x_mean if provides(self.datafit, "x_mean") else None
 
     @property
     def y_mean(self):
-        return getattr(self.datafit, "y_mean", None)
+        return self.datafit.y_mean if provides(self.datafit, "y_mean") else None
 
     # -- smooth part -------------------------------------------------------------------
     def init_params(self):
@@ -88,15 +90,15 @@ class ProximalProblem(InnerProblem):
         """``variable_scale / median(variable_scale)`` (None without one): the scaled
         variable's units, about 1 on standardised features; the penalty-free part of the
         scale by which L-BFGS divides the gradient, hence the units of its ``tol``."""
-        if getattr(self.datafit, "variable_scale", None) is None:
+        if not provides(self.datafit, "variable_scale"):
             return None
         return unit_scale(self.datafit)
 
     def variable_scale(self):
         """Square root of the datafit Hessian's diagonal at ``w = 0``, shaped like ``w``
         (the logistic datafits; None for the others)."""
-        scale = getattr(self.datafit, "variable_scale", None)
-        return None if scale is None else scale()
+        return self.datafit.variable_scale() if provides(self.datafit, "variable_scale") \
+            else None
 
     def smooth_value(self, w, theta=None):
         return self.datafit.value(w)
@@ -165,8 +167,9 @@ class ProximalProblem(InnerProblem):
     def support_hessian(self, w, support):
         """Dense Hessian of the smooth part at ``w`` on ``support`` (a mask shaped like
         ``w``), or None when the datafit cannot form it directly (sparse design)."""
-        block = getattr(self.datafit, "hessian_block", None)
-        return None if block is None else block(w, support.reshape(-1))
+        if not provides(self.datafit, "hessian_block"):
+            return None
+        return self.datafit.hessian_block(w, support.reshape(-1))
 
     def support(self, w):
         """Boolean mask (shape of ``w``) of the coordinates that move with ``theta``."""

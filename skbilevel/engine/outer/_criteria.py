@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .._capabilities import provides
 from ..inner import AffineDesign, LinearDesign, log_loss
 from ..inner._design import weights_or_ones
 
@@ -96,7 +97,8 @@ class HeldOutLogLoss:
     @classmethod
     def for_problem(cls, problem, X, y, sample_weight=None):
         """Build the criterion that scores ``problem``'s solutions on ``(X, y)``."""
-        n_columns = getattr(getattr(problem, "datafit", None), "n_columns", None)
+        datafit = problem.datafit if provides(problem, "datafit") else None
+        n_columns = datafit.n_columns if provides(datafit, "n_columns") else None
         return cls(X, y, sample_weight, fit_intercept=problem.fit_intercept,
                    n_columns=n_columns)
 
