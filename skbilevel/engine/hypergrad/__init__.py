@@ -19,28 +19,7 @@ METHODS = {"implicit": ImplicitDifferentiation, "implicit_support": ImplicitSupp
 
 
 def make_hypergradient(name: str, registry=None, **params):
-    """Build a hypergradient method by name.
-
-    Parameters
-    ----------
-    name : str
-        A key of ``registry``; in :data:`METHODS`: ``"implicit"``, ``"implicit_support"``,
-        ``"forward"`` or ``"reverse"``.
-    registry : dict or None, default=None
-        Name to method class; None is :data:`METHODS`. A layer above the engine offers
-        methods of its own as ``{**METHODS, "name": MethodClass}``.
-    **params
-        Passed to the method's constructor.
-
-    Returns
-    -------
-    HypergradientMethod
-        The method instance.
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not in the registry.
-    """
-    return build(METHODS if registry is None else registry, name, "hypergradient method",
-                 **params)
+    """``registry[name](**params)``: a hypergradient method by name. ``registry`` None is
+    :data:`METHODS`; offer one of your own as
+    ``{**METHODS, "name": MethodClass}``. Raises ValueError naming the valid names."""
+    return build(METHODS if registry is None else registry, name, "hypergradient method", **params)

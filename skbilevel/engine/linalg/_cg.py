@@ -7,21 +7,14 @@ from typing import Optional
 
 import torch
 
-from ._info import (LinearSolveInfo, Matvec, RecycleSpace, check_system, check_tolerances,
-                    stopping_threshold)
+from ._info import LinearSolveInfo, Matvec, RecycleSpace, check_system, stopping_threshold
+from ._solver import LinearSolver
 
 
-class CG:
+class CG(LinearSolver):
     """Conjugate gradient method for ``H x = b`` with ``H`` symmetric positive definite.
 
-    Parameters
-    ----------
-    rtol : float, default=1e-10
-        Relative tolerance: stop when ``||r|| <= max(rtol * ||b||, atol)``.
-    atol : float, default=0.0
-        Absolute tolerance.
-    max_iter : int or None, default=None
-        Iteration cap; None means ``2 * n``.
+    Its stopping rule (``rtol``, ``atol``, ``max_iter``) is :class:`LinearSolver`'s.
 
     Notes
     -----
@@ -32,30 +25,9 @@ class CG:
     semi-definite ``H``) or not a number stops the iterations unconverged, as a cap does.
     """
 
-    def __init__(self, rtol: float = 1e-10, atol: float = 0.0, max_iter: Optional[int] = None):
-        self.rtol, self.atol, self.max_iter = check_tolerances(rtol, atol, max_iter)
-
     def __call__(self, matvec: Matvec, b: torch.Tensor, x0: Optional[torch.Tensor] = None,
                  recycle: Optional[RecycleSpace] = None):
-        """Solve ``H x = b``.
-
-        Parameters
-        ----------
-        matvec : callable
-            ``v -> H v`` on 1-D tensors.
-        b : torch.Tensor
-            Right-hand side, shape ``(n,)``.
-        x0 : torch.Tensor or None, default=None
-            Starting point; None means zeros.
-        recycle : RecycleSpace or None, default=None
-            Ignored.
-
-        Returns
-        -------
-        x : torch.Tensor
-            Approximate solution, same shape, dtype and device as ``b``.
-        info : LinearSolveInfo
-            Iteration counts, final residual and convergence flag (``recycle`` is None).
+        """Solve ``H x = b`` (see :meth:`LinearSolver.__call__`; ``recycle`` is ignored).
 
         Raises
         ------

@@ -7,6 +7,7 @@ from typing import Optional
 import torch
 
 from ._info import LinearSolveInfo, Matvec, RecycleSpace, check_system
+from ._solver import LinearSolver
 
 
 def solve_symmetric(H: torch.Tensor, b: torch.Tensor):
@@ -21,7 +22,7 @@ def solve_symmetric(H: torch.Tensor, b: torch.Tensor):
     return torch.linalg.pinv(H, hermitian=True) @ b, False
 
 
-class DenseSolver:
+class DenseSolver(LinearSolver):
     """Solve ``H x = b`` by forming ``H`` column by column and factorising it.
 
     ``H`` is built by applying ``matvec`` to the ``n`` identity columns (``n`` operator
@@ -36,31 +37,13 @@ class DenseSolver:
     and otherwise when the least-squares residual is below ``sqrt(eps) * ||b||``.
     """
 
-    def __init__(self):
+    def __init__(self):  # nothing to configure: no tolerance, no iterations
         pass
 
     def __call__(self, matvec: Matvec, b: torch.Tensor, x0: Optional[torch.Tensor] = None,
                  recycle: Optional[RecycleSpace] = None):
-        """Solve ``H x = b``.
-
-        Parameters
-        ----------
-        matvec : callable
-            ``v -> H v`` on 1-D tensors.
-        b : torch.Tensor
-            Right-hand side, shape ``(n,)``.
-        x0 : torch.Tensor or None, default=None
-            Ignored (only its shape is checked).
-        recycle : RecycleSpace or None, default=None
-            Ignored.
-
-        Returns
-        -------
-        x : torch.Tensor
-            Solution, same shape, dtype and device as ``b``.
-        info : LinearSolveInfo
-            ``n_iter=0``, ``n_matvec=n``, the true residual norm, and ``recycle=None``.
-        """
+        """Solve ``H x = b`` (see :meth:`LinearSolver.__call__`; ``x0`` and ``recycle`` are
+        ignored). ``info`` has ``n_iter=0``, ``n_matvec=n`` and the true residual norm."""
         check_system(b, x0)
         b_norm = float(torch.linalg.vector_norm(b))
         if b_norm == 0.0:

@@ -17,9 +17,9 @@ from typing import Optional
 
 import torch
 
-from ._info import (LinearSolveInfo, Matvec, RecycleSpace, check_system, check_tolerances,
-                    stopping_threshold)
+from ._info import LinearSolveInfo, Matvec, RecycleSpace, check_system, stopping_threshold
 from ._recycle import extend_pair, next_recycle_space, orthonormal_pair
+from ._solver import LinearSolver
 
 _RITZ = ("harmonic", "plain")
 
@@ -147,17 +147,9 @@ def _minres(matvec, b, x, U, C, tol, max_iter, keep_basis, augment=None):
     return x, n_iter, n_matvec, abs(phibar), converged, lanczos
 
 
-class MINRES:
-    """MINRES for ``H x = b`` with ``H`` symmetric, possibly indefinite.
-
-    Parameters
-    ----------
-    rtol : float, default=1e-10
-        Relative tolerance: stop when ``||r|| <= max(rtol * ||b||, atol)``.
-    atol : float, default=0.0
-        Absolute tolerance.
-    max_iter : int or None, default=None
-        Iteration cap; None means ``2 * n``.
+class MINRES(LinearSolver):
+    """MINRES for ``H x = b`` with ``H`` symmetric, possibly indefinite (parameters
+    ``rtol``, ``atol``, ``max_iter``: see :class:`LinearSolver`).
 
     Notes
     -----
@@ -167,9 +159,6 @@ class MINRES:
     """
 
     n_snapshots = 0
-
-    def __init__(self, rtol: float = 1e-10, atol: float = 0.0, max_iter: Optional[int] = None):
-        self.rtol, self.atol, self.max_iter = check_tolerances(rtol, atol, max_iter)
 
     def _solve(self, matvec, b, x0, recycle, keep_basis):
         x = check_system(b, x0)
@@ -236,26 +225,7 @@ class MINRES:
 
     def __call__(self, matvec: Matvec, b: torch.Tensor, x0: Optional[torch.Tensor] = None,
                  recycle: Optional[RecycleSpace] = None):
-        """Solve ``H x = b``.
-
-        Parameters
-        ----------
-        matvec : callable
-            ``v -> H v`` on 1-D tensors, ``H`` symmetric.
-        b : torch.Tensor
-            Right-hand side, shape ``(n,)``.
-        x0 : torch.Tensor or None, default=None
-            Starting point; None means zeros.
-        recycle : RecycleSpace or None, default=None
-            Ignored by plain MINRES.
-
-        Returns
-        -------
-        x : torch.Tensor
-            Approximate solution, same shape, dtype and device as ``b``.
-        info : LinearSolveInfo
-            Counts, final residual and convergence flag (``recycle`` is None).
-        """
+        """Solve ``H x = b`` (see :meth:`LinearSolver.__call__`; ``recycle`` is ignored)."""
         return self._solve(matvec, b, x0, None, keep_basis=False)
 
 
@@ -315,25 +285,7 @@ class RecycledMINRES(MINRES):
 
     def __call__(self, matvec: Matvec, b: torch.Tensor, x0: Optional[torch.Tensor] = None,
                  recycle: Optional[RecycleSpace] = None):
-        """Solve ``H x = b``, deflating ``recycle``, and return the next recycle space.
-
-        Parameters
-        ----------
-        matvec : callable
-            ``v -> H v`` on 1-D tensors, ``H`` symmetric.
-        b : torch.Tensor
-            Right-hand side, shape ``(n,)``.
-        x0 : torch.Tensor or None, default=None
-            Starting point; None means zeros.
-        recycle : RecycleSpace or None, default=None
-            Space from the previous solve (``info.recycle``); None runs plain MINRES.
-
-        Returns
-        -------
-        x : torch.Tensor
-            Approximate solution, same shape, dtype and device as ``b``.
-        info : LinearSolveInfo
-            Counts, final residual, convergence flag, and in ``recycle`` the space for the
-            next system (the incoming one unchanged if no Krylov iteration was needed).
-        """
+        """Solve ``H x = b``, deflating ``recycle`` (None runs plain MINRES), and return
+        the space for the next system in ``info.recycle`` (the incoming one unchanged if no
+        Krylov iteration was needed); see :meth:`LinearSolver.__call__`."""
         return self._solve(matvec, b, x0, recycle, keep_basis=True)

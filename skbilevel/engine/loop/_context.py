@@ -30,16 +30,9 @@ class LoopContext:
     def __init__(self, evaluator, stopping=(), bounds=None, like=None):
         self.evaluator, self.stopping, self.bounds = evaluator, list(stopping), bounds
         self.like = like
-
-    @property
-    def folds(self):
-        """The folds (problem and criterion): what a single-loop driver steps on."""
-        return self.evaluator.folds
-
-    @property
-    def history(self):
-        """One record per evaluation so far."""
-        return self.evaluator.history
+        # The evaluator's own list objects: what a single-loop driver steps on (problem and
+        # criterion of each fold), and one record per evaluation so far.
+        self.folds, self.history = evaluator.folds, evaluator.history
 
     def tensor(self, theta) -> torch.Tensor:
         """``theta`` as a tensor of the loop's dtype and device."""

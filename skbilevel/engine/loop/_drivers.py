@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from .._capabilities import build
 from ..outer import OptimizeOutcome
 from ._stopping import StopSearch
 
@@ -159,29 +160,7 @@ DRIVERS = {"optimizer": OptimizerDriver, "fixed_step": FixedStepGradientDescent}
 
 
 def make_driver(name: str, registry=None, **params):
-    """Build an outer driver by name.
-
-    Parameters
-    ----------
-    name : str
-        A key of ``registry``; in :data:`DRIVERS`: ``"optimizer"`` (an outer optimizer
-        driven as a black box, ``optimizer=`` required) or ``"fixed_step"``.
-    registry : dict or None, default=None
-        Name to driver class; None is :data:`DRIVERS`. Offer a driver of your own as
-        ``{**DRIVERS, "name": DriverClass}``.
-    **params
-        Passed to the driver's constructor.
-
-    Returns
-    -------
-    OptimizerDriver or StepwiseDriver
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not in the registry.
-    """
-    registry = DRIVERS if registry is None else registry
-    if name not in registry:
-        raise ValueError(f"unknown outer driver {name!r}; valid names are {sorted(registry)}")
-    return registry[name](**params)
+    """``registry[name](**params)``: an outer driver by name. ``registry`` None is
+    :data:`DRIVERS` (``"optimizer"`` needs ``optimizer=``); offer one of your own as
+    ``{**DRIVERS, "name": DriverClass}``. Raises ValueError naming the valid names."""
+    return build(DRIVERS if registry is None else registry, name, "outer driver", **params)

@@ -23,27 +23,7 @@ SOLVERS = {"closed_form": ClosedFormSolver, "krylov": KrylovSolver,
 
 
 def make_inner_solver(name: str, registry=None, **params):
-    """Build an inner solver by name.
-
-    Parameters
-    ----------
-    name : str
-        A key of ``registry``; in :data:`SOLVERS`: ``"closed_form"``, ``"krylov"``,
-        ``"cg"``, ``"fista"``, ``"ista"``, ``"lbfgs"`` or ``"hdm"``.
-    registry : dict or None, default=None
-        Name to solver class; None is :data:`SOLVERS`. A layer above the engine offers
-        solvers of its own as ``{**SOLVERS, "name": SolverClass}``.
-    **params
-        Passed to the solver's constructor.
-
-    Returns
-    -------
-    InnerSolver
-        The solver instance.
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not in the registry.
-    """
+    """``registry[name](**params)``: an inner solver by name. ``registry`` None is
+    :data:`SOLVERS`; a layer above offers its own as
+    ``{**SOLVERS, "name": SolverClass}``. Raises ValueError naming the valid names."""
     return build(SOLVERS if registry is None else registry, name, "inner solver", **params)
