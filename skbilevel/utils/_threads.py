@@ -1,11 +1,9 @@
 """One torch thread while fitting small designs.
 
 torch's CPU operations split over all cores. On a small design every product is a few
-microseconds of work, and waking and joining the thread pool costs more than that:
-measured on two cores, ``BilevelLogisticRegressionCV`` on breast cancer (450 x 30) took
-0.29 s with two threads and 0.14 s with one, ``BilevelRidgeCV(alpha_per_feature=True)``
-on the demo's 331 x 65 design 1.10 s against 0.34 s, while from about 5e5 entries on
-the threads pay off (n=5000, d=200: 0.56 s with two, 0.64 s with one).
+microseconds of work, and waking and joining the thread pool costs more than that; on
+large designs the threads pay off. The measurements behind the threshold are in
+``benchmarks/results/measurements.md``.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ class LinearDesign:
     def column_rms(self, weights: torch.Tensor, chunk: int = 256) -> torch.Tensor:
         """``sqrt(sum_i w_i x_ij^2 / sum_i w_i)`` of every column of ``X`` (uncentred), in
         blocks of ``chunk`` rows: no copy of ``X``, and each block's squares stay in cache
-        (one pass over ``X``: 256 rows took half the time of 4096)."""
+        (blocks of 4096 rows were measured twice as slow; benchmarks/results/measurements.md)."""
         if self.is_sparse:
             X = self.X.to_sparse_coo().coalesce()
             rows, cols = X.indices()
