@@ -286,7 +286,7 @@ def test_early_stopping_with_explicit_splits(make_data, global_random_seed, ridg
     assert reg.alpha_.shape == (X.shape[1],)
     assert np.isfinite(reg.coef_).all()
     # the holdout is the library's split for this random_state; folds are the splits without it
-    from skbilevel._base import holdout_split
+    from skbilevel._tuning import holdout_split
     _, held = holdout_split(len(y), 0.2, 0)
     kept = [(np.setdiff1d(tr, held), np.setdiff1d(va, held)) for tr, va in splits]
     h = reg.history_

@@ -148,10 +148,11 @@ def warn_if_not_converged(result, name):
     if not result.converged:
         warnings.warn(f"{name}: the hyperparameter optimisation did not converge "
                       f"({result.message}) after {result.n_iter} iterations; the best point "
-                      "found is used. Increase max_iter or loosen tol.", ConvergenceWarning)
+                      "found is used. Increase max_iter or loosen tol.", ConvergenceWarning,
+                      stacklevel=2)
     if result.history and not result.history[-1]["inner_converged"]:
         warnings.warn(f"{name}: an inner or adjoint solve hit its iteration cap; "
-                      "hypergradients may be inaccurate.", ConvergenceWarning)
+                      "hypergradients may be inaccurate.", ConvergenceWarning, stacklevel=2)
 
 
 
