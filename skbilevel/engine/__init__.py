@@ -9,7 +9,17 @@ Layers, bottom-up; a module imports only from its own layer or the layers below 
 3. :mod:`.solvers` of the inner problems;
 4. :mod:`.hypergrad` methods;
 5. :mod:`.outer` criteria and optimizers;
-6. the outer loop, :func:`minimize_hyperparams`.
+6. :mod:`.loop`, the outer loop in parts: a fold evaluator (with a gradient-transform hook
+   and values that can be withheld), screening, stopping rules, drivers (a black-box outer
+   optimizer, or ``init / step / terminate`` for fixed-step and single-loop methods) and
+   selection, run by :class:`~skbilevel.engine.loop.OuterLoop`; :func:`minimize_hyperparams`
+   is the composition the ``Bilevel*CV`` estimators use.
+
+Each solver, hypergradient method and driver declares what it needs (``requires``,
+``optional``), checked once with an error naming what is missing (:func:`check`,
+:func:`provides`); registries (``solvers.SOLVERS``, ``hypergrad.METHODS``,
+``linalg.LINEAR_SOLVERS``, ``outer.OPTIMIZERS``, ``loop.DRIVERS``) name them, so a new part is
+one class and one registry line (user guide: "The engine").
 
 Code outside the engine imports only the names listed in ``__all__`` of this package and of
 its subpackages.
