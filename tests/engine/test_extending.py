@@ -167,15 +167,21 @@ def test_a_new_penalty_works_with_fista_and_implicit_differentiation():
     assert_allclose(float(res.grad[0]), (values[0] - values[1]) / (2 * h), rtol=1e-4)
 
 
-def test_a_new_solver_is_one_class_and_one_registry_line():
-    folds, theta = _ridge_folds(1), T([0.5])
-    ours = make_inner_solver("gd", registry=MY_SOLVERS, tol=1e-12)
-    closed = make_inner_solver("closed_form")
-    method = make_hypergradient("implicit")
+def _assert_same_hypergradients(folds, theta, ours, reference):
+    """``ours`` and ``reference``, each ``(method, solver)``, agree on every fold."""
     for fold in folds:
-        a = method.compute(fold.problem, fold.criterion, theta, solver=ours)
-        b = method.compute(fold.problem, fold.criterion, theta, solver=closed)
+        a, b = (method.compute(fold.problem, fold.criterion, theta, solver=solver)
+                for method, solver in (ours, reference))
         assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6)
+        assert a.value == pytest.approx(b.value, rel=1e-9)
+
+
+def test_a_new_solver_is_one_class_and_one_registry_line():
+    ours = make_inner_solver("gd", registry=MY_SOLVERS, tol=1e-12)
+    method = make_hypergradient("implicit")
+    _assert_same_hypergradients(_ridge_folds(1), T([0.5]), (method, ours),
+                                (method, make_inner_solver("closed_form")))
+    theta = T([0.5])
 
     class NoSmoothness:  # a problem without the declared lipschitz
         def init_params(self):
@@ -191,15 +197,10 @@ def test_a_new_solver_is_one_class_and_one_registry_line():
 
 
 def test_a_new_method_is_one_class_and_one_registry_line():
-    folds, theta = _ridge_folds(2), T([1.0])
-    ours = make_hypergradient("central_differences", registry=MY_METHODS)
-    implicit = make_hypergradient("implicit")
     solver = make_inner_solver("closed_form")
-    for fold in folds:
-        a = ours.compute(fold.problem, fold.criterion, theta, solver=solver)
-        b = implicit.compute(fold.problem, fold.criterion, theta, solver=solver)
-        assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6)
-        assert a.value == pytest.approx(b.value, rel=1e-12)
+    ours = make_hypergradient("central_differences", registry=MY_METHODS)
+    _assert_same_hypergradients(_ridge_folds(2), T([1.0]), (ours, solver),
+                                (make_hypergradient("implicit"), solver))
 
 
 def test_a_new_driver_is_one_class_and_one_registry_line():
