@@ -87,13 +87,13 @@ def check(part, problem, *extra) -> frozenset:
     return frozenset(name for name in part.optional if provides(problem, name))
 
 
-def value_and_grad(problem, w, theta):
-    """``(objective, gradient)`` of ``problem`` at ``w``: its own ``value_and_grad`` when it
-    declares one (it may share work between the two, e.g. one pass over the data), else
-    ``objective`` and ``grad``."""
+def value_and_grad(problem):
+    """``(w, theta) -> (objective, gradient)`` of ``problem``, resolved once (solvers call it
+    at every iteration): its own ``value_and_grad`` when it declares one (it may share work
+    between the two, e.g. one pass over the data), else ``objective`` and ``grad``."""
     if provides(problem, "value_and_grad"):
-        return problem.value_and_grad(w, theta)
-    return problem.objective(w, theta), problem.grad(w, theta)
+        return problem.value_and_grad
+    return lambda w, theta: (problem.objective(w, theta), problem.grad(w, theta))
 
 
 def build(registry: dict, name: str, kind: str, **params):

@@ -146,8 +146,8 @@ def test_value_and_grad_uses_a_declared_one():
             return 2 * w
 
     w = T([1.0, -2.0])
-    assert float(value_and_grad(Shared(), w, None)[0]) == 5.0 and Shared.calls == 1
-    value, grad = value_and_grad(Duck(), w, None)
+    assert float(value_and_grad(Shared())(w, None)[0]) == 5.0 and Shared.calls == 1
+    value, grad = value_and_grad(Duck())(w, None)
     assert float(value) == 5.0 and torch.equal(grad, 2 * w)
 
 

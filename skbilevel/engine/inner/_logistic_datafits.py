@@ -61,7 +61,7 @@ class _LogLossDatafit:
         return self.model.matvec(V.reshape(-1, K * m)).reshape(-1, K, m)
 
     def _point_scores(self, w):  # (n, K) scores of one variable
-        return self._scores(w)[:, :, 0]
+        return self.model.matvec(w.reshape(-1, self.n_columns))
 
     def _back(self, U):
         """``[X, 1]^T U`` for ``U`` of shape ``(n, K, m)``, raveled like the variable."""
@@ -73,8 +73,10 @@ class _LogLossDatafit:
         return self.loss.value(self._decision(w), self.scaled_weight)
 
     def grad(self, w):
+        # One variable: (n, K) scores back to the ((d [+ 1]) K, 1) column, no 3-D detour
+        # (value and gradient run once per L-BFGS evaluation, on small problems too).
         dZ = self.loss.dscores(self._decision(w), self.scaled_weight)
-        return self._back(dZ[:, :, None])
+        return self.model.rmatvec(dZ).reshape(-1, 1)
 
     def hvp(self, w, V):
         """``[X, 1]^T H_Z [X, 1] V`` at ``w`` (``H_Z`` the loss's Hessian in score space)

@@ -199,6 +199,14 @@ class ProximalProblem(InnerProblem):
         free = like.shape[0] - self.n_penalised
         return pen if free == 0 else torch.cat([pen, pen.new_zeros(free, *pen.shape[1:])])
 
+    def value_and_grad(self, w, theta):
+        """Objective and gradient together (smooth penalty): what L-BFGS and HDM ask at
+        every iteration, with one check and the penalised rows split once."""
+        self._require_smooth("value_and_grad")
+        w_pen = w[:self.n_penalised]
+        value = self.datafit.value(w) + self.penalty.value(w_pen, theta)
+        return value, self.datafit.grad(w) + self._pad(self.penalty.grad(w_pen, theta), w)
+
     def grad(self, w, theta):
         """Gradient of the objective ``grad f(w) + grad g(w, theta)``; needs a smooth
         penalty (L2). Proximal solvers use :meth:`smooth_grad` and the prox instead."""

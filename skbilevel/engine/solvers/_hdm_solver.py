@@ -106,7 +106,7 @@ class HDMSolver(InnerSolver):
         memory ``w_prev`` is reset to ``w``.
         """
         check(self, problem, *_SMOOTHNESS_REQUIRES.get(self.smoothness, ()))
-        f, g = value_and_grad(problem, w, theta)
+        f, g = value_and_grad(problem)(w, theta)
         n_matvec = 0
         if isinstance(state, HDMSolverState):
             state = state.hdm
@@ -126,7 +126,7 @@ class HDMSolver(InnerSolver):
     def step(self, problem, w, theta, state: HDMSolverState):
         """One HDM iteration: returns ``(w, state)`` (``w`` unchanged after a null step)."""
         trial = hdm_trial_point(w, state.g, state.hdm)
-        f_trial, g_trial = value_and_grad(problem, trial, theta)
+        f_trial, g_trial = value_and_grad(problem)(trial, theta)
         w, f, g, core = hdm_update(w, state.f, state.g, trial, f_trial, g_trial, state.hdm)
         return w, replace(state, hdm=core, f=f, g=g, n_func_eval=state.n_func_eval + 1,
                           n_grad_eval=state.n_grad_eval + 1)

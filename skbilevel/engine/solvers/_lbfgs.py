@@ -107,6 +107,7 @@ class LBFGS(InnerSolver):
     def solve(self, problem, theta, w0=None, recycle=None) -> InnerSolution:
         """Minimise ``problem`` at ``theta`` from ``w0`` (``recycle`` is ignored)."""
         found = self._check(problem)
+        evaluate = value_and_grad(problem)
         theta = theta.detach()
         like = problem.init_params() if w0 is None else w0.detach()
         scale = _jacobi_scale(problem, found, theta, like)
@@ -120,7 +121,7 @@ class LBFGS(InnerSolver):
             return (w * scale).detach().cpu().double().numpy().ravel()
 
         def fun(x):
-            value, grad = value_and_grad(problem, to_w(x), theta)
+            value, grad = evaluate(to_w(x), theta)
             return float(value), grad.detach().cpu().double().numpy().ravel() / scale_np
 
         def lbfgs(x0, gtol):
@@ -139,8 +140,8 @@ class LBFGS(InnerSolver):
         w = to_w(res.x)
         grad_max = float(np.max(np.abs(res.jac), initial=0.0))
         if grad_max > self.tol and like.numel() <= self.polish_max and can_newton:
-            w, grad_max, n_polish = self._newton_polish(problem, w, theta, grad_max, scale,
-                                                        n_steps=10 if newton else 5)
+            w, grad_max, n_polish = self._newton_polish(problem, evaluate, w, theta, grad_max,
+                                                        scale, n_steps=10 if newton else 5)
             n_eval += n_polish
         if newton and grad_max > self.tol:  # Newton stalled: L-BFGS finishes the job
             res = lbfgs(to_x(w), self.tol)
@@ -163,7 +164,7 @@ class LBFGS(InnerSolver):
                              f"penalty?): use FISTA")
         return found
 
-    def _newton_polish(self, problem, w, theta, grad_max, scale, n_steps=5):
+    def _newton_polish(self, problem, evaluate, w, theta, grad_max, scale, n_steps=5):
         """Newton steps ``w -= H^{-1} g`` while they reduce ``||g / scale||_inf`` (needs
         ``smooth_hvp`` and ``penalty_hessian_diag``). Returns ``(w, ||g / scale||_inf,
         gradient evaluations)``."""
@@ -172,7 +173,7 @@ class LBFGS(InnerSolver):
         for _ in range(n_steps):
             H = problem.smooth_hvp(w, theta, eye) + \
                 torch.diag(problem.penalty_hessian_diag(w, theta).reshape(-1))
-            g = value_and_grad(problem, w, theta)[1]
+            g = evaluate(w, theta)[1]
             # Pseudo-inverse: a multinomial Hessian is singular along a common shift of the
             # intercepts, a direction in which the gradient is zero anyway.
             vals, vecs = torch.linalg.eigh(H)
@@ -180,7 +181,7 @@ class LBFGS(InnerSolver):
             inv = torch.where(keep, 1.0 / torch.where(keep, vals, 1.0), 0.0)
             step = vecs @ (inv[:, None] * (vecs.T @ g.reshape(-1, 1)))
             trial = w - step.reshape(w.shape)
-            trial_max = float((value_and_grad(problem, trial, theta)[1] / scale).abs().max())
+            trial_max = float((evaluate(trial, theta)[1] / scale).abs().max())
             n_eval += 2
             if not trial_max < grad_max:
                 break
