@@ -16,7 +16,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ._tuning import (build_part, contiguous_folds, early_stopping_rows, history_to_arrays,
-                    make_splits, warn_if_not_converged)
+                      make_splits, warn_if_not_converged)
 from ._coordinate_descent import CoordinateDescent
 from .engine import Fold, minimize_hyperparams
 from .engine.hypergrad import METHODS, make_hypergradient

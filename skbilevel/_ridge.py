@@ -14,7 +14,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
 from ._tuning import (build_part, early_stopping_rows, history_to_arrays, make_splits,
-                    warn_if_not_converged)
+                      warn_if_not_converged)
 from ._evidence import evidence_log_penalties
 from ._moments import fold_moments
 from .engine import Fold, minimize_hyperparams
@@ -195,8 +195,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
                  linear_solver="auto", recycle_dim=20, optimizer="lbfgs", max_iter=200,
                  tol=1e-5, alpha_bounds="auto", alpha_shrinkage=0.005, early_stopping="auto",
                  validation_fraction=0.2, n_iter_no_change=10, device="cpu", dtype="float64",
-                 n_jobs=None,
-                 random_state=None, verbose=0):
+                 n_jobs=None, random_state=None, verbose=0):
         self.alpha_init = alpha_init
         self.alpha_per_feature = alpha_per_feature
         self.cv = cv

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from .._capabilities import build
+from .._capabilities import build, provides
 from ..outer import OptimizeOutcome
 from ._stopping import StopSearch
 
@@ -71,8 +71,10 @@ class OptimizerDriver:
             return value / scale, grad.detach().cpu().double().numpy() / scale
 
         options = {}
-        if self.optimizer.accepts_values and ctx.evaluator.holdout is None and \
-                self.penalty is None:
+        # A user's optimizer need not declare it: none is taken as False.
+        accepts_values = provides(self.optimizer, "accepts_values") and \
+            self.optimizer.accepts_values
+        if accepts_values and ctx.evaluator.holdout is None and self.penalty is None:
             options["known"] = [(r["theta"], r["objective"] / scale)
                                 for r in ctx.history if r["phase"] == "grid"]
         try:

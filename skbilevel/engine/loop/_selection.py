@@ -70,20 +70,20 @@ class BestEvaluated(Selection):
     def select(self, ctx, outcome, start, exact):
         history, like = ctx.history, ctx.like
         exact = list(exact)
-        grid_best = min((self._score(r, like) for r, ok in zip(history, exact) if not ok),
-                        default=np.inf)
+        scores = [self._score(r, like) for r in history]  # the penalty once per record
+        grid_best = min((s for s, ok in zip(scores, exact) if not ok), default=np.inf)
         start_solved = any(ok and np.array_equal(r["theta"], start)
                            for r, ok in zip(history, exact))
-        if any(exact) and not start_solved and grid_best < min(
-                self._score(r, like) for r, ok in zip(history, exact) if ok):
+        if any(exact) and not start_solved and \
+                grid_best < min(s for s, ok in zip(scores, exact) if ok):
             # The driver never reached the grid's best value (an approximate one): solve
             # that point properly, so the answer is never worse than the grid.
             ctx.evaluator(ctx.tensor(start), with_grad=False, phase="optimize")
             exact.append(True)
+            scores.append(self._score(history[-1], like))
         if not any(exact):  # no evaluation by the loop's solver (e.g. max_iter=0)
             exact = [True] * len(exact)
-        best = int(np.argmin([self._score(r, like) if ok else np.inf
-                              for r, ok in zip(history, exact)]))
+        best = int(np.argmin([s if ok else np.inf for s, ok in zip(scores, exact)]))
         return ctx.tensor(history[best]["theta"]), history[best]["objective"]
 
 
