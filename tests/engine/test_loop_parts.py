@@ -95,6 +95,9 @@ def test_withheld_values_refuse_parts_that_read_them(make_data):
         OuterLoop(evaluator, driver)
     with pytest.raises(ValueError, match="Stall"):
         OuterLoop(evaluator, driver, stopping=[Stall(3)], selection=LastIterate())
+    with pytest.raises(ValueError, match="holdout"):
+        FoldEvaluator(folds, ClosedFormSolver(), ImplicitDifferentiation(), holdout=folds[0],
+                      reveal_values=False)
     with pytest.raises(ValueError, match="GridScreening"):
         OuterLoop(evaluator, driver, screening=GridScreening([T([1.0])]),
                   selection=AverageIterates())

@@ -81,6 +81,9 @@ class FoldEvaluator:
     def __init__(self, folds, solver, method, *, holdout: Optional[Fold] = None,
                  transform=None, reveal_values=True, keep_solutions=False, n_jobs=None,
                  verbose=0):
+        if holdout is not None and not reveal_values:
+            raise ValueError("a holdout is scored by its value: it cannot be combined with "
+                             "reveal_values=False")
         self.folds = [f if reveal_values else Fold(f.problem, _ValueWithheld(f.criterion))
                       for f in folds]
         self.solver, self.method, self.holdout = solver, method, holdout
