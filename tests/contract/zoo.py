@@ -1,0 +1,80 @@
+"""Every public estimator, its scikit-learn twin and a small problem it fits quickly.
+
+The user contract (``tests/contract``) is parametrised over ``ZOO``: an estimator added to
+the package is added here once and inherits every contract test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LassoCV, ElasticNetCV, LogisticRegression, \
+    LogisticRegressionCV, RidgeCV
+
+import skbilevel
+from skbilevel import (BilevelElasticNetCV, BilevelLassoCV, BilevelLogisticRegressionCV,
+                       BilevelRidgeCV, HDMLogisticRegression)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One estimator of the contract.
+
+    ``make(**params)`` builds it with settings that fit the small problem in well under a
+    second; ``twin`` is the scikit-learn estimator it stands in for; ``classifier`` picks the
+    problem; ``cv`` says whether it cross-validates (takes ``cv`` and routes ``groups``).
+    """
+
+    name: str
+    make: callable
+    twin: callable
+    classifier: bool
+    cv: bool = True
+    fast: dict = field(default_factory=dict)
+
+    def __call__(self, **params):
+        return self.make(**{**self.fast, **params})
+
+
+ZOO = [
+    Entry("BilevelRidgeCV", BilevelRidgeCV, lambda: RidgeCV(cv=5), classifier=False),
+    Entry("BilevelLassoCV", BilevelLassoCV, lambda: LassoCV(cv=5), classifier=False,
+          fast={"max_iter": 20}),
+    Entry("BilevelElasticNetCV", BilevelElasticNetCV, lambda: ElasticNetCV(cv=5),
+          classifier=False, fast={"max_iter": 20}),
+    Entry("BilevelLogisticRegressionCV", BilevelLogisticRegressionCV,
+          lambda: LogisticRegressionCV(cv=5), classifier=True, fast={"max_iter": 20}),
+    Entry("HDMLogisticRegression", HDMLogisticRegression, LogisticRegression,
+          classifier=True, cv=False),
+]
+CV_ZOO = [entry for entry in ZOO if entry.cv]
+
+
+def test_zoo_lists_every_public_estimator():
+    """A new public estimator must join the contract."""
+    public = {name for name in skbilevel.__all__ if name[0].isupper()}
+    assert public == {entry.name for entry in ZOO}
+
+
+def ids(entries):
+    return [entry.name for entry in entries]
+
+
+def parametrize(entries=ZOO):
+    """``@parametrize()``: run a test once per entry, as argument ``entry``."""
+    return pytest.mark.parametrize("entry", entries, ids=ids(entries))
+
+
+def problem(entry, n_samples=90, n_features=6, seed=0):
+    """``(X, y)``: a small regression or binary classification problem for ``entry``."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    coef = rng.standard_normal(n_features)
+    signal = X @ coef
+    if entry.classifier:
+        y = (signal + rng.standard_normal(n_samples) > 0).astype(int)
+    else:
+        y = signal + 0.5 * rng.standard_normal(n_samples) + 1.0
+    return X, y
