@@ -8,7 +8,9 @@
   :class:`StepwiseDriver` (``init / step / terminate``) for fixed-step and single-loop
   methods, e.g. :class:`FixedStepGradientDescent`;
 * selection returns the answer: :class:`BestEvaluated`, :class:`LastIterate`,
-  :class:`AverageIterates`.
+  :class:`AverageIterates`;
+* :class:`Progress` reports every evaluation as it is made (``verbose`` lines, a callback),
+  with a ``describe`` hook that names ``theta`` in the caller's units.
 
 :class:`OuterLoop` runs them; :func:`minimize_hyperparams` is the composition the
 ``Bilevel*CV`` estimators use, and :func:`broadcast_first_stage` joins a shared-penalty
@@ -22,6 +24,7 @@ from ._drivers import (DRIVERS, FixedStepGradientDescent, OptimizerDriver, Stepw
 from ._evaluator import Fold, FoldEvaluator
 from ._facade import minimize_hyperparams
 from ._outer_loop import OuterLoop
+from ._progress import Progress, format_theta
 from ._screening import GridScreening
 from ._selection import AverageIterates, BestEvaluated, LastIterate, Selection
 from ._stages import broadcast_first_stage
@@ -31,5 +34,6 @@ from ._transforms import ClipGradient, GradientTransform
 __all__ = ["DRIVERS", "AverageIterates", "BestEvaluated", "ClipGradient",
            "FixedStepGradientDescent", "Fold", "FoldEvaluator", "GradientTransform",
            "GridScreening", "HoldoutPatience", "LastIterate", "LoopContext", "OptimizerDriver",
-           "OuterLoop", "Selection", "Stall", "StepwiseDriver", "StopSearch", "StoppingRule",
-           "broadcast_first_stage", "make_driver", "minimize_hyperparams"]
+           "OuterLoop", "Progress", "Selection", "Stall", "StepwiseDriver", "StopSearch",
+           "StoppingRule", "broadcast_first_stage", "format_theta", "make_driver",
+           "minimize_hyperparams"]

@@ -63,4 +63,7 @@ class LoopContext:
                "n_inner_iter": 0, "n_linsys_iter": 0, "n_matvec": 0, "inner_converged": True,
                **fields}
         self.history.append(rec)
+        progress = getattr(self.evaluator, "progress", None)
+        if progress is not None:
+            progress.report(rec)
         return rec

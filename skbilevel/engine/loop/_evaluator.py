@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed
 
+from ._progress import Progress
 from ._transforms import as_transform
 
 
@@ -75,12 +76,15 @@ class FoldEvaluator:
     n_jobs : int or None
         Folds evaluated in parallel through joblib (threads).
     verbose : int
-        0 silent, 1 one line per optimisation call, 2 also the grid calls.
+        Without ``progress``: 0 silent, 1 one line per call (see :class:`Progress`), 2
+        with the hypergradient norm and iteration counts.
+    progress : Progress or None
+        Reports every record as soon as it is made (takes precedence over ``verbose``).
     """
 
     def __init__(self, folds, solver, method, *, holdout: Optional[Fold] = None,
                  transform=None, reveal_values=True, keep_solutions=False, n_jobs=None,
-                 verbose=0):
+                 verbose=0, progress: Optional[Progress] = None):
         if holdout is not None and not reveal_values:
             raise ValueError("a holdout is scored by its value: it cannot be combined with "
                              "reveal_values=False")
@@ -89,7 +93,8 @@ class FoldEvaluator:
         self.solver, self.method, self.holdout = solver, method, holdout
         self.transform = None if transform is None else as_transform(transform)
         self.reveal_values = reveal_values
-        self.n_jobs, self.verbose = n_jobs, verbose
+        self.n_jobs = n_jobs
+        self.progress = Progress(verbose) if progress is None and verbose else progress
         self.solution_path = [] if keep_solutions else None
         self.warm = [None] * len(self.folds)
         self.holdout_warm = None
@@ -148,8 +153,8 @@ class FoldEvaluator:
         self.history.append(record)
         if self.solution_path is not None:
             self.solution_path.append([r.w.detach() for r in results])
-        if self.verbose and (phase != "grid" or self.verbose > 1):
-            print_record(len(self.history), record)
+        if self.progress is not None:
+            self.progress.report(record)
         return value, grad
 
     @property
@@ -157,13 +162,3 @@ class FoldEvaluator:
         """The folds' inner solutions at the last call (warm starts of a refit)."""
         return [w.w for w in self.warm if w is not None]
 
-
-def print_record(k, rec):
-    """One line of ``verbose`` output for the ``k``-th record."""
-    theta = rec["theta"]
-    alpha = (f"alpha={np.exp(theta[0]):.4g}" if theta.size == 1 else
-             f"alpha in [{np.exp(theta.min()):.3g}, {np.exp(theta.max()):.3g}]")
-    extra = f"  holdout={rec['holdout_objective']:.6g}" if "holdout_objective" in rec else ""
-    print(f"[skbilevel] {rec['phase']:>8} eval {k:3d}  cv={rec['objective']:.6g}{extra}  "
-          f"|grad|={rec['grad_norm']:.2e}  {alpha}  inner={rec['n_inner_iter']} "
-          f"krylov={rec['n_linsys_iter']}  t={rec['time']:.2f}s", flush=True)

@@ -10,6 +10,7 @@ from .._results import OuterResult
 from ._drivers import OptimizerDriver
 from ._evaluator import Fold, FoldEvaluator
 from ._outer_loop import OuterLoop
+from ._progress import Progress
 from ._screening import GridScreening
 from ._selection import BestEvaluated
 from ._stopping import HoldoutPatience, Stall
@@ -22,7 +23,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
                          grid_path_length: Optional[int] = None, grid_solver=None,
                          stall_patience: Optional[int] = None, stall_tol: float = 1e-7,
                          local_radius=None, keep_solution_path: bool = False, n_jobs=None,
-                         verbose: int = 0) -> OuterResult:
+                         verbose: int = 0, progress: Optional[Progress] = None
+                         ) -> OuterResult:
     """Minimise the fold-averaged outer criterion over ``theta`` by hypergradients.
 
     A facade over :class:`OuterLoop` with the parts the ``Bilevel*CV`` estimators use: a
@@ -75,7 +77,12 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     n_jobs : int or None
         Folds evaluated in parallel through joblib.
     verbose : int
-        0 silent, 1 one line per evaluation, 2 also the grid evaluations.
+        0 silent, 1 one line per evaluation (the grid's included) as it is made, 2 with the
+        hypergradient norm and iteration counts (see :class:`Progress`).
+    progress : Progress or None
+        Reports every evaluation, in place of ``verbose``: a caller passes one with its own
+        ``describe`` (the hyperparameters in its units), clock and callback, and can pass
+        the same one to several calls (stages of one search) to number them as one.
 
     Returns
     -------
@@ -86,7 +93,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         holdout_objective.
     """
     evaluator = FoldEvaluator(folds, solver, method, holdout=holdout, n_jobs=n_jobs,
-                              verbose=verbose, keep_solutions=keep_solution_path)
+                              verbose=verbose, progress=progress,
+                              keep_solutions=keep_solution_path)
     candidates = [] if start_grid is None else list(start_grid)
     screening = None
     if candidates:
