@@ -8,6 +8,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
 from ._duality_gap import duality_gap
+from ._progress import FitProgress
 from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
 from .engine.inner import L1, ElasticNet, ProximalProblem, WeightedL1
 from .engine.outer import HeldOutMSE
@@ -61,7 +62,11 @@ _COMMON_PARAMS = """cv : int, cross-validation generator or iterable, default=5
     n_jobs : int, default=None
         Folds solved in parallel through joblib.
     verbose : int, default=0
-        Progress of the outer loop."""
+        0 prints nothing. 1 prints, as the fit goes: a header (data, folds,
+        hyperparameters), the screening grid's range, one line per CV evaluation (the grid's
+        included) with the seconds since ``fit`` began, the CV error and the
+        hyperparameters, and a final line (the chosen values, total time, ``n_iter_``).
+        2 adds the hypergradient norm and inner iteration counts to each evaluation."""
 
 
 class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
@@ -115,12 +120,13 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
         self : object
             Fitted estimator.
         """
+        progress = FitProgress(self, self._user_params)  # the clock starts with fit
         X, y = validate_data(self, X, y, accept_sparse="csr", y_numeric=True,
                              dtype=[np.float64, np.float32])
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
         problem, solution, theta, _ = self._fit_proximal(X, y.astype(np.float64),
-                                                         sample_weight)
+                                                         sample_weight, progress)
         w = solution.w
         self._set_hyperparams(theta)
         # LassoCV's path attributes, over the points this search evaluated.
@@ -321,6 +327,7 @@ class BilevelElasticNetCV(_LinearRegressionCV):
     """.format(params=_COMMON_PARAMS)
 
     _grid_patience = 2  # along each l1_ratio's path of alphas
+    _hyper_names = ("alpha", "l1_ratio")
     _grid_path_length = len(_ENET_ALPHA_GRID)
     _grid_step = np.log(_ENET_ALPHA_GRID[0] / _ENET_ALPHA_GRID[1])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 
 from ._classifier import LinearClassifierOutputs, encode_classes
+from ._progress import FitProgress
 from .engine.hdm import VARIANTS
 from .engine.inner import L2, ProximalProblem
 from .engine.solvers import HDMSolver
@@ -20,6 +22,10 @@ from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 from .utils._threads import single_threaded_if_small
 
 _HISTORY_KEYS = ("objective", "grad_inf_norm", "P_mean", "P_min", "P_max", "beta", "accepted")
+# verbose=1 reports these evaluations, then every 100th: quick feedback at the start, then
+# at most max_iter / 100 lines however long the fit (each line at most ~100 gradients apart).
+_FIRST_REPORTED = (1, 2, 5, 10, 20, 50)
+_REPORT_EVERY = 100
 
 
 class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstimator):
@@ -69,8 +75,10 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstima
         Unused: HDM and its smoothness estimate are deterministic. Kept so that the
         estimator drops into code that sets it.
     verbose : int, default=0
-        Print the objective, gradient norm, stepsizes and momentum every ``max(1, 100 //
-        verbose)`` evaluations.
+        0 prints nothing. 1 prints a header, then the seconds since ``fit`` began, the
+        objective, the gradient's infinity norm, the mean stepsize and the momentum at
+        evaluations 1, 2, 5, 10, 20, 50 and every 100th, and a final line (total time,
+        iterations). 2 prints every evaluation.
 
     Attributes
     ----------
@@ -174,8 +182,12 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstima
         self : object
             Fitted estimator.
         """
+        progress = FitProgress(self)  # the clock starts with fit
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
         codes, sample_weight = encode_classes(self, y, X, sample_weight)
+        progress.say(f"fit on {X.shape[0]} samples x {X.shape[1]} features, "
+                     f"{len(self.classes_)} classes: C={self.C:.4g}, {self.variant}, "
+                     f"max_iter={self.max_iter}")
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
         to_t = lambda a: to_tensor(a, dtype, device)  # noqa: E731
         problem = self._problem(to_t(X), torch.as_tensor(codes, device=device),
@@ -186,8 +198,9 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstima
                            tol=self.tol, max_iter=self.max_iter, record_history=True,
                            smoothness=_hdm_smoothness(problem, theta))
         sol = solver.solve(problem, theta, w0=self._warm_start_point(problem, dtype, device),
-                           callback=self._progress if self.verbose else None)
+                           callback=partial(self._progress, progress) if self.verbose else None)
         self._store(problem, sol)
+        progress.done({"C": self.C}, n_iter=sol.n_iter)
         if not sol.converged:
             warnings.warn(f"HDM did not reach tol={self.tol} (gradient infinity norm "
                           f"{self.history_['grad_inf_norm'][-1]:.2e}) within max_iter="
@@ -214,13 +227,13 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstima
         rows = [self.coef_.T] + ([self.intercept_[None, :]] if self.fit_intercept else [])
         return torch.as_tensor(np.vstack(rows), dtype=dtype, device=device).reshape(w0.shape)
 
-    def _progress(self, w, state):
-        every = max(1, 100 // int(self.verbose))
-        if state.n_grad_eval % every == 0 or state.n_grad_eval == 1:
+    def _progress(self, progress, w, state):
+        k = state.n_grad_eval
+        if self.verbose > 1 or k in _FIRST_REPORTED or k % _REPORT_EVERY == 0:
             hdm = state.hdm
-            print(f"[HDMLogisticRegression] eval {state.n_grad_eval:5d}  f={float(state.f):.8g}"
-                  f"  |grad|_inf={float(state.g.abs().max()):.2e}  P mean="
-                  f"{float(hdm.P.mean()):.3g}  beta={float(hdm.beta):.3f}", flush=True)
+            progress.say(f"eval {k:5d}  t={progress.elapsed:.2f}s  f={float(state.f):.8g}"
+                         f"  |grad|_inf={float(state.g.abs().max()):.2e}  P mean="
+                         f"{float(hdm.P.mean()):.3g}  beta={float(hdm.beta):.3f}")
 
     def _store(self, problem, sol):
         coef = to_numpy(problem.datafit.coef(sol.w))

@@ -9,6 +9,7 @@ import torch
 from sklearn.base import ClassifierMixin
 
 from ._classifier import LinearClassifierOutputs, encode_classes
+from ._progress import FitProgress
 from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
 from .engine.inner import L1, L2, ProximalProblem, Shifted, WeightedL1
 from .engine.outer import HeldOutLogLoss
@@ -82,7 +83,11 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     n_jobs : int, default=None
         Folds solved in parallel through joblib.
     verbose : int, default=0
-        Progress of the outer loop.
+        0 prints nothing. 1 prints, as the fit goes: a header (data, folds,
+        hyperparameters), the screening grid's range of ``C``, one line per CV evaluation
+        (the grid's included) with the seconds since ``fit`` began, the CV log-loss and
+        ``C``, and a final line (the chosen ``C``, total time, ``n_iter_``). 2 adds the
+        hypergradient norm and inner iteration counts to each evaluation.
 
     Attributes
     ----------
@@ -150,6 +155,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     }
     _classifier = True
     _keep_solution_path = True  # coefs_paths_
+    _hyper_names = ("C",)
     _grid_step = np.log(10.0) * (_LOG_C_GRID[1] - _LOG_C_GRID[0])
 
     @property
@@ -234,9 +240,10 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         self : object
             Fitted estimator.
         """
+        progress = FitProgress(self, self._user_params)  # the clock starts with fit
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
         codes, sample_weight = encode_classes(self, y, X, sample_weight)
-        problem, solution, theta, path = self._fit_proximal(X, codes, sample_weight)
+        problem, solution, theta, path = self._fit_proximal(X, codes, sample_weight, progress)
         C = np.exp(-to_numpy(theta))
         self.C_ = C if self.C_per_feature else float(C[0])
         coef, intercept = self._coef_intercept(problem.datafit, solution.w)

@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator
 from ._tuning import (build_part, contiguous_folds, early_stopping_rows, history_to_arrays,
                       make_splits, warn_if_not_converged)
 from ._coordinate_descent import CoordinateDescent
+from ._progress import FitProgress
 from .engine import Fold, minimize_hyperparams
 from .engine.hypergrad import METHODS, make_hypergradient
 from .engine.inner import ProximalProblem, Shifted
@@ -25,7 +26,7 @@ from .engine.loop import broadcast_first_stage
 from .engine.outer import make_optimizer
 from .engine.solvers import SOLVERS, make_inner_solver
 from .utils._sklearn_compat import Interval, StrOptions
-from .utils._tensor import resolve_device, resolve_dtype, to_tensor
+from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 
 # The hypergradient options: "implicit" differentiates the optimality conditions on the
 # support of the (sparse) solution.
@@ -128,6 +129,7 @@ class BaseProximalCV(BaseEstimator):
     _grid_path_length = None  # candidates per path (None: the grid is one path)
     _grid_step = None  # spacing of the grid in theta (sets the optimizer's first step)
     _keep_solution_path = False  # the folds' solutions at every evaluation (coefs_paths_)
+    _hyper_names = ("alpha",)  # the shared stage's hyperparameters, as _user_params names them
 
     # -- hooks of the subclasses -----------------------------------------------------------
     def _problem(self, X, y, sample_weight, penalty):
@@ -215,10 +217,12 @@ class BaseProximalCV(BaseEstimator):
         return build_part(make_inner_solver, _SOLVERS, name, step=self.step,
                           max_iter=self.inner_max_iter, tol=tol)
 
-    def _fit_proximal(self, X, y, sample_weight):
+    def _fit_proximal(self, X, y, sample_weight, progress=None):
         """Tune on K folds, then refit on all the data. Returns the refitted problem, its
         :class:`InnerSolution`, ``theta`` and the folds' solutions at every evaluation
-        (when ``_keep_solution_path``; the subclass turns them into fitted attributes)."""
+        (when ``_keep_solution_path``; the subclass turns them into fitted attributes).
+        ``progress`` is the fit's :class:`FitProgress` (made when ``fit`` began)."""
+        progress = FitProgress(self, self._user_params) if progress is None else progress
         d = X.shape[1]
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
 
@@ -229,6 +233,10 @@ class BaseProximalCV(BaseEstimator):
         shared, per_feature = self._penalties(d)
         rows, held = self._holdout_rows(X.shape[0], per_feature)
         splits = make_splits(self.cv, X, y, rows, classifier=self._classifier)
+        names = ", ".join(self._hyper_names)
+        progress.header(X, len(splits), len(self._hyper_names) if per_feature is None else
+                        per_feature.n_hyper, names if per_feature is None else
+                        f"{names} shared, then one per feature")
 
         def fold(train, val, X=X, y=y, sample_weight=sample_weight):
             problem = self._problem(to_t(X[train]), y_t(y[train]),
@@ -255,7 +263,7 @@ class BaseProximalCV(BaseEstimator):
                     optimizer=make_optimizer("lbfgs", max_iter=self.max_iter, tol=self.tol),
                     stall_patience=_STALL_PATIENCE, stall_tol=self.tol * 0.1,
                     keep_solution_path=self._keep_solution_path, n_jobs=self.n_jobs,
-                    verbose=self.verbose)
+                    progress=progress.loop)
         candidates, bounds = self._grid(full)
         grid = torch.as_tensor(candidates, dtype=dtype, device=device)
         # The optimum lies within a grid step of the best candidate: a first step of half
@@ -269,6 +277,7 @@ class BaseProximalCV(BaseEstimator):
         # quasi-Newton method's line searches); several: L-BFGS-B.
         optimizer = make_optimizer("bracket" if grid.shape[1] == 1 else "lbfgs",
                                    max_iter=self.max_iter, tol=self.tol, first_step=first_step)
+        progress.grid(to_numpy(grid), "screening grid")
         result = minimize_hyperparams(
             folds, grid[0], start_grid=grid[1:], bounds=bounds, local_radius=radius,
             grid_patience=self._grid_patience, grid_path_length=self._grid_path_length,
@@ -293,6 +302,8 @@ class BaseProximalCV(BaseEstimator):
             # holdout, or else the CV error, picks the better one).
             starts = adaptive_starts(tuning_rows, first.theta, per_feature.n_hyper, box,
                                      solver)
+            progress.grid([to_numpy(theta0)] + [to_numpy(s) for s in starts],
+                          "per-feature starting points")
             result = minimize_hyperparams(
                 staged, theta0, start_grid=torch.stack(starts) if starts else None,
                 bounds=box, holdout=holdout, n_iter_no_change=self.n_iter_no_change, **tune)
@@ -307,8 +318,9 @@ class BaseProximalCV(BaseEstimator):
                                          inner_tol * _REFIT_TOL)
         # Like LogisticRegressionCV: start from the mean of the folds' solutions.
         w0 = torch.stack(result.fold_solutions).mean(0) if result.fold_solutions else None
-        return refit, refit_solver.solve(refit, result.theta, w0), result.theta, \
-            result.solution_path
+        solution = refit_solver.solve(refit, result.theta, w0)
+        progress.done(self._user_params(to_numpy(result.theta)), self.best_score_, self.n_iter_)
+        return refit, solution, result.theta, result.solution_path
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

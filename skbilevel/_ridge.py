@@ -17,6 +17,7 @@ from ._tuning import (build_part, early_stopping_rows, history_to_arrays, make_s
                       warn_if_not_converged)
 from ._evidence import evidence_log_penalties
 from ._moments import fold_moments
+from ._progress import FitProgress
 from .engine import Fold, minimize_hyperparams
 from .engine.hypergrad import make_hypergradient
 from .engine.loop import broadcast_first_stage
@@ -242,6 +243,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         self : object
             Fitted estimator.
         """
+        progress = FitProgress(self, self._user_params)
         X, y = validate_data(self, X, y, accept_sparse="csr", multi_output=True,
                              y_numeric=True, dtype=[np.float64, np.float32])
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
@@ -255,6 +257,9 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         rows, held = early_stopping_rows(self.early_stopping, n, n_hyper > 1,
                                          self.validation_fraction, self.random_state)
         splits = make_splits(self._cv(n_hyper), X, Y, rows)
+        progress.header(X, len(splits), n_hyper, "alpha" if n_hyper == 1 else
+                        "alpha per feature" if self.alpha_per_feature is True else
+                        "alpha per group of features")
         solver, method = self._engine(X, d, dtype)
         shared = torch.zeros(d, dtype=torch.long, device=device)
 
@@ -293,13 +298,14 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
                        optimizer=make_optimizer(self.optimizer, max_iter=self.max_iter,
                                                 tol=self.tol),
                        bounds=bounds, holdout=holdout, n_iter_no_change=self.n_iter_no_change,
-                       n_jobs=self.n_jobs, verbose=self.verbose)
+                       n_jobs=self.n_jobs, progress=progress.loop)
         # Stage 1, one alpha from the better of alpha_init and a coarse log-grid: the whole
         # answer for a shared alpha, the safety net and the starting point otherwise.
         coarse = _GRID if isinstance(solver, ClosedFormSolver) else _GRID_MATRIX_FREE
         grid = torch.as_tensor(np.log(scale * coarse), dtype=dtype, device=device)[:, None]
-        result = tune(folds, torch.full((1,), float(np.log(self.alpha_init)), dtype=dtype,
-                                        device=device), start_grid=grid)
+        theta0 = torch.full((1,), float(np.log(self.alpha_init)), dtype=dtype, device=device)
+        progress.grid([to_numpy(theta0)] + list(to_numpy(grid)), "alpha_init and grid")
+        result = tune(folds, theta0, start_grid=grid)
         g_t = torch.as_tensor(groups, device=device)
         if n_hyper > 1:
             scalar = result
@@ -307,6 +313,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
                                               shared, total if len(rows) >= d else None)
             starts = self._per_feature_starts(tuning_rows, g_t, n_hyper, scalar.theta,
                                               solver, bounds)
+            progress.grid(to_numpy(starts), "per-feature starting points")
             regrouped = [Fold(f.problem.regroup(g_t), f.criterion) for f in folds]
             if holdout is not None:
                 holdout = Fold(holdout.problem.regroup(g_t), holdout.criterion)
@@ -323,11 +330,11 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         self.best_score_ = -float(result.value)
         # At least the one gradient evaluation that confirmed the starting point.
         self.n_iter_ = max(1, result.n_iter)
-        self.history_ = history_to_arrays(
-            result.history, lambda t: self._alpha_from_theta(np.asarray(t), None))
+        self.history_ = history_to_arrays(result.history, self._user_params)
         self._refit(self._whole_problem(X, Y, sample_weight, to_t, g_t,
                                         total if held is None and n >= d else None),
                     theta, solver, y.ndim, X.dtype)
+        progress.done({"alpha": self.alpha_}, self.best_score_, self.n_iter_)
         return self
 
     def predict(self, X):
@@ -369,6 +376,10 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
             return RepeatedKFold(n_splits=self.cv, n_repeats=repeats,
                                  random_state=self.random_state)
         return self.cv
+
+    def _user_params(self, theta):
+        """``{"alpha": ...}`` at ``theta`` (one value per entry of ``theta``)."""
+        return {"alpha": self._alpha_from_theta(np.asarray(theta), None)}
 
     def _alpha_from_theta(self, theta, groups):
         alpha = np.exp(theta)
