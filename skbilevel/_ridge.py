@@ -123,7 +123,12 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the repeated K-fold shuffles and the early-stopping split.
     verbose : int, default=0
-        1 prints one line per outer evaluation, 2 also the grid evaluations.
+        0 prints nothing. 1 prints, as the fit goes: a header (data, folds, number of
+        penalties), the range of the starting grid, one line per CV evaluation (the grid's
+        included) with the seconds since ``fit`` began, the CV error (and the held-out
+        error with early stopping) and ``alpha`` (its min / median / max when there are
+        several), and a final line (``alpha_``, total time, ``n_iter_``). 2 adds the
+        hypergradient norm and the inner and Krylov iteration counts.
 
     Attributes
     ----------
