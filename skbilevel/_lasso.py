@@ -125,6 +125,7 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
                              dtype=[np.float64, np.float32])
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
+        progress.begin(X, y, sample_weight)
         problem, solution, theta, _ = self._fit_proximal(X, y.astype(np.float64),
                                                          sample_weight, progress)
         w = solution.w
@@ -138,6 +139,7 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
         self.coef_ = to_numpy(w)[:, 0].astype(X.dtype)
         self.intercept_ = float(to_numpy(problem.intercept(w))[0]) \
             if self.fit_intercept else 0.0
+        progress.done(self._user_params(to_numpy(theta)), self.best_score_, self.n_iter_)
         return self
 
     def predict(self, X):

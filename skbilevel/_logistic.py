@@ -16,8 +16,8 @@ from ._progress import FitProgress
 from .engine.hdm import VARIANTS
 from .engine.inner import L2, ProximalProblem
 from .engine.solvers import HDMSolver
-from .utils._sklearn_compat import (Interval, StrOptions, _fit_context,
-                                    validate_data)
+from .utils._sklearn_compat import (CallbackSupportMixin, Interval, StrOptions,
+                                    _fit_context, validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 from .utils._threads import single_threaded_if_small
 
@@ -28,7 +28,8 @@ _FIRST_REPORTED = (1, 2, 5, 10, 20, 50)
 _REPORT_EVERY = 100
 
 
-class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstimator):
+class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSupportMixin,
+                            BaseEstimator):
     """L2-regularised logistic regression fitted by hypergradient descent (HDM).
 
     The model and objective of ``LogisticRegression(penalty="l2")``: the mean (weighted)
@@ -185,6 +186,7 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstima
         progress = FitProgress(self)  # the clock starts with fit
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
         codes, sample_weight = encode_classes(self, y, X, sample_weight)
+        progress.begin(X, y, sample_weight)
         progress.say(f"fit on {X.shape[0]} samples x {X.shape[1]} features, "
                      f"{len(self.classes_)} classes: C={self.C:.4g}, {self.variant}, "
                      f"max_iter={self.max_iter}")
@@ -198,7 +200,7 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstima
                            tol=self.tol, max_iter=self.max_iter, record_history=True,
                            smoothness=_hdm_smoothness(problem, theta))
         sol = solver.solve(problem, theta, w0=self._warm_start_point(problem, dtype, device),
-                           callback=partial(self._progress, progress) if self.verbose else None)
+                           callback=partial(self._progress, progress))
         self._store(problem, sol)
         progress.done({"C": self.C}, n_iter=sol.n_iter)
         if not sol.converged:
@@ -229,7 +231,9 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstima
 
     def _progress(self, progress, w, state):
         k = state.n_grad_eval
-        if self.verbose > 1 or k in _FIRST_REPORTED or k % _REPORT_EVERY == 0:
+        progress.task("HDM iteration")
+        if self.verbose and (self.verbose > 1 or k in _FIRST_REPORTED or
+                             k % _REPORT_EVERY == 0):
             hdm = state.hdm
             progress.say(f"eval {k:5d}  t={progress.elapsed:.2f}s  f={float(state.f):.8g}"
                          f"  |grad|_inf={float(state.g.abs().max()):.2e}  P mean="

@@ -243,6 +243,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         progress = FitProgress(self, self._user_params)  # the clock starts with fit
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
         codes, sample_weight = encode_classes(self, y, X, sample_weight)
+        progress.begin(X, y, sample_weight)
         problem, solution, theta, path = self._fit_proximal(X, codes, sample_weight, progress)
         C = np.exp(-to_numpy(theta))
         self.C_ = C if self.C_per_feature else float(C[0])
@@ -257,6 +258,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         self.scores_ = -self.history_["fold_objectives"].T[:, None, :]
         rows = [[self._dof_rows(problem.datafit, w) for w in folds] for folds in path]
         self.coefs_paths_ = np.asarray(rows).transpose(1, 0, 2, 3)[:, None]
+        progress.done({"C": self.C_}, self.best_score_, self.n_iter_)
         return self
 
     def _dof_rows(self, datafit, w):

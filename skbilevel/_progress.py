@@ -4,6 +4,13 @@ The engine reports each evaluation through :class:`~skbilevel.engine.loop.Progre
 module gives it the estimator's names and units (``describe``) and one clock started when
 ``fit`` begins, and prints the lines around the search: a header before any heavy work,
 the screening grid, the per-feature stage and a final line.
+
+With scikit-learn >= 1.9 it also drives the estimator's callbacks (``set_callbacks``,
+e.g. ``sklearn.callback.ProgressBar``): the fit is the root task and every evaluation (an
+HDM iteration for :class:`HDMLogisticRegression`) one subtask, their number not known in
+advance. A subtask is reported once it is done (its begin and end hooks back to back, with
+no data: an evaluation fits the folds, not the whole training set), and a callback's
+request to stop is not honoured yet, as in scikit-learn's own ``LogisticRegression``.
 """
 
 from __future__ import annotations
@@ -61,6 +68,24 @@ class FitProgress:
         describe = None if to_user is None else (lambda theta: format_params(to_user(theta)))
         self.loop = Progress(self.verbose, describe=describe, prefix=f"[{self.name}]",
                              start=self.start)
+        self.estimator, self.context, self.data = estimator, None, {}
+
+    def begin(self, X, y, sample_weight=None) -> None:
+        """Open the fit's callback task (scikit-learn >= 1.9), on the validated data."""
+        if not hasattr(self.estimator, "_init_callback_context"):
+            return
+        self.data = {"X": X, "y": y, "metadata": None if sample_weight is None else
+                     {"sample_weight": sample_weight}}
+        self.context = self.estimator._init_callback_context(max_subtasks=None)
+        self.context.call_on_fit_task_begin(estimator=self.estimator, **self.data)
+        self.loop.callback = lambda k, record: self.task(f"{record['phase']} evaluation")
+
+    def task(self, name) -> None:
+        """Report one finished subtask (an evaluation) to the callbacks."""
+        if self.context is not None:
+            sub = self.context.subcontext(task_name=name)
+            sub.call_on_fit_task_begin(estimator=self.estimator)
+            sub.call_on_fit_task_end(estimator=self.estimator)
 
     @property
     def elapsed(self) -> float:
@@ -82,7 +107,11 @@ class FitProgress:
             self.say(f"{what}: {len(points)} points, {format_ranges(points)}")
 
     def done(self, params: dict, score=None, n_iter=None) -> None:
-        """The last line: the chosen hyperparameters, the total time and the iterations."""
+        """The last line: the chosen hyperparameters, the total time and the iterations;
+        closes the fit's callback task (call it once the fitted attributes are set)."""
+        if self.context is not None:
+            self.context.call_on_fit_task_end(estimator=self.estimator, **self.data,
+                                              reconstruction_attributes={})
         if self.verbose:
             cv = "" if score is None else f", cv={-score:.6g}"
             evals = f", {self.loop.count} evaluations" if self.loop.count else ""

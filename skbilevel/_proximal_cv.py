@@ -25,7 +25,7 @@ from .engine.inner import ProximalProblem, Shifted
 from .engine.loop import broadcast_first_stage
 from .engine.outer import make_optimizer
 from .engine.solvers import SOLVERS, make_inner_solver
-from .utils._sklearn_compat import Interval, StrOptions
+from .utils._sklearn_compat import CallbackSupportMixin, Interval, StrOptions
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 
 # The hypergradient options: "implicit" differentiates the optimality conditions on the
@@ -106,7 +106,7 @@ def adaptive_starts(problem, theta, n_hyper, box, solver, scales=_ADAPTIVE_SCALE
     return [(theta + np.log(scale) + log_ratio).clamp(*box) for scale in scales]
 
 
-class BaseProximalCV(BaseEstimator):
+class BaseProximalCV(CallbackSupportMixin, BaseEstimator):
     """Base class: see the subclasses for the parameters' documentation."""
 
     _parameter_constraints: dict = {
@@ -221,7 +221,8 @@ class BaseProximalCV(BaseEstimator):
         """Tune on K folds, then refit on all the data. Returns the refitted problem, its
         :class:`InnerSolution`, ``theta`` and the folds' solutions at every evaluation
         (when ``_keep_solution_path``; the subclass turns them into fitted attributes).
-        ``progress`` is the fit's :class:`FitProgress` (made when ``fit`` began)."""
+        ``progress`` is the fit's :class:`FitProgress` (made when ``fit`` began; the
+        subclass calls its ``done`` once the fitted attributes are set)."""
         progress = FitProgress(self, self._user_params) if progress is None else progress
         d = X.shape[1]
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
@@ -318,9 +319,8 @@ class BaseProximalCV(BaseEstimator):
                                          inner_tol * _REFIT_TOL)
         # Like LogisticRegressionCV: start from the mean of the folds' solutions.
         w0 = torch.stack(result.fold_solutions).mean(0) if result.fold_solutions else None
-        solution = refit_solver.solve(refit, result.theta, w0)
-        progress.done(self._user_params(to_numpy(result.theta)), self.best_score_, self.n_iter_)
-        return refit, solution, result.theta, result.solution_path
+        return refit, refit_solver.solve(refit, result.theta, w0), result.theta, \
+            result.solution_path
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

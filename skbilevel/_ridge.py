@@ -25,8 +25,8 @@ from .engine.inner import RidgeProblem
 from .engine.linalg import LINEAR_SOLVERS, make_linear_solver
 from .engine.outer import HeldOutMSE, make_optimizer
 from .engine.solvers import ClosedFormSolver, make_inner_solver
-from .utils._sklearn_compat import (Interval, StrOptions, _check_sample_weight, _fit_context,
-                                    validate_data)
+from .utils._sklearn_compat import (CallbackSupportMixin, Interval, StrOptions,
+                                    _check_sample_weight, _fit_context, validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 from .utils._threads import single_threaded_if_small
 
@@ -43,7 +43,7 @@ _GRID = np.logspace(6, -6, 13)
 _GRID_MATRIX_FREE = np.logspace(6, -6, 7)
 
 
-class BilevelRidgeCV(RegressorMixin, BaseEstimator):
+class BilevelRidgeCV(RegressorMixin, CallbackSupportMixin, BaseEstimator):
     """Ridge regression with its penalty tuned by K-fold CV hypergradients.
 
     Minimises the cross-validated mean squared error over ``log(alpha)`` by following its
@@ -254,6 +254,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
         n, d = X.shape
+        progress.begin(X, y, sample_weight)
         groups, n_hyper = self._feature_groups(d)
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
         Y = y.reshape(n, -1)

@@ -4,4 +4,11 @@ from sklearn.base import _fit_context  # noqa: F401
 from sklearn.utils._param_validation import Interval, StrOptions  # noqa: F401
 from sklearn.utils.validation import _check_sample_weight, validate_data  # noqa: F401
 
-__all__ = ["_fit_context", "Interval", "StrOptions", "_check_sample_weight", "validate_data"]
+try:  # scikit-learn >= 1.9: set_callbacks(ProgressBar(), ...) on the estimators
+    from sklearn.callback import CallbackSupportMixin
+except ImportError:  # older: no callback API, nothing to support
+    class CallbackSupportMixin:
+        """Stand-in for scikit-learn < 1.9, which has no callback API."""
+
+__all__ = ["_fit_context", "CallbackSupportMixin", "Interval", "StrOptions",
+           "_check_sample_weight", "validate_data"]

@@ -150,3 +150,53 @@ def test_hdm_reports_with_elapsed_time(capsys):
         entry(verbose=2, tol=0.0, max_iter=30).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 + 30  # every evaluation
+
+
+class _Recording:
+    """A scikit-learn callback (the FitCallback protocol) that records its hooks."""
+
+    def __init__(self):
+        self.calls = []
+
+    def setup(self, estimator, context):
+        self.calls.append(("setup", None))
+
+    def teardown(self, estimator, context):
+        self.calls.append(("teardown", None))
+
+    def on_fit_task_begin(self, estimator, context, *, X=None, fitted_estimator=None):
+        self.calls.append(("begin", context.task_name, X is not None))
+
+    def on_fit_task_end(self, estimator, context, *, X=None, fitted_estimator=None):
+        self.calls.append(("end", context.task_name, fitted_estimator))
+
+
+@parametrize()
+def test_sklearn_callbacks_see_the_fit_and_every_evaluation(entry):
+    pytest.importorskip("sklearn.callback")  # scikit-learn >= 1.9
+    X, y = problem(entry)
+    callback = _Recording()
+    est = entry().set_callbacks(callback).fit(X, y)
+    calls = callback.calls
+    assert calls[0] == ("setup", None) and calls[-1] == ("teardown", None)
+    assert calls[1] == ("begin", "fit", True)  # the root task, on the training data
+    assert calls[-2][:2] == ("end", "fit")
+    fitted = calls[-2][2]  # a copy of the fitted estimator, ready to predict
+    np.testing.assert_array_equal(fitted.predict(X), est.predict(X))
+    subtasks = calls[2:-2]
+    n = len(est.history_["objective"])  # per evaluation; for HDM, per iteration
+    assert len(subtasks) == 2 * n
+    assert all(c[0] == ("begin", "end")[i % 2] for i, c in enumerate(subtasks))
+    if entry.cv:
+        phases = [c[1] for c in subtasks[::2]]
+        assert phases == [f"{p} evaluation" for p in est.history_["phase"]]
+
+
+def test_progress_bar_runs_on_every_estimator():
+    pytest.importorskip("sklearn.callback")
+    pytest.importorskip("rich")  # ProgressBar renders with rich
+    from sklearn.callback import ProgressBar
+
+    for entry in ZOO:
+        X, y = problem(entry)
+        entry().set_callbacks(ProgressBar()).fit(X, y)
