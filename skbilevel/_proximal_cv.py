@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator
 from ._tuning import (build_part, contiguous_folds, early_stopping_rows, history_to_arrays,
                       make_splits, warn_if_not_converged)
 from ._coordinate_descent import CoordinateDescent
+from ._routing import SplitterRoutingMixin, check_groups
 from .engine import Fold, minimize_hyperparams
 from .engine.hypergrad import METHODS, make_hypergradient
 from .engine.inner import ProximalProblem, Shifted
@@ -105,7 +106,7 @@ def adaptive_starts(problem, theta, n_hyper, box, solver, scales=_ADAPTIVE_SCALE
     return [(theta + np.log(scale) + log_ratio).clamp(*box) for scale in scales]
 
 
-class BaseProximalCV(BaseEstimator):
+class BaseProximalCV(SplitterRoutingMixin, BaseEstimator):
     """Base class: see the subclasses for the parameters' documentation."""
 
     _parameter_constraints: dict = {
@@ -152,13 +153,14 @@ class BaseProximalCV(BaseEstimator):
         raise NotImplementedError
 
     # -- the pieces -------------------------------------------------------------------------
-    def _holdout_rows(self, n_samples, per_feature):
+    def _holdout_rows(self, n_samples, per_feature, groups=None):
         """``(rows, held)``: the samples of the CV folds and of the early-stopping holdout
-        (None) -- only for the per-feature stage of the estimators that have one."""
+        (None) -- only for the per-feature stage of the estimators that have one. With
+        ``groups``, whole groups are held out."""
         if per_feature is None:  # BilevelElasticNetCV has no early-stopping parameters
             return np.arange(n_samples), None
         return early_stopping_rows(self.early_stopping, n_samples, True,
-                                   self.validation_fraction, self.random_state)
+                                   self.validation_fraction, self.random_state, groups)
 
     def _solver_name(self, problem):
         """``solver``, checked against ``problem`` and the hypergradient method; for
@@ -215,10 +217,13 @@ class BaseProximalCV(BaseEstimator):
         return build_part(make_inner_solver, _SOLVERS, name, step=self.step,
                           max_iter=self.inner_max_iter, tol=tol)
 
-    def _fit_proximal(self, X, y, sample_weight):
+    def _fit_proximal(self, X, y, sample_weight, split_params=None):
         """Tune on K folds, then refit on all the data. Returns the refitted problem, its
         :class:`InnerSolution`, ``theta`` and the folds' solutions at every evaluation
-        (when ``_keep_solution_path``; the subclass turns them into fitted attributes)."""
+        (when ``_keep_solution_path``; the subclass turns them into fitted attributes).
+        ``split_params`` go to ``cv.split`` (see ``SplitterRoutingMixin._split_params``)."""
+        split_params = split_params or {}
+        check_groups(split_params, X.shape[0])
         d = X.shape[1]
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
 
@@ -227,8 +232,9 @@ class BaseProximalCV(BaseEstimator):
 
         y_t = (lambda a: torch.as_tensor(a, device=device)) if self._classifier else to_t
         shared, per_feature = self._penalties(d)
-        rows, held = self._holdout_rows(X.shape[0], per_feature)
-        splits = make_splits(self.cv, X, y, rows, classifier=self._classifier)
+        rows, held = self._holdout_rows(X.shape[0], per_feature, split_params.get("groups"))
+        splits = make_splits(self.cv, X, y, rows, classifier=self._classifier,
+                             params=split_params)
 
         def fold(train, val, X=X, y=y, sample_weight=sample_weight):
             problem = self._problem(to_t(X[train]), y_t(y[train]),
