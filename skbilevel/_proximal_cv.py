@@ -73,7 +73,8 @@ EARLY_STOPPING_DOC = """early_stopping : bool or "auto", default="auto"
         folds overfit them; this is the remedy. ``"auto"`` turns it on with per-feature
         penalties when the holdout has at least 100 samples.
     validation_fraction : float, default=0.2
-        Fraction of the samples held out for early stopping.
+        Fraction of the samples held out for early stopping (of the groups, held out
+        whole, when ``fit`` is given ``groups``).
     n_iter_no_change : int, default=10
         With early stopping, stop after this many evaluations without improvement of the
         held-out error.

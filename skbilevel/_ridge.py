@@ -111,7 +111,8 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, BaseEstimator):
         turns it on when there are several penalties (``alpha_per_feature``) and the holdout
         has at least 100 samples; a smaller holdout is too noisy to choose between paths.
     validation_fraction : float, default=0.2
-        Fraction of the samples held out for early stopping.
+        Fraction of the samples held out for early stopping (of the groups, held out
+        whole, when ``fit`` is given ``groups``).
     n_iter_no_change : int, default=10
         With early stopping, stop after this many evaluations without improvement of the
         held-out error.

@@ -9,6 +9,8 @@ does.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 from sklearn.model_selection import check_cv
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
@@ -48,7 +50,7 @@ class SplitterRoutingMixin:
         # print it as is in their messages.
         return (MetadataRouter(owner=type(self).__name__)
                 .add_self_request(self)
-                .add(splitter=check_cv(self.cv),
+                .add(splitter=_splitter(self.cv),
                      method_mapping=MethodMapping().add(caller="fit", callee="split")))
 
     def _split_params(self, params, sample_weight):
@@ -64,7 +66,7 @@ class SplitterRoutingMixin:
         else:
             _raise_for_params({k: v for k, v in params.items() if k != "groups"}, self, "fit")
             split = {} if params.get("groups") is None else {"groups": params["groups"]}
-        splitter = check_cv(self.cv)
+        splitter = _splitter(self.cv)
         if split.get("groups") is None and _requests_groups(splitter):
             raise ValueError(f"{type(self).__name__}: cv={splitter!r} splits by groups; "
                              f"pass them to fit: fit(X, y, groups=groups)")
@@ -77,6 +79,14 @@ def check_groups(split_params, n_samples):
     if groups is not None and len(np.asarray(groups)) != n_samples:
         raise ValueError(f"groups must have one label per sample: got {len(groups)} "
                          f"labels for n_samples={n_samples}")
+
+
+def _splitter(cv):
+    """``cv`` as :func:`~sklearn.model_selection.check_cv` makes it, for its metadata
+    requests only: an iterable of splits (which requests none) is not read, since a
+    generator can be read once, by ``fit``."""
+    is_splitter = cv is None or isinstance(cv, Integral) or hasattr(cv, "split")
+    return check_cv(cv if is_splitter else [])
 
 
 def _requests_groups(splitter):

@@ -135,6 +135,16 @@ def test_groups_are_ignored_by_splitters_that_do_not_split_by_groups(entry):
 
 
 @parametrize(CV_ZOO)
+def test_a_generator_of_splits_is_read_by_fit_alone(entry):
+    """The routing code must not read ``cv`` when it is a one-shot iterable."""
+    X, y, groups = grouped_problem(entry)
+    expected = entry(cv=list(GroupKFold(3).split(X, y, groups))).fit(X, y)
+    assert_same_fit(entry(cv=GroupKFold(3).split(X, y, groups)).fit(X, y), expected)
+    with sklearn.config_context(enable_metadata_routing=True):
+        assert_same_fit(entry(cv=GroupKFold(3).split(X, y, groups)).fit(X, y), expected)
+
+
+@parametrize(CV_ZOO)
 def test_other_params_need_metadata_routing(entry):
     X, y, groups = grouped_problem(entry)
     with pytest.raises(ValueError, match=rf"{entry.name}.fit is only supported if "
@@ -176,9 +186,17 @@ def test_routed_groups_and_aliases_reach_the_splitter(entry, routing):
 @parametrize(CV_ZOO)
 def test_routed_groups_through_pipeline_and_cross_val_score(entry, routing):
     X, y, groups = grouped_problem(entry)
-    pipe = make_pipeline(StandardScaler(), entry(cv=GroupKFold(3))).fit(X, y, groups=groups)
-    alone = entry(cv=GroupKFold(3)).fit(StandardScaler().fit_transform(X), y, groups=groups)
+    weights = np.random.default_rng(3).uniform(0.5, 2.0, len(y))
+    # sample_weight keeps its meaning next to the routed groups (fits and validation).
+    step = entry(cv=GroupKFold(3)).set_fit_request(sample_weight=True)
+    scaler = StandardScaler().set_fit_request(sample_weight=False)
+    pipe = make_pipeline(scaler, step).fit(X, y, groups=groups, sample_weight=weights)
+    alone = entry(cv=GroupKFold(3)).fit(StandardScaler().fit_transform(X), y, groups=groups,
+                                        sample_weight=weights)
     assert_same_fit(pipe[-1], alone)
+    unweighted = entry(cv=GroupKFold(3)).fit(StandardScaler().fit_transform(X), y,
+                                             groups=groups)
+    assert alone.best_score_ != unweighted.best_score_
 
     outer = GroupKFold(3)
     scores = cross_val_score(entry(cv=GroupKFold(2)), X, y, cv=outer,
