@@ -38,7 +38,7 @@ class SplitterRoutingMixin:
         ``fit`` consumes ``sample_weight`` itself and routes to the ``split`` method of
         ``cv`` the metadata it requests (``groups`` for the group splitters). Used when
         ``sklearn.set_config(enable_metadata_routing=True)``; see scikit-learn's
-        :ref:`Metadata Routing User Guide <metadata_routing>`.
+        Metadata Routing User Guide.
 
         Returns
         -------
