@@ -35,7 +35,8 @@ def make_splits(cv, X, y, rows=None, classifier=False, params=None):
         position = np.full(X.shape[0], -1)
         position[rows] = np.arange(len(rows))
         cv = [(_keep(position, tr), _keep(position, va)) for tr, va in cv]
-    if len(rows) != X.shape[0]:  # no copy when nothing is held out
+    n_all = X.shape[0]
+    if len(rows) != n_all:  # no copy when nothing is held out
         X, y = X[rows], y[rows]
     n_samples = len(rows)
     splitter = check_cv(cv, y, classifier=classifier)
@@ -47,7 +48,15 @@ def make_splits(cv, X, y, rows=None, classifier=False, params=None):
     if n_samples < n_splits:
         raise ValueError(f"cv={n_splits} folds need at least {n_splits} samples, "
                          f"got n_samples={n_samples}")
-    splits = list(splitter.split(X, y, **params))
+    try:
+        splits = list(splitter.split(X, y, **params))
+    except ValueError as error:
+        if n_samples == n_all:
+            raise
+        # "n_splits=3 greater than the number of groups: 2", of 3 groups given: say why.
+        raise ValueError(f"{error} (cv splits the {n_samples} of {n_all} samples that the "
+                         f"early-stopping holdout leaves; early_stopping=False keeps them "
+                         f"all)") from error
     for train, val in splits:
         if len(train) == 0 or len(val) == 0:
             raise ValueError(f"cv produced an empty training or validation fold "

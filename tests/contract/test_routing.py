@@ -111,6 +111,11 @@ def test_early_stopping_holds_out_whole_groups(entry):
         np.bincount(seen, minlength=N_GROUPS)
     assert len(seen) < len(groups)  # a holdout was taken ...
     assert np.all((left == counts) | (left == 0))  # ... of whole groups only
+    # Three groups, one held out: GroupKFold(3) cannot split the two left, and says why.
+    few = np.repeat(np.arange(3), 50)
+    with pytest.raises(ValueError, match="number of groups: 2.*early-stopping holdout"):
+        entry(cv=GroupKFold(3), early_stopping=True, **{per_feature: True}).fit(
+            X, y, groups=few)
 
 
 @parametrize(CV_ZOO)
