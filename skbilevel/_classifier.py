@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
@@ -42,6 +44,17 @@ def encode_classes(estimator, y, X, sample_weight):
 class LinearClassifierOutputs:
     """``decision_function``, ``predict``, ``predict_proba``, ``predict_log_proba`` from
     ``coef_`` (``(1, d)`` binary or ``(K, d)``), ``intercept_`` and ``classes_``."""
+
+    _OUTPUTS = ("decision_function", "predict", "predict_proba", "predict_log_proba")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Python's argument errors name the class that defines the function
+        # ("LinearClassifierOutputs.predict() missing ... 'X'"): each estimator gets its
+        # own copy of the methods, named after it. (Plain functions: no closure to rebind.)
+        for name in cls._OUTPUTS:
+            if name not in cls.__dict__:
+                setattr(cls, name, _renamed(getattr(cls, name), cls))
 
     def decision_function(self, X):
         """Scores ``X @ coef_.T + intercept_``; 1-D for two classes.
@@ -115,3 +128,13 @@ class LinearClassifierOutputs:
         if scores.ndim == 1:
             scores = np.column_stack([np.zeros_like(scores), scores])
         return scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
+
+
+def _renamed(func, cls):
+    """A copy of the function ``func`` whose ``__qualname__`` names ``cls``."""
+    copied = types.FunctionType(func.__code__, func.__globals__, func.__name__,
+                                func.__defaults__, func.__closure__)
+    copied.__kwdefaults__, copied.__doc__ = func.__kwdefaults__, func.__doc__
+    copied.__dict__.update(func.__dict__)
+    copied.__module__, copied.__qualname__ = func.__module__, f"{cls.__name__}.{func.__name__}"
+    return copied

@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._duality_gap import duality_gap
 from ._progress import FitProgress
 from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
+from ._routing import FIT_PARAMS_DOC
 from .engine.inner import L1, ElasticNet, ProximalProblem, WeightedL1
 from .engine.outer import HeldOutMSE
 from .utils._sklearn_compat import _check_sample_weight, _fit_context, validate_data
@@ -25,7 +26,9 @@ _L1_RATIO_GRID = (0.5, 0.1, 0.9, 0.99)
 _ALPHA_FLOOR = 1e-6  # lower bound of alpha, in units of alpha_max
 
 _COMMON_PARAMS = """cv : int, cross-validation generator or iterable, default=5
-        Folds, as in ``LassoCV``.
+        Folds, as in ``LassoCV``. A group splitter
+        (:class:`~sklearn.model_selection.GroupKFold`, ...) takes its ``groups`` from
+        ``fit(X, y, groups=groups)``.
     fit_intercept : bool, default=True
         Whether to fit an unpenalised intercept.
     hypergradient : {"implicit", "forward", "reverse"}, default="implicit"
@@ -103,7 +106,7 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
 
     @_fit_context(prefer_skip_nested_validation=True)
     @single_threaded_if_small
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, **params):
         """Tune the penalty by cross-validated hypergradients, then refit on all the data.
 
         Parameters
@@ -114,6 +117,7 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
             Target.
         sample_weight : array-like of shape (n_samples,), default=None
             Per-sample weights, in the fits and the validation errors.
+        {params}
 
         Returns
         -------
@@ -121,13 +125,15 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
             Fitted estimator.
         """
         progress = FitProgress(self, self._user_params)  # the clock starts with fit
+        split_params = self._split_params(params, sample_weight)
         X, y = validate_data(self, X, y, accept_sparse="csr", y_numeric=True,
                              dtype=[np.float64, np.float32])
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
         progress.begin(X, y, sample_weight)
         problem, solution, theta, _ = self._fit_proximal(X, y.astype(np.float64),
-                                                         sample_weight, progress)
+                                                         sample_weight, progress,
+                                                         split_params)
         w = solution.w
         self._set_hyperparams(theta)
         # LassoCV's path attributes, over the points this search evaluated.
@@ -141,6 +147,8 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
             if self.fit_intercept else 0.0
         progress.done(self._user_params(to_numpy(theta)), self.best_score_, self.n_iter_)
         return self
+
+    fit.__doc__ = fit.__doc__.replace("{params}", FIT_PARAMS_DOC)
 
     def predict(self, X):
         """Predict with the refitted model.
@@ -263,6 +271,18 @@ class BilevelLassoCV(_LinearRegressionCV):
         alpha = np.exp(to_numpy(theta))
         self.alpha_ = alpha if self.alpha_per_feature else float(alpha[0])
 
+    # Defined on the public class, not only on _LinearRegressionCV: Python's argument
+    # errors (fit(X) without y, an extra positional argument) name the class of the
+    # function, which must be the one the user knows.
+    def fit(self, X, y, sample_weight=None, **params):
+        return super().fit(X, y, sample_weight, **params)
+
+    def predict(self, X):
+        return super().predict(X)
+
+    fit.__doc__ = _LinearRegressionCV.fit.__doc__
+    predict.__doc__ = _LinearRegressionCV.predict.__doc__
+
 
 class BilevelElasticNetCV(_LinearRegressionCV):
     __doc__ = """Elastic net whose ``alpha`` and ``l1_ratio`` minimise the CV error jointly.
@@ -352,3 +372,13 @@ class BilevelElasticNetCV(_LinearRegressionCV):
     def _set_hyperparams(self, theta):
         params = self._user_params(to_numpy(theta))
         self.alpha_, self.l1_ratio_ = params["alpha"], params["l1_ratio"]
+
+    # On the public class, for Python's argument errors (see BilevelLassoCV.fit).
+    def fit(self, X, y, sample_weight=None, **params):
+        return super().fit(X, y, sample_weight, **params)
+
+    def predict(self, X):
+        return super().predict(X)
+
+    fit.__doc__ = _LinearRegressionCV.fit.__doc__
+    predict.__doc__ = _LinearRegressionCV.predict.__doc__

@@ -11,6 +11,7 @@ from sklearn.base import ClassifierMixin
 from ._classifier import LinearClassifierOutputs, encode_classes
 from ._progress import FitProgress
 from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
+from ._routing import FIT_PARAMS_DOC
 from .engine.inner import L1, L2, ProximalProblem, Shifted, WeightedL1
 from .engine.outer import HeldOutLogLoss
 from .utils._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
@@ -44,7 +45,10 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         One ``C`` per feature, started from the best shared one (binary problems).
     {early_stopping}
     cv : int, cross-validation generator or iterable, default=5
-        Folds (stratified for an integer), as in ``LogisticRegressionCV``.
+        Folds (stratified for an integer), as in ``LogisticRegressionCV``. A group
+        splitter (:class:`~sklearn.model_selection.GroupKFold`,
+        :class:`~sklearn.model_selection.StratifiedGroupKFold`, ...) takes its ``groups``
+        from ``fit(X, y, groups=groups)``.
     fit_intercept : bool, default=True
         Whether to fit an unpenalised intercept.
     class_weight : dict or "balanced", default=None
@@ -223,7 +227,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
 
     @_fit_context(prefer_skip_nested_validation=True)
     @single_threaded_if_small
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, **params):
         """Tune ``C`` by cross-validated hypergradients, then refit on all the data.
 
         Parameters
@@ -234,17 +238,20 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
             Class labels.
         sample_weight : array-like of shape (n_samples,), default=None
             Per-sample weights, in the fits and the validation losses.
+        {params}
 
         Returns
         -------
         self : object
             Fitted estimator.
         """
+        split_params = self._split_params(params, sample_weight)
         progress = FitProgress(self, self._user_params)  # the clock starts with fit
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
         codes, sample_weight = encode_classes(self, y, X, sample_weight)
         progress.begin(X, y, sample_weight)
-        problem, solution, theta, path = self._fit_proximal(X, codes, sample_weight, progress)
+        problem, solution, theta, path = self._fit_proximal(X, codes, sample_weight, progress,
+                                                            split_params)
         C = np.exp(-to_numpy(theta))
         self.C_ = C if self.C_per_feature else float(C[0])
         coef, intercept = self._coef_intercept(problem.datafit, solution.w)
@@ -260,6 +267,8 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         self.coefs_paths_ = np.asarray(rows).transpose(1, 0, 2, 3)[:, None]
         progress.done({"C": self.C_}, self.best_score_, self.n_iter_)
         return self
+
+    fit.__doc__ = fit.__doc__.replace("{params}", FIT_PARAMS_DOC)
 
     def _dof_rows(self, datafit, w):
         """``[coef, intercept]`` of an inner solution, ``(n_rows, n_dof)``."""

@@ -19,6 +19,7 @@ from ._tuning import (build_part, contiguous_folds, early_stopping_rows, history
                       make_splits, warn_if_not_converged)
 from ._coordinate_descent import CoordinateDescent
 from ._progress import FitProgress
+from ._routing import SplitterRoutingMixin, check_groups
 from .engine import Fold, minimize_hyperparams
 from .engine.hypergrad import METHODS, make_hypergradient
 from .engine.inner import ProximalProblem, Shifted
@@ -73,7 +74,8 @@ EARLY_STOPPING_DOC = """early_stopping : bool or "auto", default="auto"
         folds overfit them; this is the remedy. ``"auto"`` turns it on with per-feature
         penalties when the holdout has at least 100 samples.
     validation_fraction : float, default=0.2
-        Fraction of the samples held out for early stopping.
+        Fraction of the samples held out for early stopping (of the groups, held out
+        whole, when ``fit`` is given ``groups``).
     n_iter_no_change : int, default=10
         With early stopping, stop after this many evaluations without improvement of the
         held-out error.
@@ -106,7 +108,7 @@ def adaptive_starts(problem, theta, n_hyper, box, solver, scales=_ADAPTIVE_SCALE
     return [(theta + np.log(scale) + log_ratio).clamp(*box) for scale in scales]
 
 
-class BaseProximalCV(CallbackSupportMixin, BaseEstimator):
+class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
     """Base class: see the subclasses for the parameters' documentation."""
 
     _parameter_constraints: dict = {
@@ -154,13 +156,14 @@ class BaseProximalCV(CallbackSupportMixin, BaseEstimator):
         raise NotImplementedError
 
     # -- the pieces -------------------------------------------------------------------------
-    def _holdout_rows(self, n_samples, per_feature):
+    def _holdout_rows(self, n_samples, per_feature, groups=None):
         """``(rows, held)``: the samples of the CV folds and of the early-stopping holdout
-        (None) -- only for the per-feature stage of the estimators that have one."""
+        (None) -- only for the per-feature stage of the estimators that have one. With
+        ``groups``, whole groups are held out."""
         if per_feature is None:  # BilevelElasticNetCV has no early-stopping parameters
             return np.arange(n_samples), None
         return early_stopping_rows(self.early_stopping, n_samples, True,
-                                   self.validation_fraction, self.random_state)
+                                   self.validation_fraction, self.random_state, groups)
 
     def _solver_name(self, problem):
         """``solver``, checked against ``problem`` and the hypergradient method; for
@@ -217,12 +220,15 @@ class BaseProximalCV(CallbackSupportMixin, BaseEstimator):
         return build_part(make_inner_solver, _SOLVERS, name, step=self.step,
                           max_iter=self.inner_max_iter, tol=tol)
 
-    def _fit_proximal(self, X, y, sample_weight, progress=None):
+    def _fit_proximal(self, X, y, sample_weight, progress=None, split_params=None):
         """Tune on K folds, then refit on all the data. Returns the refitted problem, its
         :class:`InnerSolution`, ``theta`` and the folds' solutions at every evaluation
         (when ``_keep_solution_path``; the subclass turns them into fitted attributes).
         ``progress`` is the fit's :class:`FitProgress` (made when ``fit`` began; the
-        subclass calls its ``done`` once the fitted attributes are set)."""
+        subclass calls its ``done`` once the fitted attributes are set). ``split_params`` go
+        to ``cv.split`` (see ``SplitterRoutingMixin._split_params``)."""
+        split_params = split_params or {}
+        check_groups(split_params, X.shape[0])
         progress = FitProgress(self, self._user_params) if progress is None else progress
         d = X.shape[1]
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
@@ -232,8 +238,9 @@ class BaseProximalCV(CallbackSupportMixin, BaseEstimator):
 
         y_t = (lambda a: torch.as_tensor(a, device=device)) if self._classifier else to_t
         shared, per_feature = self._penalties(d)
-        rows, held = self._holdout_rows(X.shape[0], per_feature)
-        splits = make_splits(self.cv, X, y, rows, classifier=self._classifier)
+        rows, held = self._holdout_rows(X.shape[0], per_feature, split_params.get("groups"))
+        splits = make_splits(self.cv, X, y, rows, classifier=self._classifier,
+                             params=split_params)
         names = ", ".join(self._hyper_names)
         progress.header(X, len(splits), len(self._hyper_names) if per_feature is None else
                         per_feature.n_hyper, names if per_feature is None else

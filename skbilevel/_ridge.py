@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._tuning import (build_part, early_stopping_rows, history_to_arrays, make_splits,
                       warn_if_not_converged)
 from ._evidence import evidence_log_penalties
+from ._routing import FIT_PARAMS_DOC, SplitterRoutingMixin, check_groups
 from ._moments import fold_moments
 from ._progress import FitProgress
 from .engine import Fold, minimize_hyperparams
@@ -43,7 +44,8 @@ _GRID = np.logspace(6, -6, 13)
 _GRID_MATRIX_FREE = np.logspace(6, -6, 7)
 
 
-class BilevelRidgeCV(RegressorMixin, CallbackSupportMixin, BaseEstimator):
+class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
+                     BaseEstimator):
     """Ridge regression with its penalty tuned by K-fold CV hypergradients.
 
     Minimises the cross-validated mean squared error over ``log(alpha)`` by following its
@@ -64,6 +66,8 @@ class BilevelRidgeCV(RegressorMixin, CallbackSupportMixin, BaseEstimator):
         ``alpha`` per group of features with the same label.
     cv : int, cross-validation generator or iterable, default=5
         Folds of the outer criterion, as in :func:`~sklearn.model_selection.check_cv`.
+        A group splitter (:class:`~sklearn.model_selection.GroupKFold`, ...) takes its
+        ``groups`` from ``fit(X, y, groups=groups)``.
     cv_repeats : "auto" or int, default="auto"
         When ``cv`` is an int, repeat the K-fold split this many times with different
         shuffles (:class:`~sklearn.model_selection.RepeatedKFold`, seeded by
@@ -109,7 +113,8 @@ class BilevelRidgeCV(RegressorMixin, CallbackSupportMixin, BaseEstimator):
         turns it on when there are several penalties (``alpha_per_feature``) and the holdout
         has at least 100 samples; a smaller holdout is too noisy to choose between paths.
     validation_fraction : float, default=0.2
-        Fraction of the samples held out for early stopping.
+        Fraction of the samples held out for early stopping (of the groups, held out
+        whole, when ``fit`` is given ``groups``).
     n_iter_no_change : int, default=10
         With early stopping, stop after this many evaluations without improvement of the
         held-out error.
@@ -231,7 +236,7 @@ class BilevelRidgeCV(RegressorMixin, CallbackSupportMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     @single_threaded_if_small
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, **params):
         """Tune ``alpha`` by cross-validated hypergradients, then refit on all the data.
 
         Parameters
@@ -242,6 +247,7 @@ class BilevelRidgeCV(RegressorMixin, CallbackSupportMixin, BaseEstimator):
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
             Per-sample weights, used in the fits and in the validation errors.
+        {params}
 
         Returns
         -------
@@ -249,6 +255,7 @@ class BilevelRidgeCV(RegressorMixin, CallbackSupportMixin, BaseEstimator):
             Fitted estimator.
         """
         progress = FitProgress(self, self._user_params)
+        split_params = self._split_params(params, sample_weight)
         X, y = validate_data(self, X, y, accept_sparse="csr", multi_output=True,
                              y_numeric=True, dtype=[np.float64, np.float32])
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
@@ -260,9 +267,11 @@ class BilevelRidgeCV(RegressorMixin, CallbackSupportMixin, BaseEstimator):
         Y = y.reshape(n, -1)
         to_t = lambda a: to_tensor(a, dtype, device)  # noqa: E731
 
+        check_groups(split_params, n)
         rows, held = early_stopping_rows(self.early_stopping, n, n_hyper > 1,
-                                         self.validation_fraction, self.random_state)
-        splits = make_splits(self._cv(n_hyper), X, Y, rows)
+                                         self.validation_fraction, self.random_state,
+                                         split_params.get("groups"))
+        splits = make_splits(self._cv(n_hyper), X, Y, rows, params=split_params)
         progress.header(X, len(splits), n_hyper, "alpha" if n_hyper == 1 else
                         "alpha per feature" if self.alpha_per_feature is True else
                         "alpha per group of features")
@@ -342,6 +351,8 @@ class BilevelRidgeCV(RegressorMixin, CallbackSupportMixin, BaseEstimator):
                     theta, solver, y.ndim, X.dtype)
         progress.done({"alpha": self.alpha_}, self.best_score_, self.n_iter_)
         return self
+
+    fit.__doc__ = fit.__doc__.replace("{params}", FIT_PARAMS_DOC)
 
     def predict(self, X):
         """Predict with the refitted ridge model.

@@ -12,11 +12,13 @@ import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import check_cv, train_test_split
+from sklearn.model_selection import GroupShuffleSplit, check_cv, train_test_split
 from sklearn.utils import check_random_state
 
+from .utils._sklearn_compat import _check_method_params
 
-def make_splits(cv, X, y, rows=None, classifier=False):
+
+def make_splits(cv, X, y, rows=None, classifier=False, params=None):
     """Materialise ``cv`` into a list of ``(train, validation)`` positions into ``X[rows]``.
 
     Raises a ValueError naming ``cv`` when there are fewer samples than folds, rather than
@@ -24,22 +26,37 @@ def make_splits(cv, X, y, rows=None, classifier=False):
     early-stopping holdout (None: all). A splitter is applied to them; an explicit list of
     splits indexes all samples, so it is mapped onto ``rows`` with held-out samples dropped.
     ``classifier=True`` stratifies an integer ``cv`` by ``y`` (``StratifiedKFold``).
+    ``params`` are keyword arguments of the splitter's ``split`` (``groups``...): those
+    with one entry per sample are taken on ``rows`` as ``X`` is.
     """
     rows = np.arange(X.shape[0]) if rows is None else rows
+    params = _check_method_params(X, params or {}, indices=rows)
     if _is_split_list(cv):
         position = np.full(X.shape[0], -1)
         position[rows] = np.arange(len(rows))
         cv = [(_keep(position, tr), _keep(position, va)) for tr, va in cv]
-    if len(rows) != X.shape[0]:  # no copy when nothing is held out
+    n_all = X.shape[0]
+    if len(rows) != n_all:  # no copy when nothing is held out
         X, y = X[rows], y[rows]
     n_samples = len(rows)
     splitter = check_cv(cv, y, classifier=classifier)
     # Repeated splitters need n_splits samples, not n_splits * n_repeats.
-    n_splits = getattr(splitter, "cvargs", {}).get("n_splits") or splitter.get_n_splits(X, y)
+    # Group splitters count the groups (LeaveOneGroupOut needs them to count at all).
+    groups = params.get("groups")
+    n_splits = getattr(splitter, "cvargs", {}).get("n_splits") or \
+        (splitter.get_n_splits(X, y) if groups is None else splitter.get_n_splits(X, y, groups))
     if n_samples < n_splits:
         raise ValueError(f"cv={n_splits} folds need at least {n_splits} samples, "
                          f"got n_samples={n_samples}")
-    splits = list(splitter.split(X, y))
+    try:
+        splits = list(splitter.split(X, y, **params))
+    except ValueError as error:
+        if n_samples == n_all:
+            raise
+        # "n_splits=3 greater than the number of groups: 2", of 3 groups given: say why.
+        raise ValueError(f"{error} (cv splits the {n_samples} of {n_all} samples that the "
+                         f"early-stopping holdout leaves; early_stopping=False keeps them "
+                         f"all)") from error
     for train, val in splits:
         if len(train) == 0 or len(val) == 0:
             raise ValueError(f"cv produced an empty training or validation fold "
@@ -74,30 +91,39 @@ def contiguous_folds(splits):
     return np.concatenate(runs), slices
 
 
-def holdout_split(n_samples, fraction, random_state):
+def holdout_split(n_samples, fraction, random_state, groups=None):
     """Indices ``(fit, holdout)`` of a random split used for early stopping.
 
     The split's seed is drawn from ``random_state`` rather than being ``random_state``:
     with the same integer, ``train_test_split`` draws the same permutation as
     ``KFold(shuffle=True, random_state=...)``, and the holdout would be a validation fold.
+    With ``groups``, ``fraction`` of the groups is held out whole
+    (:class:`~sklearn.model_selection.GroupShuffleSplit`): a group cut between the CV
+    folds and the holdout would let the holdout judge on samples the folds have seen
+    the like of, which is what the group splitter of ``cv`` prevents.
     """
     seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
     idx = np.arange(n_samples)
+    if groups is not None:
+        split = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        return next(split.split(idx, groups=groups))
     return train_test_split(idx, test_size=fraction, random_state=seed)
 
 
 MIN_HOLDOUT = 100  # samples early_stopping='auto' needs to judge a per-feature path on
 
 
-def early_stopping_rows(early_stopping, n_samples, several_penalties, fraction, random_state):
+def early_stopping_rows(early_stopping, n_samples, several_penalties, fraction, random_state,
+                        groups=None):
     """``(rows, held)``: the samples of the CV folds and of the early-stopping holdout
     (None without one). ``early_stopping="auto"`` holds samples out when there are
-    several penalties to tune and the holdout would have at least ``MIN_HOLDOUT``."""
+    several penalties to tune and the holdout would have at least ``MIN_HOLDOUT``.
+    ``groups`` (of the group splitter, or None) are held out whole."""
     if early_stopping == "auto":
         early_stopping = several_penalties and n_samples * fraction >= MIN_HOLDOUT
     if not early_stopping:
         return np.arange(n_samples), None
-    return holdout_split(n_samples, fraction, random_state)
+    return holdout_split(n_samples, fraction, random_state, groups)
 
 
 def build_part(make, registry, name, **options):

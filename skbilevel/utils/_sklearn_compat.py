@@ -2,7 +2,9 @@
 
 from sklearn.base import _fit_context  # noqa: F401
 from sklearn.utils._param_validation import Interval, StrOptions  # noqa: F401
-from sklearn.utils.validation import _check_sample_weight, validate_data  # noqa: F401
+from sklearn.utils.metadata_routing import _raise_for_params, _routing_enabled  # noqa: F401
+from sklearn.utils.validation import (_check_method_params, _check_sample_weight,  # noqa: F401
+                                      validate_data)
 
 try:  # scikit-learn >= 1.9: set_callbacks(ProgressBar(), ...) on the estimators
     from sklearn.callback import CallbackSupportMixin
@@ -11,4 +13,5 @@ except ImportError:  # older: no callback API, nothing to support
         """Stand-in for scikit-learn < 1.9, which has no callback API."""
 
 __all__ = ["_fit_context", "CallbackSupportMixin", "Interval", "StrOptions",
-           "_check_sample_weight", "validate_data"]
+           "_check_method_params", "_check_sample_weight", "_raise_for_params",
+           "_routing_enabled", "validate_data"]
