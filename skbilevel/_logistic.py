@@ -77,11 +77,13 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstima
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
-        Coefficients (one row for two classes, as ``LogisticRegression``).
+        Coefficients (one row for two classes, as ``LogisticRegression``), of the dtype of
+        ``X`` (float32 in, float32 coefficients and probabilities out, whatever ``dtype``
+        the computation ran in).
     intercept_ : ndarray of shape (1,) or (n_classes,)
-        Intercepts (zeros when ``fit_intercept=False``; centred across classes for a
-        multinomial model, whose loss does not see a common shift).
-    n_iter_ : ndarray of shape (1,)
+        Intercepts, of the dtype of ``X`` (zeros when ``fit_intercept=False``; centred
+        across classes for a multinomial model, whose loss does not see a common shift).
+    n_iter_ : ndarray of shape (1,), dtype int32
         HDM iterations (trial points evaluated).
     n_grad_evals_ : int
         Gradient evaluations, the initial one included.
@@ -187,7 +189,7 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstima
                            smoothness=_hdm_smoothness(problem, theta))
         sol = solver.solve(problem, theta, w0=self._warm_start_point(problem, dtype, device),
                            callback=self._progress if self.verbose else None)
-        self._store(problem, sol)
+        self._store(problem, sol, X.dtype)
         if not sol.converged:
             warnings.warn(f"HDM did not reach tol={self.tol} (gradient infinity norm "
                           f"{self.history_['grad_inf_norm'][-1]:.2e}) within max_iter="
@@ -222,14 +224,16 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstima
                   f"  |grad|_inf={float(state.g.abs().max()):.2e}  P mean="
                   f"{float(hdm.P.mean()):.3g}  beta={float(hdm.beta):.3f}", flush=True)
 
-    def _store(self, problem, sol):
+    def _store(self, problem, sol, out_dtype):
         coef = to_numpy(problem.datafit.coef(sol.w))
         intercept = to_numpy(problem.datafit.intercept(sol.w))
         if len(self.classes_) > 2:
             intercept = intercept - intercept.mean()  # softmax is blind to a common shift
-        self.coef_ = coef.T.copy()
-        self.intercept_ = intercept if self.fit_intercept else np.zeros(coef.shape[1])
-        self.n_iter_ = np.array([sol.n_iter])
+        # The dtypes of LogisticRegression: X's for the coefficients, int32 iterations.
+        self.coef_ = coef.T.astype(out_dtype)
+        self.intercept_ = (intercept if self.fit_intercept else np.zeros(coef.shape[1])
+                           ).astype(out_dtype)
+        self.n_iter_ = np.array([sol.n_iter], dtype=np.int32)
         self.n_grad_evals_, self.n_func_evals_ = sol.n_grad_eval, sol.n_func_eval
         self.history_ = {key: np.array([rec[key] for rec in sol.history])
                          for key in _HISTORY_KEYS}
