@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,6 +17,7 @@ from .utils._sklearn_compat import (Interval, StrOptions, _fit_context,
                                     validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 from .utils._threads import single_threaded_if_small
+from .utils._warnings import warn
 
 _HISTORY_KEYS = ("objective", "grad_inf_norm", "P_mean", "P_min", "P_max", "beta", "accepted")
 
@@ -191,10 +191,9 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, BaseEstima
                            callback=self._progress if self.verbose else None)
         self._store(problem, sol, X.dtype)
         if not sol.converged:
-            warnings.warn(f"HDM did not reach tol={self.tol} (gradient infinity norm "
-                          f"{self.history_['grad_inf_norm'][-1]:.2e}) within max_iter="
-                          f"{self.max_iter} gradient evaluations; increase max_iter.",
-                          ConvergenceWarning, stacklevel=2)
+            warn(f"HDM did not reach tol={self.tol} (gradient infinity norm "
+                 f"{self.history_['grad_inf_norm'][-1]:.2e}) within max_iter="
+                 f"{self.max_iter} gradient evaluations; increase max_iter.", ConvergenceWarning)
         return self
 
     def _problem(self, X, codes, sample_weight):

@@ -8,12 +8,13 @@ so each estimator module only says what its inner problem and criterion are.
 from __future__ import annotations
 
 import inspect
-import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv, train_test_split
 from sklearn.utils import check_random_state
+
+from .utils._warnings import warn
 
 
 def make_splits(cv, X, y, rows=None, classifier=False):
@@ -146,13 +147,12 @@ def history_to_arrays(history, theta_to_user):
 def warn_if_not_converged(result, name):
     """ConvergenceWarning when the outer loop or an inner solve stopped early."""
     if not result.converged:
-        warnings.warn(f"{name}: the hyperparameter optimisation did not converge "
-                      f"({result.message}) after {result.n_iter} iterations; the best point "
-                      "found is used. Increase max_iter or loosen tol.", ConvergenceWarning,
-                      stacklevel=2)
+        warn(f"{name}: the hyperparameter optimisation did not converge "
+             f"({result.message}) after {result.n_iter} iterations; the best point "
+             "found is used. Increase max_iter or loosen tol.", ConvergenceWarning)
     if result.history and not result.history[-1]["inner_converged"]:
-        warnings.warn(f"{name}: an inner or adjoint solve hit its iteration cap; "
-                      "hypergradients may be inaccurate.", ConvergenceWarning, stacklevel=2)
+        warn(f"{name}: an inner or adjoint solve hit its iteration cap; "
+             "hypergradients may be inaccurate.", ConvergenceWarning)
 
 
 
