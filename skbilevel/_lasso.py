@@ -140,10 +140,12 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
         self.alphas_ = self.history_["alpha"]
         self.mse_path_ = self.history_["fold_objectives"]
         # scikit-learn's duality gap, whichever measure the inner solver stopped on.
-        self.dual_gap_ = float(solution.residual) if solution.residual_kind == "duality_gap" \
+        dual_gap = solution.residual if solution.residual_kind == "duality_gap" \
             else duality_gap(problem, w, theta)
+        # The dtype of X for everything fitted on it, as LassoCV (0.0 without intercept).
+        self.dual_gap_ = X.dtype.type(float(dual_gap))
         self.coef_ = to_numpy(w)[:, 0].astype(X.dtype)
-        self.intercept_ = float(to_numpy(problem.intercept(w))[0]) \
+        self.intercept_ = X.dtype.type(to_numpy(problem.intercept(w))[0]) \
             if self.fit_intercept else 0.0
         progress.done(self._user_params(to_numpy(theta)), self.best_score_, self.n_iter_)
         return self
@@ -194,7 +196,7 @@ class BilevelLassoCV(_LinearRegressionCV):
     coef_ : ndarray of shape (n_features,)
         Coefficients of the Lasso refitted at ``alpha_``.
     intercept_ : float
-        Intercept.
+        Intercept, a scalar of the dtype of ``X`` (0.0 when ``fit_intercept=False``).
     best_score_ : float
         Negative CV MSE at ``alpha_``.
     alphas_ : ndarray of shape (n_evaluations,) or (n_evaluations, n_features)
@@ -269,7 +271,7 @@ class BilevelLassoCV(_LinearRegressionCV):
 
     def _set_hyperparams(self, theta):
         alpha = np.exp(to_numpy(theta))
-        self.alpha_ = alpha if self.alpha_per_feature else float(alpha[0])
+        self.alpha_ = alpha if self.alpha_per_feature else alpha[0]  # np.float64, as LassoCV
 
     # Defined on the public class, not only on _LinearRegressionCV: Python's argument
     # errors (fit(X) without y, an extra positional argument) name the class of the
@@ -308,7 +310,7 @@ class BilevelElasticNetCV(_LinearRegressionCV):
     coef_ : ndarray of shape (n_features,)
         Coefficients refitted at ``(alpha_, l1_ratio_)``.
     intercept_ : float
-        Intercept.
+        Intercept, a scalar of the dtype of ``X`` (0.0 when ``fit_intercept=False``).
     best_score_ : float
         Negative CV MSE at the selected point.
     alphas_ : ndarray of shape (n_evaluations,)
@@ -371,7 +373,8 @@ class BilevelElasticNetCV(_LinearRegressionCV):
 
     def _set_hyperparams(self, theta):
         params = self._user_params(to_numpy(theta))
-        self.alpha_, self.l1_ratio_ = params["alpha"], params["l1_ratio"]
+        # numpy scalars, as ElasticNetCV's
+        self.alpha_, self.l1_ratio_ = np.float64(params["alpha"]), np.float64(params["l1_ratio"])
 
     # On the public class, for Python's argument errors (see BilevelLassoCV.fit).
     def fit(self, X, y, sample_weight=None, **params):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from functools import partial
 from numbers import Integral, Real
 
@@ -20,6 +19,7 @@ from .utils._sklearn_compat import (CallbackSupportMixin, Interval, StrOptions,
                                     _fit_context, validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 from .utils._threads import single_threaded_if_small
+from .utils._warnings import warn
 
 _HISTORY_KEYS = ("objective", "grad_inf_norm", "P_mean", "P_min", "P_max", "beta", "accepted")
 # verbose=1 reports these evaluations, then every 100th: quick feedback at the start, then
@@ -86,11 +86,13 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSu
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
-        Coefficients (one row for two classes, as ``LogisticRegression``).
+        Coefficients (one row for two classes, as ``LogisticRegression``), of the dtype of
+        ``X`` (float32 in, float32 coefficients and probabilities out, whatever ``dtype``
+        the computation ran in).
     intercept_ : ndarray of shape (1,) or (n_classes,)
-        Intercepts (zeros when ``fit_intercept=False``; centred across classes for a
-        multinomial model, whose loss does not see a common shift).
-    n_iter_ : ndarray of shape (1,)
+        Intercepts, of the dtype of ``X`` (zeros when ``fit_intercept=False``; centred
+        across classes for a multinomial model, whose loss does not see a common shift).
+    n_iter_ : ndarray of shape (1,), dtype int32
         HDM iterations (trial points evaluated).
     n_grad_evals_ : int
         Gradient evaluations, the initial one included.
@@ -201,13 +203,12 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSu
                            smoothness=_hdm_smoothness(problem, theta))
         sol = solver.solve(problem, theta, w0=self._warm_start_point(problem, dtype, device),
                            callback=partial(self._progress, progress))
-        self._store(problem, sol)
+        self._store(problem, sol, X.dtype)
         progress.done({"C": self.C}, n_iter=sol.n_iter)
         if not sol.converged:
-            warnings.warn(f"HDM did not reach tol={self.tol} (gradient infinity norm "
-                          f"{self.history_['grad_inf_norm'][-1]:.2e}) within max_iter="
-                          f"{self.max_iter} gradient evaluations; increase max_iter.",
-                          ConvergenceWarning, stacklevel=2)
+            warn(f"HDM did not reach tol={self.tol} (gradient infinity norm "
+                 f"{self.history_['grad_inf_norm'][-1]:.2e}) within max_iter="
+                 f"{self.max_iter} gradient evaluations; increase max_iter.", ConvergenceWarning)
         return self
 
     def _problem(self, X, codes, sample_weight):
@@ -239,14 +240,16 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSu
                          f"  |grad|_inf={float(state.g.abs().max()):.2e}  P mean="
                          f"{float(hdm.P.mean()):.3g}  beta={float(hdm.beta):.3f}")
 
-    def _store(self, problem, sol):
+    def _store(self, problem, sol, out_dtype):
         coef = to_numpy(problem.datafit.coef(sol.w))
         intercept = to_numpy(problem.datafit.intercept(sol.w))
         if len(self.classes_) > 2:
             intercept = intercept - intercept.mean()  # softmax is blind to a common shift
-        self.coef_ = coef.T.copy()
-        self.intercept_ = intercept if self.fit_intercept else np.zeros(coef.shape[1])
-        self.n_iter_ = np.array([sol.n_iter])
+        # The dtypes of LogisticRegression: X's for the coefficients, int32 iterations.
+        self.coef_ = coef.T.astype(out_dtype)
+        self.intercept_ = (intercept if self.fit_intercept else np.zeros(coef.shape[1])
+                           ).astype(out_dtype)
+        self.n_iter_ = np.array([sol.n_iter], dtype=np.int32)
         self.n_grad_evals_, self.n_func_evals_ = sol.n_grad_eval, sol.n_func_eval
         self.history_ = {key: np.array([rec[key] for rec in sol.history])
                          for key in _HISTORY_KEYS}

@@ -98,9 +98,10 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     C_ : float or ndarray of shape (n_features,)
         Selected inverse penalty (one per feature with ``C_per_feature``).
     coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
-        Coefficients refitted at ``C_``.
+        Coefficients refitted at ``C_``; float64 whatever the dtype of ``X``, as
+        ``LogisticRegressionCV``'s (whose outputs are then float64 too).
     intercept_ : ndarray of shape (1,) or (n_classes,)
-        Intercepts.
+        Intercepts (float64).
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     best_score_ : float
@@ -255,8 +256,8 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         C = np.exp(-to_numpy(theta))
         self.C_ = C if self.C_per_feature else float(C[0])
         coef, intercept = self._coef_intercept(problem.datafit, solution.w)
-        self.coef_ = coef.astype(X.dtype)
-        self.intercept_ = intercept
+        # float64 whatever X's dtype: LogisticRegressionCV converts X to float64.
+        self.coef_, self.intercept_ = coef, intercept
         # LogisticRegressionCV's path attributes (its use_legacy_attributes=False layout:
         # folds, l1_ratios, Cs, ...), over the points this search evaluated.
         self.l1_ratio_ = 1.0 if self.penalty == "l1" else 0.0

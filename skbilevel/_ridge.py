@@ -142,7 +142,8 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
     coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
         Coefficients of the ridge refitted on all the data with ``alpha_``.
     intercept_ : float or ndarray of shape (n_targets,)
-        Intercept of the refitted model.
+        Intercept of the refitted model, of the dtype of ``X`` (0.0 when
+        ``fit_intercept=False``).
     best_score_ : float
         Negative mean CV squared error at ``alpha_`` (as :class:`~sklearn.linear_model.RidgeCV`).
     n_iter_ : int
@@ -341,8 +342,8 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         self.alpha_ = self._alpha_from_theta(to_numpy(theta), groups)
         if self.alpha_bounds != "auto":  # exp(log(bound)) may round past the bound
             self.alpha_ = np.clip(self.alpha_, *self._check_bounds())
-            self.alpha_ = float(self.alpha_) if np.ndim(self.alpha_) == 0 else self.alpha_
-        self.best_score_ = -float(result.value)
+            self.alpha_ = np.float64(self.alpha_) if np.ndim(self.alpha_) == 0 else self.alpha_
+        self.best_score_ = -np.float64(result.value)
         # At least the one gradient evaluation that confirmed the starting point.
         self.n_iter_ = max(1, result.n_iter)
         self.history_ = history_to_arrays(result.history, self._user_params)
@@ -401,7 +402,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
     def _alpha_from_theta(self, theta, groups):
         alpha = np.exp(theta)
         if alpha.size == 1 and self.alpha_per_feature is False:
-            return float(alpha[0])
+            return np.float64(alpha[0])  # a numpy scalar, as RidgeCV's
         return alpha if groups is None else alpha[groups]
 
     def _check_bounds(self):
@@ -472,13 +473,14 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
     def _refit(self, problem, theta, solver, y_ndim, out_dtype):
         """Fit ``problem`` (all the rows) at ``theta`` into ``coef_`` and ``intercept_``."""
         w = _one_shot(solver).solve(problem, theta).w
-        # float32 in, float32 coefficients out, as Ridge does.
-        coef, intercept = to_numpy(w).T.astype(out_dtype), to_numpy(problem.intercept(w))
+        # float32 in, float32 coefficients and intercept out, as Ridge does; without an
+        # intercept Ridge stores the Python float 0.0, for one target or several.
+        coef = to_numpy(w).T.astype(out_dtype)
+        intercept = to_numpy(problem.intercept(w)).astype(out_dtype)
         if y_ndim == 1:
-            coef, intercept = coef[0], float(intercept[0])
+            coef, intercept = coef[0], intercept[0]
         self.coef_ = coef
-        self.intercept_ = intercept if self.fit_intercept else \
-            (0.0 if y_ndim == 1 else np.zeros(coef.shape[0]))
+        self.intercept_ = intercept if self.fit_intercept else 0.0
 
 
 def _one_shot(solver):

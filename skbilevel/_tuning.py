@@ -8,7 +8,6 @@ so each estimator module only says what its inner problem and criterion are.
 from __future__ import annotations
 
 import inspect
-import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -16,6 +15,8 @@ from sklearn.model_selection import GroupShuffleSplit, check_cv, train_test_spli
 from sklearn.utils import check_random_state
 
 from .utils._sklearn_compat import _check_method_params
+from .utils._warnings import warn
+
 
 
 def make_splits(cv, X, y, rows=None, classifier=False, params=None):
@@ -172,13 +173,12 @@ def history_to_arrays(history, theta_to_user):
 def warn_if_not_converged(result, name):
     """ConvergenceWarning when the outer loop or an inner solve stopped early."""
     if not result.converged:
-        warnings.warn(f"{name}: the hyperparameter optimisation did not converge "
-                      f"({result.message}) after {result.n_iter} iterations; the best point "
-                      "found is used. Increase max_iter or loosen tol.", ConvergenceWarning,
-                      stacklevel=2)
+        warn(f"{name}: the hyperparameter optimisation did not converge "
+             f"({result.message}) after {result.n_iter} iterations; the best point "
+             "found is used. Increase max_iter or loosen tol.", ConvergenceWarning)
     if result.history and not result.history[-1]["inner_converged"]:
-        warnings.warn(f"{name}: an inner or adjoint solve hit its iteration cap; "
-                      "hypergradients may be inaccurate.", ConvergenceWarning, stacklevel=2)
+        warn(f"{name}: an inner or adjoint solve hit its iteration cap; "
+             "hypergradients may be inaccurate.", ConvergenceWarning)
 
 
 

@@ -26,6 +26,11 @@ def _check_name(check):
     return getattr(check, "func", check).__name__
 
 
+# The checks fit toy data (a few rows, repeated or reweighted samples, one-off feature
+# counts) to test the API, not the optimisation: stopping short of tol there is not what
+# they test, and scikit-learn's own common tests ignore ConvergenceWarning likewise.
+# Convergence is tested on real problems in the estimators' own test files.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @parametrize_with_checks(ESTIMATORS)
 def test_sklearn_compatible_estimator(estimator, check, request):
     known = KNOWN_FAILURES.get((repr(estimator), _check_name(check)))

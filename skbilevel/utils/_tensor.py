@@ -38,18 +38,38 @@ def resolve_device(device) -> torch.device:
 
 
 def to_tensor(X, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Convert a numpy array or scipy.sparse matrix to a dense or CSR tensor."""
+    """Convert a numpy array or scipy.sparse matrix to a dense or CSR tensor.
+
+    The tensor may share memory with ``X``; a read-only ``X`` is copied (see ``_shareable``).
+    """
     if sp.issparse(X):
         X = sp.csr_matrix(X)
-        X.sort_indices()
+        if not X.has_sorted_indices:  # sorted on a copy: the caller's matrix is left as is
+            X = X.sorted_indices()
         # Indices come from a validated scipy CSR matrix: torch's invariant check is redundant.
         with quiet_sparse_beta():
             return torch.sparse_csr_tensor(
-                torch.as_tensor(X.indptr, dtype=torch.int64),
-                torch.as_tensor(X.indices, dtype=torch.int64),
-                torch.as_tensor(X.data), size=X.shape, dtype=dtype,
+                torch.as_tensor(_shareable(X.indptr, np.int64), dtype=torch.int64),
+                torch.as_tensor(_shareable(X.indices, np.int64), dtype=torch.int64),
+                torch.as_tensor(_shareable(X.data, _NUMPY[dtype])), size=X.shape, dtype=dtype,
                 check_invariants=False).to(device)
-    return torch.as_tensor(np.ascontiguousarray(X), dtype=dtype, device=device)
+    return torch.as_tensor(_shareable(np.ascontiguousarray(X), _NUMPY[dtype]), dtype=dtype,
+                           device=device)
+
+
+_NUMPY = {torch.float64: np.float64, torch.float32: np.float32}
+
+
+def _shareable(a: np.ndarray, dtype) -> np.ndarray:
+    """``a``, or a writable C-contiguous copy of it in ``dtype`` when it is read-only.
+
+    torch shares the memory of the arrays it is given and has no read-only tensors: on a
+    read-only array (a user's frozen array, joblib's memory-mapped data in a parallel
+    search) it warns that writing to the tensor would be undefined. Nothing here writes to
+    its inputs, but the warning is torch's internals talking to the user: one copy, made
+    straight in the tensor's dtype, silences it at the cost of the data's size.
+    """
+    return a if a.flags.writeable else np.array(a, dtype=dtype, order="C")
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
