@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator
 from ._tuning import (build_part, contiguous_folds, early_stopping_rows, history_to_arrays,
                       make_splits, warn_if_not_converged)
 from ._coordinate_descent import CoordinateDescent
+from ._scaling import history_in_user_units
 from .engine import Fold, minimize_hyperparams
 from .engine.hypergrad import METHODS, make_hypergradient
 from .engine.inner import ProximalProblem, Shifted
@@ -215,10 +216,16 @@ class BaseProximalCV(BaseEstimator):
         return build_part(make_inner_solver, _SOLVERS, name, step=self.step,
                           max_iter=self.inner_max_iter, tol=tol)
 
-    def _fit_proximal(self, X, y, sample_weight):
+    def _fit_proximal(self, X, y, sample_weight, theta_shift=0.0, value_exponent=0,
+                      grid_shift=0.0):
         """Tune on K folds, then refit on all the data. Returns the refitted problem, its
         :class:`InnerSolution`, ``theta`` and the folds' solutions at every evaluation
-        (when ``_keep_solution_path``; the subclass turns them into fitted attributes)."""
+        (when ``_keep_solution_path``; the subclass turns them into fitted attributes).
+
+        Data rescaled by powers of two (see ``_scaling``) are fitted as they come; the
+        user's ``theta`` is the fitted one plus ``theta_shift`` and the user's objective
+        ``2**value_exponent`` times the fitted one, which ``history_`` reports.
+        ``grid_shift`` moves the safety grid and its box (in the fitted ``theta``)."""
         d = X.shape[1]
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
 
@@ -257,6 +264,9 @@ class BaseProximalCV(BaseEstimator):
                     keep_solution_path=self._keep_solution_path, n_jobs=self.n_jobs,
                     verbose=self.verbose)
         candidates, bounds = self._grid(full)
+        if np.any(np.asarray(grid_shift) != 0):
+            candidates = candidates + grid_shift
+            bounds = tuple(np.asarray(b) + grid_shift for b in bounds)
         grid = torch.as_tensor(candidates, dtype=dtype, device=device)
         # The optimum lies within a grid step of the best candidate: a first step of half
         # a step, not L-BFGS-B's raw gradient (see LBFGSB.first_step).
@@ -300,7 +310,10 @@ class BaseProximalCV(BaseEstimator):
         warn_if_not_converged(result, type(self).__name__)
         self.n_iter_ = max(1, result.n_iter)
         self.best_score_ = -float(result.value)
-        self.history_ = history_to_arrays(result.history, self._user_params)
+        with np.errstate(over="ignore", under="ignore"):  # the grid's extremes may saturate
+            self.history_ = history_to_arrays(
+                history_in_user_units(result.history, theta_shift, value_exponent),
+                self._user_params)
         self.solver_ = solver_name
         refit = _with_penalty(full, penalty)
         refit_solver = self._make_solver(self._solver_name(refit), scale,

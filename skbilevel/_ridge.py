@@ -17,6 +17,7 @@ from ._tuning import (build_part, early_stopping_rows, history_to_arrays, make_s
                       warn_if_not_converged)
 from ._evidence import evidence_log_penalties
 from ._moments import fold_moments
+from ._scaling import history_in_user_units, ldexp, rescale_exponent, scale_back
 from .engine import Fold, minimize_hyperparams
 from .engine.hypergrad import make_hypergradient
 from .engine.loop import broadcast_first_stage
@@ -157,6 +158,14 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
     ``F`` is ``dF/dtheta_g = -sum_{j in g} alpha_j w_j v_j`` with ``H v = grad_w F`` and
     ``H = X^T S X + diag(alpha)``: one extra linear solve per fold and outer step.
 
+    Data of any finite scale are fitted: when the largest entry of ``X`` or ``y`` lies
+    outside ``[2**-64, 2**64]`` (``[2**-16, 2**16]`` with ``dtype="float32"``) the fit runs
+    on ``X / 2**ex`` and ``y / 2**ey``, an exact division, and maps back: ``alpha_`` by
+    ``4**ex``, ``coef_`` by ``2**(ey - ex)``, the intercept by ``2**ey`` and the squared
+    errors by ``4**ey``. ``(X * c, y * t)`` thus gives the model of ``(X, y)`` with
+    ``alpha_`` times ``c**2``, as long as every fitted attribute fits in float64 (about
+    ``1e-150 < c, t < 1e150``); beyond, a ValueError names the input and its scale.
+
     Examples
     --------
     >>> from sklearn.datasets import load_diabetes
@@ -249,6 +258,12 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         n, d = X.shape
         groups, n_hyper = self._feature_groups(d)
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
+        # Extreme scales are fitted on X / 2**ex, y / 2**ey: alpha maps by 4**ex, the
+        # coefficients by 2**(ey - ex), the intercept by 2**ey, squared errors by 4**ey.
+        inputs = {"X": X, "y": y}
+        ex, ey = rescale_exponent(X, dtype), rescale_exponent(y, dtype)
+        X, y = ldexp(X, -ex), ldexp(y, -ey)
+        log_shift = 2 * ex * np.log(2.0)  # log(alpha) - log(alpha in the fitted space)
         Y = y.reshape(n, -1)
         to_t = lambda a: to_tensor(a, dtype, device)  # noqa: E731
 
@@ -288,7 +303,8 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
             _gram_scale(X, sample_weight, self.fit_intercept)
         scale = scale if scale > 0 else 1.0
         bounds = (np.log(scale * 1e-10), np.log(scale * 1e10)) \
-            if self.alpha_bounds == "auto" else tuple(np.log(self._check_bounds()))
+            if self.alpha_bounds == "auto" else \
+            tuple(np.log(self._check_bounds()) - log_shift)
         tune = partial(minimize_hyperparams, solver=solver, method=method,
                        optimizer=make_optimizer(self.optimizer, max_iter=self.max_iter,
                                                 tol=self.tol),
@@ -298,8 +314,8 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         # answer for a shared alpha, the safety net and the starting point otherwise.
         coarse = _GRID if isinstance(solver, ClosedFormSolver) else _GRID_MATRIX_FREE
         grid = torch.as_tensor(np.log(scale * coarse), dtype=dtype, device=device)[:, None]
-        result = tune(folds, torch.full((1,), float(np.log(self.alpha_init)), dtype=dtype,
-                                        device=device), start_grid=grid)
+        result = tune(folds, torch.full((1,), float(np.log(self.alpha_init) - log_shift),
+                                        dtype=dtype, device=device), start_grid=grid)
         g_t = torch.as_tensor(groups, device=device)
         if n_hyper > 1:
             scalar = result
@@ -316,18 +332,28 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         warn_if_not_converged(result, type(self).__name__)
 
         theta = result.theta
-        self.alpha_ = self._alpha_from_theta(to_numpy(theta), groups)
+        name = type(self).__name__
+        alpha = scale_back(self._alpha_from_theta(to_numpy(theta), groups), 2 * ex,
+                           "alpha_", name, {"X": inputs["X"]})
+        self.alpha_ = float(alpha) if alpha.ndim == 0 else alpha
         if self.alpha_bounds != "auto":  # exp(log(bound)) may round past the bound
             self.alpha_ = np.clip(self.alpha_, *self._check_bounds())
             self.alpha_ = float(self.alpha_) if np.ndim(self.alpha_) == 0 else self.alpha_
-        self.best_score_ = -float(result.value)
+        self.best_score_ = -float(scale_back(result.value, 2 * ey, "best_score_", name,
+                                             {"y": inputs["y"]}))
         # At least the one gradient evaluation that confirmed the starting point.
         self.n_iter_ = max(1, result.n_iter)
-        self.history_ = history_to_arrays(
-            result.history, lambda t: self._alpha_from_theta(np.asarray(t), None))
+        with np.errstate(over="ignore", under="ignore"):  # the grid's extremes may saturate
+            self.history_ = history_to_arrays(
+                history_in_user_units(result.history, log_shift, 2 * ey),
+                lambda t: self._alpha_from_theta(np.asarray(t), None))
         self._refit(self._whole_problem(X, Y, sample_weight, to_t, g_t,
                                         total if held is None and n >= d else None),
                     theta, solver, y.ndim, X.dtype)
+        coef = scale_back(self.coef_, ey - ex, "coef_", name, inputs, X.dtype)
+        intercept = scale_back(self.intercept_, ey, "intercept_", name, {"y": inputs["y"]})
+        self.coef_ = coef
+        self.intercept_ = float(intercept) if intercept.ndim == 0 else intercept
         return self
 
     def predict(self, X):
