@@ -11,10 +11,12 @@ from ._duality_gap import duality_gap
 from ._progress import FitProgress
 from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
 from ._routing import FIT_PARAMS_DOC
+from ._scaling import (common_exponent, exponent, ldexp, out_of_range, rescale_exponent,
+                       scale_back)
 from .engine.inner import L1, ElasticNet, ProximalProblem, WeightedL1
 from .engine.outer import HeldOutMSE
 from .utils._sklearn_compat import _check_sample_weight, _fit_context, validate_data
-from .utils._tensor import to_numpy
+from .utils._tensor import resolve_dtype, to_numpy
 from .utils._threads import single_threaded_if_small
 
 # Safety grid, in units of alpha_max (LassoCV's range). The CV error of the Lasso is only
@@ -70,6 +72,7 @@ _COMMON_PARAMS = """cv : int, cross-validation generator or iterable, default=5
         included) with the seconds since ``fit`` began, the CV error and the
         hyperparameters, and a final line (the chosen values, total time, ``n_iter_``).
         2 adds the hypergradient norm and inner iteration counts to each evaluation."""
+
 
 
 class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
@@ -131,26 +134,46 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
         progress.begin(X, y, sample_weight)
-        problem, solution, theta, _ = self._fit_proximal(X, y.astype(np.float64),
-                                                         sample_weight, progress,
-                                                         split_params)
+        # Extreme scales: fit X / 2**ex, y / 2**ey (see _scaling); alpha maps back by
+        # 2**alpha_exponent, the coefficients by 2**(ey - ex), errors by 4**ey.
+        name, inputs = type(self).__name__, {"X": X, "y": y}
+        ex, ey = self._rescale_exponents(X, y, resolve_dtype(self.dtype))
+        X, y = ldexp(X, -ex), ldexp(y, -ey)
+        shift = self._theta_shift(ex, ey)
+        problem, solution, theta, _ = self._fit_proximal(
+            X, y.astype(np.float64), sample_weight, progress, split_params, theta_shift=shift,
+            value_exponent=2 * ey)
         w = solution.w
-        self._set_hyperparams(theta)
+        self._set_hyperparams(theta, ex + ey, name, inputs)
+        self.best_score_ = -float(scale_back(-self.best_score_, 2 * ey, "best_score_", name,
+                                             {"y": inputs["y"]}))
         # LassoCV's path attributes, over the points this search evaluated.
         self.alphas_ = self.history_["alpha"]
         self.mse_path_ = self.history_["fold_objectives"]
         # scikit-learn's duality gap, whichever measure the inner solver stopped on.
-        dual_gap = solution.residual if solution.residual_kind == "duality_gap" \
+        gap = float(solution.residual) if solution.residual_kind == "duality_gap" \
             else duality_gap(problem, w, theta)
         # The dtype of X for everything fitted on it, as LassoCV (0.0 without intercept).
-        self.dual_gap_ = X.dtype.type(float(dual_gap))
-        self.coef_ = to_numpy(w)[:, 0].astype(X.dtype)
-        self.intercept_ = X.dtype.type(to_numpy(problem.intercept(w))[0]) \
+        with np.errstate(over="ignore", under="ignore"):  # a gap of ~0 may underflow
+            self.dual_gap_ = X.dtype.type(np.ldexp(gap, 2 * ey))
+        self.coef_ = scale_back(to_numpy(w)[:, 0], ey - ex, "coef_", name, inputs, X.dtype)
+        self.intercept_ = X.dtype.type(scale_back(to_numpy(problem.intercept(w))[0], ey,
+                                                  "intercept_", name, {"y": inputs["y"]})) \
             if self.fit_intercept else 0.0
-        progress.done(self._user_params(to_numpy(theta)), self.best_score_, self.n_iter_)
+        progress.done(progress.user(to_numpy(theta)), self.best_score_, self.n_iter_)
         return self
 
     fit.__doc__ = fit.__doc__.replace("{params}", FIT_PARAMS_DOC)
+
+    @staticmethod
+    def _rescale_exponents(X, y, dtype):
+        """``(ex, ey)``: the powers of two ``X`` and ``y`` are divided by (see _scaling)."""
+        return rescale_exponent(X, dtype), rescale_exponent(y, dtype)
+
+    @staticmethod
+    def _theta_shift(ex, ey):
+        """The user's ``theta`` minus the fitted one: ``alpha = alpha' * 2**(ex + ey)``."""
+        return (ex + ey) * np.log(2.0)
 
     def predict(self, X):
         """Predict with the refitted model.
@@ -226,6 +249,17 @@ class BilevelLassoCV(_LinearRegressionCV):
     sklearn.linear_model.LassoCV : The same model, tuned over a path of alphas.
     BilevelElasticNetCV : ``alpha`` and ``l1_ratio`` tuned jointly.
 
+    Notes
+    -----
+    Data of any finite scale are fitted: when the largest entry of ``X`` or ``y`` lies
+    outside ``[2**-64, 2**64]`` (``[2**-16, 2**16]`` with ``dtype="float32"``) the fit runs
+    on ``X / 2**ex`` and ``y / 2**ey``, an exact division, and maps back: ``alpha_`` by
+    ``2**(ex + ey)``, ``coef_`` by ``2**(ey - ex)``, the intercept by ``2**ey`` and the
+    squared errors by ``4**ey``. The fitted model is therefore the same for ``(X * c,
+    y * t)`` as for ``(X, y)``, with ``alpha_`` times ``c t``, as long as every fitted
+    attribute fits in float64; beyond that (``y`` of ``1e200``, whose squared errors
+    overflow) a ValueError names the input and its scale.
+
     Examples
     --------
     >>> from sklearn.datasets import load_diabetes
@@ -269,9 +303,10 @@ class BilevelLassoCV(_LinearRegressionCV):
         alpha = np.exp(np.asarray(theta))
         return {"alpha": alpha if self.alpha_per_feature else float(alpha[0])}
 
-    def _set_hyperparams(self, theta):
-        alpha = np.exp(to_numpy(theta))
+    def _set_hyperparams(self, theta, alpha_exponent, name, inputs):
+        alpha = scale_back(np.exp(to_numpy(theta)), alpha_exponent, "alpha_", name, inputs)
         self.alpha_ = alpha if self.alpha_per_feature else alpha[0]  # np.float64, as LassoCV
+
 
     # Defined on the public class, not only on _LinearRegressionCV: Python's argument
     # errors (fit(X) without y, an extra positional argument) name the class of the
@@ -340,6 +375,20 @@ class BilevelElasticNetCV(_LinearRegressionCV):
     sklearn.linear_model.ElasticNetCV : The same model, tuned over a grid.
     BilevelLassoCV : The Lasso (``l1_ratio=1``), optionally one penalty per feature.
 
+    Notes
+    -----
+    ``X`` and ``y`` of any finite scale, within ``1e38`` of each other, are fitted: when
+    the largest entry of either lies outside ``[2**-64, 2**64]`` (``[2**-16, 2**16]`` with
+    ``dtype="float32"``) the fit runs on both divided by one power of two ``2**e``, an
+    exact division that leaves ``l1_ratio`` as it is, and maps back: ``alpha_`` by
+    ``4**e``, the intercept by ``2**e`` and the squared errors by ``4**e``. ``(X * c,
+    y * c)`` thus gives the model of ``(X, y)`` with ``alpha_`` times ``c**2``. Scaling
+    ``X`` or ``y`` alone is another matter, as for ``ElasticNetCV``: ``l1_ratio`` weighs an
+    L1 penalty in units of ``y / X`` against an L2 one in units of ``(y / X)**2``, and the
+    search's range of ``l1_ratio`` is in the user's units; standardise the data when
+    their scales are far apart. Beyond ``1e38`` apart, or when a fitted attribute would
+    leave float64, a ValueError names the inputs and their scales.
+
     Examples
     --------
     >>> from sklearn.datasets import load_diabetes
@@ -371,10 +420,12 @@ class BilevelElasticNetCV(_LinearRegressionCV):
         theta = np.asarray(theta)
         return {"alpha": float(np.exp(theta[0])), "l1_ratio": float(1 / (1 + np.exp(-theta[1])))}
 
-    def _set_hyperparams(self, theta):
+    def _set_hyperparams(self, theta, alpha_exponent, name, inputs):
         params = self._user_params(to_numpy(theta))
         # numpy scalars, as ElasticNetCV's
-        self.alpha_, self.l1_ratio_ = np.float64(params["alpha"]), np.float64(params["l1_ratio"])
+        self.alpha_ = np.float64(scale_back(params["alpha"], alpha_exponent, "alpha_", name,
+                                            inputs))
+        self.l1_ratio_ = np.float64(params["l1_ratio"])
 
     # On the public class, for Python's argument errors (see BilevelLassoCV.fit).
     def fit(self, X, y, sample_weight=None, **params):
@@ -385,3 +436,22 @@ class BilevelElasticNetCV(_LinearRegressionCV):
 
     fit.__doc__ = _LinearRegressionCV.fit.__doc__
     predict.__doc__ = _LinearRegressionCV.predict.__doc__
+
+    @staticmethod
+    def _rescale_exponents(X, y, dtype):
+        """One power of two for ``X`` and ``y``: it leaves ``l1_ratio`` as it is (the L1
+        penalty is in units of ``y / X``, the L2 one of ``(y / X)**2``), so ``X`` and ``y``
+        can be no further apart in scale than the safe window is wide."""
+        e = common_exponent({"X": exponent(X), "y": exponent(y)}, dtype)
+        if e is None:
+            raise ValueError(out_of_range(
+                "BilevelElasticNetCV", {"X": X, "y": y},
+                "l1_ratio balances an L1 penalty in units of y / X against an L2 one in "
+                "units of (y / X)**2, and these scales are too far apart for one float64 "
+                "exponent to bring both into range"))
+        return e, e
+
+    @staticmethod
+    def _theta_shift(ex, ey):
+        """``alpha = alpha' * 2**(ex + ey)``, ``l1_ratio`` unchanged (``ex == ey``)."""
+        return np.array([(ex + ey) * np.log(2.0), 0.0])

@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._classifier import LinearClassifierOutputs, encode_classes
 from ._progress import FitProgress
+from ._scaling import feature_unit, ldexp, out_of_range, scale_back
 from .engine.hdm import VARIANTS
 from .engine.inner import L2, ProximalProblem
 from .engine.solvers import HDMSolver
@@ -111,6 +112,16 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSu
     sklearn.linear_model.LogisticRegression : The same model with other solvers.
     skbilevel.optim.HDM : The same optimizer for any torch model.
 
+    Notes
+    -----
+    ``X * c`` with ``C / c**2`` is the model of ``X`` with ``C``. Features with entries
+    whose unit (median standard deviation) leaves ``[2**-16, 2**16]``, or entries beyond
+    ``[2**-64, 2**64]``, are fitted divided by a power of two ``2**e``, an exact
+    division, with ``C * 4**e``, and ``coef_`` is mapped back; ``tol``, ``lr`` and
+    ``history_`` are then in the units of that rescaled problem (inside the window, as
+    with ``LogisticRegression``, ``tol`` bounds the gradient in the units of ``X``). A
+    ValueError names ``X`` when ``1 / C`` relative to its scale squared overflows.
+
     References
     ----------
     Y. Chu, W. Gao, Y. Ye and M. Udell, "Provable and practical online learning rate
@@ -194,16 +205,27 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSu
                      f"max_iter={self.max_iter}")
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
         to_t = lambda a: to_tensor(a, dtype, device)  # noqa: E731
+        # Extreme scales: fit X / 2**ex (see _scaling) with C * 4**ex, coef = coef' / 2**ex.
+        inputs, ex = {"X": X}, feature_unit(X, dtype, self.fit_intercept)[0]
+        X = ldexp(X, -ex)
         problem = self._problem(to_t(X), torch.as_tensor(codes, device=device),
                                 to_t(sample_weight))
         strength = 1.0 / (self.C * float(sample_weight.sum()))
-        theta = torch.tensor([np.log(strength)], dtype=dtype, device=device)
+        log_strength = np.log(strength) - 2 * ex * np.log(2.0)
+        if log_strength > np.log(torch.finfo(dtype).max):  # an underflow is no penalty
+            raise ValueError(out_of_range(
+                type(self).__name__, inputs, f"the penalty 1 / C = {1 / self.C:.3g} "
+                f"relative to X's scale squared overflows {self.dtype}; increase C"))
+        theta = torch.tensor([log_strength], dtype=dtype, device=device)
         solver = HDMSolver(variant=self.variant, lr=self.lr, beta_lr=self.beta_lr,
                            tol=self.tol, max_iter=self.max_iter, record_history=True,
                            smoothness=_hdm_smoothness(problem, theta))
-        sol = solver.solve(problem, theta, w0=self._warm_start_point(problem, dtype, device),
+        sol = solver.solve(problem, theta,
+                           w0=self._warm_start_point(problem, dtype, device, ex),
                            callback=partial(self._progress, progress))
         self._store(problem, sol, X.dtype)
+        self.coef_ = scale_back(self.coef_, -ex, "coef_", type(self).__name__, inputs,
+                                self.coef_.dtype)
         progress.done({"C": self.C}, n_iter=sol.n_iter)
         if not sol.converged:
             warn(f"HDM did not reach tol={self.tol} (gradient infinity norm "
@@ -221,13 +243,15 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSu
         return ProximalProblem.multinomial(X, codes, n_classes, L2(), sample_weight,
                                            self.fit_intercept)
 
-    def _warm_start_point(self, problem, dtype, device):
+    def _warm_start_point(self, problem, dtype, device, ex):
         if not (self.warm_start and hasattr(self, "coef_")):
             return None
         w0 = problem.init_params()
         if self.coef_.shape != (problem.datafit.n_columns, problem.n_features):
             return None
-        rows = [self.coef_.T] + ([self.intercept_[None, :]] if self.fit_intercept else [])
+        with np.errstate(over="ignore", under="ignore"):  # in the units of X / 2**ex
+            coef = np.ldexp(self.coef_, ex)
+        rows = [coef.T] + ([self.intercept_[None, :]] if self.fit_intercept else [])
         return torch.as_tensor(np.vstack(rows), dtype=dtype, device=device).reshape(w0.shape)
 
     def _progress(self, progress, w, state):

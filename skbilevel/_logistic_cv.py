@@ -12,10 +12,11 @@ from ._classifier import LinearClassifierOutputs, encode_classes
 from ._progress import FitProgress
 from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
 from ._routing import FIT_PARAMS_DOC
+from ._scaling import feature_unit, ldexp, scale_back
 from .engine.inner import L1, L2, ProximalProblem, Shifted, WeightedL1
 from .engine.outer import HeldOutLogLoss
 from .utils._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
-from .utils._tensor import to_numpy
+from .utils._tensor import resolve_dtype, to_numpy
 from .utils._threads import single_threaded_if_small
 
 _LOG_C_GRID = np.linspace(-4, 4, 9)  # safety grid of log10(C), strong to weak penalty
@@ -27,7 +28,15 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
 
     A ``LogisticRegressionCV`` look-alike without a list of ``Cs``: ``log C`` follows the
     gradient of the cross-validated log-loss from the best of 9 values of ``C`` in
-    [1e-4, 1e4] (so the answer is never worse than them). The model and its ``C``
+    ``[1e-4, 1e4] / u**2`` (``/ u`` for ``penalty="l1"``), within the same box (so the
+    answer is never worse than them). ``u`` is the unit of the features: the median
+    standard deviation of the nonzero columns (their root mean square without
+    ``fit_intercept``), rounded to a power of ten; it is 1, and the range
+    ``LogisticRegressionCV``'s, for standardised data, and it makes ``X * c`` and ``X``
+    give the same decision function (with ``C_`` divided by ``c**2``) whatever ``c``,
+    as long as ``C_`` fits in float64 (a ValueError names ``X`` and its scale
+    otherwise); features whose unit leaves ``[2**-16, 2**16]`` are fitted divided by a
+    power of two, exactly, and mapped back. The model and its ``C``
     convention are ``LogisticRegression``'s (binary or multinomial, unpenalised intercept,
     ``C`` against the *sum* of the losses), and it is refitted on all the data. With
     ``C_per_feature=True`` every feature then gets its own ``C`` (binary problems), which
@@ -251,13 +260,24 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
         codes, sample_weight = encode_classes(self, y, X, sample_weight)
         progress.begin(X, y, sample_weight)
-        problem, solution, theta, path = self._fit_proximal(X, codes, sample_weight, progress,
-                                                            split_params)
-        C = np.exp(-to_numpy(theta))
+        # Extreme scales: fit X / 2**ex (see _scaling), where C' = C * 2**(power * ex) and
+        # coef = coef' / 2**ex. The grid and box of C are in units of the features, to the
+        # nearest decade (see the class docstring).
+        name, inputs = type(self).__name__, {"X": X}
+        ex, log2_unit = feature_unit(X, resolve_dtype(self.dtype), self.fit_intercept)
+        X = ldexp(X, -ex)
+        power = 1 if self.penalty == "l1" else 2  # ||w||_1 / C or ||w||^2 / (2 C)
+        decade = int(np.round(log2_unit * np.log10(2.0)))
+        problem, solution, theta, path = self._fit_proximal(
+            X, codes, sample_weight, progress, split_params,
+            theta_shift=power * ex * np.log(2.0),
+            grid_shift=power * (decade * np.log(10.0) - ex * np.log(2.0)))
+        C = scale_back(np.exp(-to_numpy(theta)), -power * ex, "C_", name, inputs)
         self.C_ = C if self.C_per_feature else float(C[0])
         coef, intercept = self._coef_intercept(problem.datafit, solution.w)
         # float64 whatever X's dtype: LogisticRegressionCV converts X to float64.
-        self.coef_, self.intercept_ = coef, intercept
+        self.coef_ = scale_back(coef, -ex, "coef_", name, inputs)
+        self.intercept_ = intercept
         # LogisticRegressionCV's path attributes (its use_legacy_attributes=False layout:
         # folds, l1_ratios, Cs, ...), over the points this search evaluated.
         self.l1_ratio_ = 1.0 if self.penalty == "l1" else 0.0
@@ -265,7 +285,10 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         self.Cs_ = self.history_["C"]
         self.scores_ = -self.history_["fold_objectives"].T[:, None, :]
         rows = [[self._dof_rows(problem.datafit, w) for w in folds] for folds in path]
-        self.coefs_paths_ = np.asarray(rows).transpose(1, 0, 2, 3)[:, None]
+        paths = np.asarray(rows).transpose(1, 0, 2, 3)[:, None]
+        d = self.coef_.shape[1]
+        paths[..., :d] = scale_back(paths[..., :d], -ex, "coefs_paths_", name, inputs)
+        self.coefs_paths_ = paths
         progress.done({"C": self.C_}, self.best_score_, self.n_iter_)
         return self
 

@@ -65,7 +65,9 @@ class FitProgress:
         self.to_user = to_user
         # The clock starts with fit: the elapsed times include the set-up (folds, moments).
         self.start = time.perf_counter()
-        describe = None if to_user is None else (lambda theta: format_params(to_user(theta)))
+        # The fitted theta plus theta_shift is the user's (data rescaled, see _scaling).
+        self.theta_shift = 0.0
+        describe = None if to_user is None else (lambda theta: format_params(self.user(theta)))
         self.loop = Progress(self.verbose, describe=describe, prefix=f"[{self.name}]",
                              start=self.start)
         self.estimator, self.context, self.data = estimator, None, {}
@@ -79,6 +81,10 @@ class FitProgress:
         self.context = self.estimator._init_callback_context(max_subtasks=None)
         self.context.call_on_fit_task_begin(estimator=self.estimator, **self.data)
         self.loop.callback = lambda k, record: self.task(f"{record['phase']} evaluation")
+
+    def user(self, theta) -> dict:
+        """The user's hyperparameters at the fitted ``theta``."""
+        return self.to_user(np.asarray(theta, dtype=float) + self.theta_shift)
 
     def task(self, name) -> None:
         """Report one finished subtask (an evaluation) to the callbacks."""
@@ -103,7 +109,7 @@ class FitProgress:
     def grid(self, thetas, what="screening grid") -> None:
         """The candidates about to be evaluated, in the user's units."""
         if self.verbose:
-            points = [self.to_user(np.asarray(t, dtype=float)) for t in thetas]
+            points = [self.user(t) for t in thetas]
             self.say(f"{what}: {len(points)} points, {format_ranges(points)}")
 
     def done(self, params: dict, score=None, n_iter=None) -> None:

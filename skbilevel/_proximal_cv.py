@@ -20,6 +20,7 @@ from ._tuning import (build_part, contiguous_folds, early_stopping_rows, history
 from ._coordinate_descent import CoordinateDescent
 from ._progress import FitProgress
 from ._routing import SplitterRoutingMixin, check_groups
+from ._scaling import history_in_user_units
 from .engine import Fold, minimize_hyperparams
 from .engine.hypergrad import METHODS, make_hypergradient
 from .engine.inner import ProximalProblem, Shifted
@@ -220,16 +221,23 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         return build_part(make_inner_solver, _SOLVERS, name, step=self.step,
                           max_iter=self.inner_max_iter, tol=tol)
 
-    def _fit_proximal(self, X, y, sample_weight, progress=None, split_params=None):
+    def _fit_proximal(self, X, y, sample_weight, progress=None, split_params=None,
+                      theta_shift=0.0, value_exponent=0, grid_shift=0.0):
         """Tune on K folds, then refit on all the data. Returns the refitted problem, its
         :class:`InnerSolution`, ``theta`` and the folds' solutions at every evaluation
         (when ``_keep_solution_path``; the subclass turns them into fitted attributes).
         ``progress`` is the fit's :class:`FitProgress` (made when ``fit`` began; the
         subclass calls its ``done`` once the fitted attributes are set). ``split_params`` go
-        to ``cv.split`` (see ``SplitterRoutingMixin._split_params``)."""
+        to ``cv.split`` (see ``SplitterRoutingMixin._split_params``).
+
+        Data rescaled by powers of two (see ``_scaling``) are fitted as they come; the
+        user's ``theta`` is the fitted one plus ``theta_shift`` and the user's objective
+        ``2**value_exponent`` times the fitted one, which ``history_`` reports.
+        ``grid_shift`` moves the safety grid and its box (in the fitted ``theta``)."""
         split_params = split_params or {}
         check_groups(split_params, X.shape[0])
         progress = FitProgress(self, self._user_params) if progress is None else progress
+        progress.theta_shift = theta_shift  # the lines in the user's units
         d = X.shape[1]
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
 
@@ -273,6 +281,9 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
                     keep_solution_path=self._keep_solution_path, n_jobs=self.n_jobs,
                     progress=progress.loop)
         candidates, bounds = self._grid(full)
+        if np.any(np.asarray(grid_shift) != 0):
+            candidates = candidates + grid_shift
+            bounds = tuple(np.asarray(b) + grid_shift for b in bounds)
         grid = torch.as_tensor(candidates, dtype=dtype, device=device)
         # The optimum lies within a grid step of the best candidate: a first step of half
         # a step, not L-BFGS-B's raw gradient (see LBFGSB.first_step).
@@ -319,7 +330,10 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         warn_if_not_converged(result, type(self).__name__)
         self.n_iter_ = max(1, result.n_iter)
         self.best_score_ = -float(result.value)
-        self.history_ = history_to_arrays(result.history, self._user_params)
+        with np.errstate(over="ignore", under="ignore"):  # the grid's extremes may saturate
+            self.history_ = history_to_arrays(
+                history_in_user_units(result.history, theta_shift, value_exponent),
+                self._user_params)
         self.solver_ = solver_name
         refit = _with_penalty(full, penalty)
         refit_solver = self._make_solver(self._solver_name(refit), scale,

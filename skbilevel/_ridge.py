@@ -19,6 +19,7 @@ from ._evidence import evidence_log_penalties
 from ._routing import FIT_PARAMS_DOC, SplitterRoutingMixin, check_groups
 from ._moments import fold_moments
 from ._progress import FitProgress
+from ._scaling import history_in_user_units, ldexp, rescale_exponent, scale_back
 from .engine import Fold, minimize_hyperparams
 from .engine.hypergrad import make_hypergradient
 from .engine.loop import broadcast_first_stage
@@ -169,6 +170,14 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
     ``F`` is ``dF/dtheta_g = -sum_{j in g} alpha_j w_j v_j`` with ``H v = grad_w F`` and
     ``H = X^T S X + diag(alpha)``: one extra linear solve per fold and outer step.
 
+    Data of any finite scale are fitted: when the largest entry of ``X`` or ``y`` lies
+    outside ``[2**-64, 2**64]`` (``[2**-16, 2**16]`` with ``dtype="float32"``) the fit runs
+    on ``X / 2**ex`` and ``y / 2**ey``, an exact division, and maps back: ``alpha_`` by
+    ``4**ex``, ``coef_`` by ``2**(ey - ex)``, the intercept by ``2**ey`` and the squared
+    errors by ``4**ey``. ``(X * c, y * t)`` thus gives the model of ``(X, y)`` with
+    ``alpha_`` times ``c**2``, as long as every fitted attribute fits in float64 (about
+    ``1e-150 < c, t < 1e150``); beyond, a ValueError names the input and its scale.
+
     Examples
     --------
     >>> from sklearn.datasets import load_diabetes
@@ -265,6 +274,12 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         progress.begin(X, y, sample_weight)
         groups, n_hyper = self._feature_groups(d)
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
+        # Extreme scales are fitted on X / 2**ex, y / 2**ey: alpha maps by 4**ex, the
+        # coefficients by 2**(ey - ex), the intercept by 2**ey, squared errors by 4**ey.
+        inputs = {"X": X, "y": y}
+        ex, ey = rescale_exponent(X, dtype), rescale_exponent(y, dtype)
+        X, y = ldexp(X, -ex), ldexp(y, -ey)
+        log_shift = 2 * ex * np.log(2.0)  # log(alpha) - log(alpha in the fitted space)
         Y = y.reshape(n, -1)
         to_t = lambda a: to_tensor(a, dtype, device)  # noqa: E731
 
@@ -309,7 +324,8 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
             _gram_scale(X, sample_weight, self.fit_intercept)
         scale = scale if scale > 0 else 1.0
         bounds = (np.log(scale * 1e-10), np.log(scale * 1e10)) \
-            if self.alpha_bounds == "auto" else tuple(np.log(self._check_bounds()))
+            if self.alpha_bounds == "auto" else \
+            tuple(np.log(self._check_bounds()) - log_shift)
         tune = partial(minimize_hyperparams, solver=solver, method=method,
                        optimizer=make_optimizer(self.optimizer, max_iter=self.max_iter,
                                                 tol=self.tol),
@@ -319,7 +335,9 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         # answer for a shared alpha, the safety net and the starting point otherwise.
         coarse = _GRID if isinstance(solver, ClosedFormSolver) else _GRID_MATRIX_FREE
         grid = torch.as_tensor(np.log(scale * coarse), dtype=dtype, device=device)[:, None]
-        theta0 = torch.full((1,), float(np.log(self.alpha_init)), dtype=dtype, device=device)
+        theta0 = torch.full((1,), float(np.log(self.alpha_init) - log_shift), dtype=dtype,
+                            device=device)
+        progress.theta_shift = log_shift  # the lines in the user's units
         progress.grid([to_numpy(theta0)] + list(to_numpy(grid)), "alpha_init and grid")
         result = tune(folds, theta0, start_grid=grid)
         g_t = torch.as_tensor(groups, device=device)
@@ -339,17 +357,27 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         warn_if_not_converged(result, type(self).__name__)
 
         theta = result.theta
-        self.alpha_ = self._alpha_from_theta(to_numpy(theta), groups)
+        name = type(self).__name__
+        alpha = scale_back(self._alpha_from_theta(to_numpy(theta), groups), 2 * ex,
+                           "alpha_", name, {"X": inputs["X"]})
+        self.alpha_ = alpha[()]  # np.float64 for one alpha, as RidgeCV
         if self.alpha_bounds != "auto":  # exp(log(bound)) may round past the bound
             self.alpha_ = np.clip(self.alpha_, *self._check_bounds())
             self.alpha_ = np.float64(self.alpha_) if np.ndim(self.alpha_) == 0 else self.alpha_
-        self.best_score_ = -np.float64(result.value)
+        self.best_score_ = -scale_back(result.value, 2 * ey, "best_score_", name,
+                                       {"y": inputs["y"]})[()]
         # At least the one gradient evaluation that confirmed the starting point.
         self.n_iter_ = max(1, result.n_iter)
-        self.history_ = history_to_arrays(result.history, self._user_params)
+        with np.errstate(over="ignore", under="ignore"):  # the grid's extremes may saturate
+            self.history_ = history_to_arrays(
+                history_in_user_units(result.history, log_shift, 2 * ey), self._user_params)
         self._refit(self._whole_problem(X, Y, sample_weight, to_t, g_t,
                                         total if held is None and n >= d else None),
                     theta, solver, y.ndim, X.dtype)
+        self.coef_ = scale_back(self.coef_, ey - ex, "coef_", name, inputs, X.dtype)
+        if self.fit_intercept:  # in the dtype of X, as Ridge
+            self.intercept_ = scale_back(self.intercept_, ey, "intercept_", name,
+                                         {"y": inputs["y"]}, X.dtype)[()]
         progress.done({"alpha": self.alpha_}, self.best_score_, self.n_iter_)
         return self
 
