@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.metrics import r2_score
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
@@ -42,7 +43,8 @@ _COMMON_PARAMS = """cv : int, cross-validation generator or iterable, default=5
         ``k -> c_k`` giving the step ``c_k / L`` (see :class:`~skbilevel.engine.solvers.FISTA`).
     max_iter : int, default=100
         Outer evaluations: a bracketing search on the log-scale penalty when there is
-        one (:class:`~skbilevel.engine.outer.Bracket`), L-BFGS-B with several.
+        one (:class:`~skbilevel.engine.outer.Bracket`), L-BFGS-B with several. At least
+        1, as in scikit-learn (the starting grid is always evaluated).
     tol : float, default=1e-4
         Outer tolerance, relative to the CV error. One penalty: stop when the search's
         model of the CV curve predicts less than this relative decrease (1e-4 is far
@@ -96,6 +98,11 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
 
     def _criterion(self, problem, X, y, sample_weight):
         return HeldOutMSE.for_problem(problem, X, y[:, None], sample_weight)
+
+    def _fold_score(self, problem, w, X, y, sample_weight):
+        pred = safe_sparse_dot(X, to_numpy(w)[:, 0], dense_output=True) + \
+            float(to_numpy(problem.intercept(w))[0])
+        return r2_score(y, pred, sample_weight=sample_weight)
 
     @staticmethod
     def _alpha_max(problem, l1_ratio=1.0):
@@ -186,7 +193,12 @@ class BilevelLassoCV(_LinearRegressionCV):
     intercept_ : float
         Intercept.
     best_score_ : float
-        Negative CV MSE at ``alpha_``.
+        The mean over the folds of the R^2 (the default score of scikit-learn's
+        regressors) on each validation fold of the fold's fit at ``alpha_``, weighted by
+        ``sample_weight`` when given: ``GridSearchCV``'s ``mean_test_score`` at
+        ``alpha_``. The tuned criterion is the CV MSE, ``best_cv_error_``.
+    best_cv_error_ : float
+        The tuned criterion at ``alpha_``: the mean over the folds of the validation MSE.
     alphas_ : ndarray of shape (n_evaluations,) or (n_evaluations, n_features)
         The penalties at which the CV error was evaluated (the coarse grid, then the
         search; with ``alpha_per_feature`` the shared stage's rows repeat one value), in
@@ -288,7 +300,13 @@ class BilevelElasticNetCV(_LinearRegressionCV):
     intercept_ : float
         Intercept.
     best_score_ : float
-        Negative CV MSE at the selected point.
+        The mean over the folds of the R^2 (the default score of scikit-learn's
+        regressors) on each validation fold of the fold's fit at ``(alpha_, l1_ratio_)``,
+        weighted by ``sample_weight`` when given: ``GridSearchCV``'s ``mean_test_score``
+        there. The tuned criterion is the CV MSE, ``best_cv_error_``.
+    best_cv_error_ : float
+        The tuned criterion at the selected point: the mean over the folds of the
+        validation MSE.
     alphas_ : ndarray of shape (n_evaluations,)
         The ``alpha`` of every point at which the CV error was evaluated (its
         ``l1_ratio`` is ``history_["l1_ratio"]``), in the order of ``history_``.

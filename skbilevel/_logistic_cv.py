@@ -7,6 +7,8 @@ from numbers import Real
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
+from sklearn.metrics import accuracy_score
+from sklearn.utils.extmath import safe_sparse_dot
 
 from ._classifier import LinearClassifierOutputs, encode_classes
 from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
@@ -58,7 +60,8 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         Step-size rule of FISTA / ISTA (see :class:`~skbilevel.engine.solvers.FISTA`).
     max_iter : int, default=100
         Outer evaluations: a bracketing search on ``log C``
-        (:class:`~skbilevel.engine.outer.Bracket`), L-BFGS-B with ``C_per_feature``.
+        (:class:`~skbilevel.engine.outer.Bracket`), L-BFGS-B with ``C_per_feature``. At
+        least 1, as in scikit-learn (the starting grid is always evaluated).
     tol : float, default=1e-4
         Outer tolerance, relative to the CV log-loss. One ``C``: stop when the search's
         model of the CV curve predicts less than this relative decrease (1e-4 is far
@@ -101,15 +104,23 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     best_score_ : float
-        Negative CV log-loss at ``C_``.
+        The mean over the folds of the accuracy (the default scorer of
+        ``LogisticRegressionCV``, whose ``scores_`` hold it; it has no ``best_score_``) on
+        each validation fold of the fold's fit at ``C_``, weighted by ``sample_weight`` and
+        ``class_weight`` as the validation losses are. The tuned criterion is the CV
+        log-loss, ``best_cv_error_``.
+    best_cv_error_ : float
+        The tuned criterion at ``C_``: the mean over the folds of the validation
+        log-loss.
     Cs_ : ndarray of shape (n_evaluations,) or (n_evaluations, n_features)
         The ``C`` at which the CV log-loss was evaluated (the coarse grid, then the
         search), in the order of ``history_``, not sorted.
     scores_ : ndarray of shape (n_folds, 1, n_evaluations)
         Negative validation log-loss of each fold at ``Cs_`` (the tuned criterion; the
         layout of ``LogisticRegressionCV(use_legacy_attributes=False)``, whose middle
-        axis runs over ``l1_ratios_``). The coarse grid's come from fits at a 1000 times
-        looser tolerance.
+        axis runs over ``l1_ratios_``; the twin's hold accuracies, which here are only
+        computed at ``C_``, as ``best_score_``). The coarse grid's come from fits at a 1000
+        times looser tolerance.
     coefs_paths_ : ndarray of shape (n_folds, 1, n_evaluations, n_rows, n_dof)
         Each fold's coefficients at ``Cs_``, the intercept last when fitted (``n_dof =
         n_features + fit_intercept``; ``n_rows`` is 1 for a binary problem, ``n_classes``
@@ -257,6 +268,13 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         rows = [[self._dof_rows(problem.datafit, w) for w in folds] for folds in path]
         self.coefs_paths_ = np.asarray(rows).transpose(1, 0, 2, 3)[:, None]
         return self
+
+    def _fold_score(self, problem, w, X, codes, sample_weight):
+        coef, intercept = self._coef_intercept(problem.datafit, w)
+        decision = safe_sparse_dot(X, coef.T, dense_output=True) + intercept
+        predicted = (decision[:, 0] > 0).astype(int) if decision.shape[1] == 1 else \
+            decision.argmax(1)
+        return accuracy_score(codes, predicted, sample_weight=sample_weight)
 
     def _dof_rows(self, datafit, w):
         """``[coef, intercept]`` of an inner solution, ``(n_rows, n_dof)``."""

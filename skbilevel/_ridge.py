@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.metrics import r2_score
 from sklearn.model_selection import RepeatedKFold
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
@@ -29,8 +30,9 @@ from .utils._sklearn_compat import (Interval, StrOptions, _check_sample_weight, 
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 from .utils._threads import single_threaded_if_small
 
-# Above this many features (or for sparse X) "auto" goes matrix-free: a d x d Gram and its
-# factorisation stop paying for themselves.
+# Above this many features "auto" goes matrix-free: a d x d Gram and its factorisation stop
+# paying for themselves. Sparse X below it gets the Gram from sparse products, so that the
+# same data give the same path and alpha_ whatever their container.
 _N_SNAPSHOTS = 10  # solutions carried in the recycle space (inner and adjoint alternate)
 _MAX_DENSE_FEATURES = 4000
 # Relative residual of the matrix-free fits and adjoint solves: hypergradients to ~1e-7.
@@ -38,6 +40,9 @@ _KRYLOV_RTOL = 1e-8
 # Safety-net grid: alpha / scale over 1e-6..1e6, scale = mean diagonal of the Gram; one
 # point a decade where a point costs an eigen-solve, every second decade where each point
 # is a Krylov fit per fold. Large alpha first: well-conditioned fits warm-start the rest.
+# (Sharing the fine grid with an explicitly chosen Krylov solver was tried: on scikit-learn's
+# 15 x 30 sample-weight check the Krylov L-BFGS then stalls near alpha = 1e-7 scale for one
+# of the two equivalent fits and not the other.)
 _GRID = np.logspace(6, -6, 13)
 _GRID_MATRIX_FREE = np.logspace(6, -6, 7)
 
@@ -76,11 +81,13 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         (eigendecomposition for one ``alpha``); the others are matrix-free and solve both
         the ridge fit and the adjoint system of the hypergradient (same Hessian) with CG,
         MINRES or recycled MINRES, the last one carrying one recycle space through both
-        systems and across outer iterations. ``"auto"`` is ``"cholesky"`` for dense ``X`` with at
-        most 4000 features, ``"recycled_minres"`` otherwise. The recycle space holds Ritz
-        vectors and the last solutions (snapshots); since the Hessian only moves by the
-        diagonal ``alpha``, both are re-paired with each new Hessian without operator
-        applications, and projecting onto the snapshots extrapolates along the path.
+        systems and across outer iterations. ``"auto"`` is ``"cholesky"`` for ``X`` with
+        at most 4000 features (dense or sparse: the Gram of sparse ``X`` comes from
+        sparse products, so both give the same ``alpha_``), ``"recycled_minres"``
+        otherwise. The recycle space holds Ritz vectors and the last solutions
+        (snapshots); since the Hessian only moves by the diagonal ``alpha``, both are
+        re-paired with each new Hessian without operator applications, and projecting
+        onto the snapshots extrapolates along the path.
     recycle_dim : int, default=20
         Dimension of the recycled Krylov subspace (``"recycled_minres"`` only).
     optimizer : {"lbfgs", "adam", "gd", "hdm"}, default="lbfgs"
@@ -88,7 +95,8 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         per-hyperparameter stepsizes and a momentum learned online, one CV evaluation per
         iteration and no line search.
     max_iter : int, default=200
-        Maximum outer iterations (per stage: one shared alpha, then per-feature alphas).
+        Maximum outer iterations (per stage: one shared alpha, then per-feature alphas),
+        at least 1 (as in scikit-learn; the starting grid is always evaluated).
     tol : float, default=1e-5
         Outer tolerance on the projected gradient, relative to the CV error.
     alpha_bounds : "auto" or tuple of float, default="auto"
@@ -139,7 +147,15 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
     intercept_ : float or ndarray of shape (n_targets,)
         Intercept of the refitted model.
     best_score_ : float
-        Negative mean CV squared error at ``alpha_`` (as :class:`~sklearn.linear_model.RidgeCV`).
+        What :class:`~sklearn.linear_model.RidgeCV` reports with ``cv``: the mean over the
+        folds of the R^2 (its default scorer) on each validation fold of the fold's fit at
+        ``alpha_`` (weighted by ``sample_weight`` when given), as ``GridSearchCV``'s
+        ``mean_test_score``. The tuned criterion is the CV squared error,
+        ``best_cv_error_``.
+    best_cv_error_ : float
+        The tuned criterion at ``alpha_``: the mean over the folds of the weighted
+        validation mean squared error (plus the ``alpha_shrinkage`` prior with several
+        penalties), the minimum of ``history_["objective"]``.
     n_iter_ : int
         Outer iterations run.
     history_ : dict of ndarray
@@ -182,7 +198,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         "linear_solver": [StrOptions({"auto", "cholesky", "cg", "minres", "recycled_minres"})],
         "recycle_dim": [Interval(Integral, 1, None, closed="left")],
         "optimizer": [StrOptions({"lbfgs", "adam", "gd", "hdm"})],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "alpha_bounds": [StrOptions({"auto"}), tuple],
         "alpha_shrinkage": [Interval(Real, 0, None, closed="left")],
@@ -265,7 +281,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         shared = torch.zeros(d, dtype=torch.long, device=device)
 
         moments, total = [None] * len(splits), None
-        if isinstance(solver, ClosedFormSolver) and not sp.issparse(X):
+        if isinstance(solver, ClosedFormSolver):
             data = (X, Y, sample_weight) if held is None else \
                 (X[rows], Y[rows], sample_weight[rows])
             moments, total = fold_moments(*data, splits, to_t)
@@ -288,6 +304,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
             return Fold(problem, criterion)
 
         folds = [fold(rows[tr], rows[va], m) for (tr, va), m in zip(splits, moments)]
+        tuned_folds = folds  # the folds of the last stage (regrouped with several alphas)
         holdout = fold(rows, held) if held is not None else None
         # The natural unit of alpha: the Gram's mean diagonal (read off it when computed).
         scale = float(full_gram.diagonal().mean()) if full_gram is not None else \
@@ -313,7 +330,8 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
                                               shared, total if len(rows) >= d else None)
             starts = self._per_feature_starts(tuning_rows, g_t, n_hyper, scalar.theta,
                                               solver, bounds)
-            regrouped = [Fold(f.problem.regroup(g_t), f.criterion) for f in folds]
+            regrouped = tuned_folds = [Fold(f.problem.regroup(g_t), f.criterion)
+                                       for f in folds]
             if holdout is not None:
                 holdout = Fold(holdout.problem.regroup(g_t), holdout.criterion)
             result = tune(regrouped, starts[0], start_grid=starts[1:], holdout=holdout,
@@ -326,7 +344,9 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         if self.alpha_bounds != "auto":  # exp(log(bound)) may round past the bound
             self.alpha_ = np.clip(self.alpha_, *self._check_bounds())
             self.alpha_ = float(self.alpha_) if np.ndim(self.alpha_) == 0 else self.alpha_
-        self.best_score_ = -float(result.value)
+        self.best_cv_error_ = float(result.value)
+        self.best_score_ = self._cv_score(tuned_folds, theta, solver, X, Y, sample_weight,
+                                          [rows[va] for _, va in splits])
         # At least the one gradient evaluation that confirmed the starting point.
         self.n_iter_ = max(1, result.n_iter)
         self.history_ = history_to_arrays(
@@ -397,7 +417,7 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
         """Resolve ``linear_solver`` into an inner solver and a hypergradient method."""
         name = self.linear_solver
         if name == "auto":
-            dense_ok = not sp.issparse(X) and d <= _MAX_DENSE_FEATURES
+            dense_ok = d <= _MAX_DENSE_FEATURES
             # Recycled MINRES: its space and snapshots are re-paired for free along the
             # path of alphas; on the sparse benchmark it needs about half CG's matvecs.
             name = "cholesky" if dense_ok else "recycled_minres"
@@ -446,6 +466,17 @@ class BilevelRidgeCV(RegressorMixin, BaseEstimator):
                                              groups=groups)
         return RidgeProblem(to_t(X), to_t(Y), to_t(sample_weight), groups=groups,
                             fit_intercept=self.fit_intercept)
+
+    def _cv_score(self, folds, theta, solver, X, Y, sample_weight, validation_rows):
+        """RidgeCV's ``best_score_``: the mean over the folds of the R^2 on the validation
+        rows of each fold's fit at ``theta`` (``GridSearchCV``'s ``mean_test_score``)."""
+        scores = []
+        for fold, val in zip(folds, validation_rows):
+            w = _one_shot(solver).solve(fold.problem, theta).w
+            pred = safe_sparse_dot(X[val], to_numpy(w), dense_output=True) + \
+                to_numpy(fold.problem.intercept(w))
+            scores.append(r2_score(Y[val], pred, sample_weight=sample_weight[val]))
+        return float(np.mean(scores))
 
     def _refit(self, problem, theta, solver, y_ndim, out_dtype):
         """Fit ``problem`` (all the rows) at ``theta`` into ``coef_`` and ``intercept_``."""
