@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+import skbilevel.engine._torch as engine_torch
 from skbilevel import BilevelLassoCV, BilevelRidgeCV
 from skbilevel.engine import limit_torch_threads
 from skbilevel.engine.hypergrad import ImplicitDifferentiation
@@ -85,6 +86,13 @@ def test_limit_in_a_fresh_thread(two_threads):
 
     assert in_new_thread(fresh) == (1, 1)
     assert torch.get_num_threads() == 2
+
+
+def test_without_torch_s_openmp_runtime_nothing_changes(two_threads, monkeypatch):
+    monkeypatch.setattr(engine_torch, "_RUNTIME", [None])  # as where it is not found
+    with limit_torch_threads(1):
+        assert torch.get_num_threads() == 2
+    assert Recorder().fit(np.zeros((10, 2))).seen == [2]
 
 
 def test_small_design_runs_single_threaded_and_restores(two_threads):
