@@ -361,7 +361,7 @@ def run_one(spec, problem, cv_mse, trace):
         if isinstance(est, GridSearchCV):
             row["own_cv_mse"] = -est.best_score_
         if isinstance(est, BilevelRidgeCV):
-            row["own_cv_mse"] = -est.best_score_
+            row["own_cv_mse"] = est.best_cv_error_
             row["history"] = {k: np.asarray(v) for k, v in est.history_.items()
                               if k != "alpha" or np.ndim(alpha) == 0}
             row["n_iter"] = est.n_iter_

@@ -121,7 +121,7 @@ for ax, (xs, ys) in zip(axes, [(curve_alphas, curve), (zoom_alphas, zoom_curve)]
             color="tab:orange", zorder=4, label="hypergradient steps (L-BFGS-B)")
     ax.axvline(methods["RidgeCV(cv=splits)"].alpha_, color="k", ls=":",
                label="RidgeCV's alpha (50-point grid)")
-    ax.scatter([est.alpha_], [-est.best_score_], marker="*", s=250, color="tab:red",
+    ax.scatter([est.alpha_], [est.best_cv_error_], marker="*", s=250, color="tab:red",
                zorder=5, label="BilevelRidgeCV's alpha_")
     ax.set(xlabel="alpha", ylabel="5-fold CV MSE")
 axes[1].set_xlim(zoom_alphas[0], zoom_alphas[-1])

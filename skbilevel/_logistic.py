@@ -63,7 +63,7 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSu
         Learning rate of the momentum.
     max_iter : int, default=1000
         Budget of gradient evaluations (each iteration costs one function and one gradient
-        evaluation, at the same point).
+        evaluation, at the same point), at least 1 as in scikit-learn.
     tol : float, default=1e-4
         Stop when the gradient's infinity norm is at most ``tol`` (the ``gtol`` of the
         ``lbfgs`` solver).

@@ -7,6 +7,8 @@ from numbers import Real
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
+from sklearn.metrics import accuracy_score
+from sklearn.utils.extmath import safe_sparse_dot
 
 from ._classifier import LinearClassifierOutputs, encode_classes
 from ._progress import FitProgress
@@ -72,7 +74,8 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         Step-size rule of FISTA / ISTA (see :class:`~skbilevel.engine.solvers.FISTA`).
     max_iter : int, default=100
         Outer evaluations: a bracketing search on ``log C``
-        (:class:`~skbilevel.engine.outer.Bracket`), L-BFGS-B with ``C_per_feature``.
+        (:class:`~skbilevel.engine.outer.Bracket`), L-BFGS-B with ``C_per_feature``. At
+        least 1, as in scikit-learn (the starting grid is always evaluated).
     tol : float, default=1e-4
         Outer tolerance, relative to the CV log-loss. One ``C``: stop when the search's
         model of the CV curve predicts less than this relative decrease (1e-4 is far
@@ -94,7 +97,13 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     dtype : {"float64", "float32"}, default="float64"
         Precision of the computation.
     n_jobs : int, default=None
-        Folds solved in parallel through joblib.
+        Folds evaluated in parallel through joblib threads. The fitting thread's
+        torch threads are divided among the workers: ``n_jobs`` shares the same cores
+        between folds instead of adding any, and every evaluation pays joblib's dispatch
+        (milliseconds). It pays only with more cores than one fold's kernels use well and
+        folds that take long to fit; on two cores it never did (``n_jobs=2`` took 1.4 to 12
+        times as long on 200 x 10 data, 0.7 to 1.5 times on 20000 x 100 and 100000 x 100;
+        see the user guide).
     verbose : int, default=0
         0 prints nothing. 1 prints, as the fit goes: a header (data, folds,
         hyperparameters), the screening grid's range of ``C``, one line per CV evaluation
@@ -114,15 +123,23 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     best_score_ : float
-        Negative CV log-loss at ``C_``.
+        The mean over the folds of the accuracy (the default scorer of
+        ``LogisticRegressionCV``, whose ``scores_`` hold it; it has no ``best_score_``) on
+        each validation fold of the fold's fit at ``C_``, weighted by ``sample_weight`` and
+        ``class_weight`` as the validation losses are. The tuned criterion is the CV
+        log-loss, ``best_cv_error_``.
+    best_cv_error_ : float
+        The tuned criterion at ``C_``: the mean over the folds of the validation
+        log-loss.
     Cs_ : ndarray of shape (n_evaluations,) or (n_evaluations, n_features)
         The ``C`` at which the CV log-loss was evaluated (the coarse grid, then the
         search), in the order of ``history_``, not sorted.
     scores_ : ndarray of shape (n_folds, 1, n_evaluations)
         Negative validation log-loss of each fold at ``Cs_`` (the tuned criterion; the
         layout of ``LogisticRegressionCV(use_legacy_attributes=False)``, whose middle
-        axis runs over ``l1_ratios_``). The coarse grid's come from fits at a 1000 times
-        looser tolerance.
+        axis runs over ``l1_ratios_``; the twin's hold accuracies, which here are only
+        computed at ``C_``, as ``best_score_``). The coarse grid's come from fits at a 1000
+        times looser tolerance.
     coefs_paths_ : ndarray of shape (n_folds, 1, n_evaluations, n_rows, n_dof)
         Each fold's coefficients at ``Cs_``, the intercept last when fitted (``n_dof =
         n_features + fit_intercept``; ``n_rows`` is 1 for a binary problem, ``n_classes``
@@ -289,10 +306,18 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         d = self.coef_.shape[1]
         paths[..., :d] = scale_back(paths[..., :d], -ex, "coefs_paths_", name, inputs)
         self.coefs_paths_ = paths
-        progress.done({"C": self.C_}, self.best_score_, self.n_iter_)
+        progress.done({"C": self.C_}, self.best_cv_error_,
+                      self.best_score_, self.n_iter_)
         return self
 
     fit.__doc__ = fit.__doc__.replace("{params}", FIT_PARAMS_DOC)
+
+    def _fold_score(self, problem, w, X, codes, sample_weight):
+        coef, intercept = self._coef_intercept(problem.datafit, w)
+        decision = safe_sparse_dot(X, coef.T, dense_output=True) + intercept
+        predicted = (decision[:, 0] > 0).astype(int) if decision.shape[1] == 1 else \
+            decision.argmax(1)
+        return accuracy_score(codes, predicted, sample_weight=sample_weight)
 
     def _dof_rows(self, datafit, w):
         """``[coef, intercept]`` of an inner solution, ``(n_rows, n_dof)``."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 
@@ -32,6 +33,18 @@ class RawMoments:
         sY = sample_weight[:, None] * Y
         return cls(sample_weight.sum(), X.t() @ sample_weight, sY.sum(0),
                    _weighted_syrk(X, sample_weight), X.t() @ sY, (sY * Y).sum())
+
+    @classmethod
+    def of_sparse(cls, X, Y, sample_weight, to_tensor):
+        """Moments of the rows of a scipy sparse ``X`` (numpy ``Y``, ``s``), by sparse
+        products: the same Gram as dense ``X`` holds, so the container of the data does
+        not change the ridge path built on it."""
+        sX = sp.csr_matrix(X.multiply(sample_weight[:, None]))
+        sY = sample_weight[:, None] * Y
+        xx = np.asarray((X.T @ sX).todense())
+        return cls(*(to_tensor(np.asarray(a)) for a in (
+            sample_weight.sum(), np.ravel(X.T @ sample_weight), sY.sum(0), xx, X.T @ sY,
+            (sY * Y).sum())))
 
     def _combine(self, other, sign):
         return RawMoments(*(a + sign * b for a, b in zip(self._fields(), other._fields())))
@@ -80,7 +93,8 @@ def fold_moments(X, Y, sample_weight, splits, to_tensor):
     Parameters
     ----------
     X, Y, sample_weight : ndarray
-        Dense training data (``Y`` 2-D); ``splits`` index their rows.
+        Training data (``Y`` 2-D, ``X`` dense or scipy sparse); ``splits`` index their
+        rows.
     splits : list of (train, validation) index arrays
     to_tensor : callable
         numpy -> tensor of the engine's dtype and device.
@@ -95,13 +109,19 @@ def fold_moments(X, Y, sample_weight, splits, to_tensor):
     n = X.shape[0]
     if any(len(tr) + len(va) != n or len(np.union1d(tr, va)) != n for tr, va in splits):
         return None, None
-    blocks = [RawMoments.of(to_tensor(X[va]), to_tensor(Y[va]), to_tensor(sample_weight[va]))
-              for _, va in splits]
+
+    def moments(rows):
+        if sp.issparse(X):
+            return RawMoments.of_sparse(X[rows], Y[rows], sample_weight[rows], to_tensor)
+        return RawMoments.of(to_tensor(X[rows]), to_tensor(Y[rows]),
+                             to_tensor(sample_weight[rows]))
+
+    blocks = [moments(va) for _, va in splits]
     validation_rows = np.concatenate([va for _, va in splits])
     if len(validation_rows) == n and np.unique(validation_rows).size == n:  # a partition
         total = blocks[0]
         for block in blocks[1:]:
             total = total + block
     else:
-        total = RawMoments.of(to_tensor(X), to_tensor(Y), to_tensor(sample_weight))
+        total = moments(slice(None))
     return [total - block for block in blocks], total

@@ -112,15 +112,17 @@ class FitProgress:
             points = [self.user(t) for t in thetas]
             self.say(f"{what}: {len(points)} points, {format_ranges(points)}")
 
-    def done(self, params: dict, score=None, n_iter=None) -> None:
-        """The last line: the chosen hyperparameters, the total time and the iterations;
-        closes the fit's callback task (call it once the fitted attributes are set)."""
+    def done(self, params: dict, cv_error=None, score=None, n_iter=None) -> None:
+        """The last line: the chosen hyperparameters, their CV error (the tuned criterion)
+        and score (``best_score_``), the total time and the iterations; closes the fit's
+        callback task (call it once the fitted attributes are set)."""
         if self.context is not None:
             self.context.call_on_fit_task_end(estimator=self.estimator, **self.data,
                                               reconstruction_attributes={})
         if self.verbose:
-            cv = "" if score is None else f", cv={-score:.6g}"
+            cv = "" if cv_error is None else f", cv={cv_error:.6g}"
+            best = "" if score is None else f", best_score_={score:.6g}"
             evals = f", {self.loop.count} evaluations" if self.loop.count else ""
             iters = "" if n_iter is None else f", n_iter={n_iter}"
-            self.say(f"done in {self.elapsed:.2f}s: {format_params(params)}{cv}{iters}"
+            self.say(f"done in {self.elapsed:.2f}s: {format_params(params)}{cv}{best}{iters}"
                      f"{evals}")

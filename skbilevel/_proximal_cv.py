@@ -118,7 +118,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         "hypergradient": [StrOptions(set(_METHODS))],
         "solver": [StrOptions(set(_SOLVER_OPTIONS))],
         "step": [StrOptions({"constant", "backtracking"}), callable],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "inner_max_iter": [Interval(Integral, 1, None, closed="left")],
         "inner_tol": [Interval(Real, 0, None, closed="neither")],
@@ -154,6 +154,11 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
 
     def _user_params(self, theta):
         """The user's hyperparameters at ``theta`` (numpy), as a dict."""
+        raise NotImplementedError
+
+    def _fold_score(self, problem, w, X, y, sample_weight):
+        """The twin's default score (R^2, accuracy) on validation rows ``(X, y)`` (numpy) of
+        the solution ``w`` of a training fold's ``problem``."""
         raise NotImplementedError
 
     # -- the pieces -------------------------------------------------------------------------
@@ -329,7 +334,6 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
             result = broadcast_first_stage(first, result, per_feature.n_hyper)
         warn_if_not_converged(result, type(self).__name__)
         self.n_iter_ = max(1, result.n_iter)
-        self.best_score_ = -float(result.value)
         with np.errstate(over="ignore", under="ignore"):  # the grid's extremes may saturate
             self.history_ = history_to_arrays(
                 history_in_user_units(result.history, theta_shift, value_exponent),
@@ -338,6 +342,16 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         refit = _with_penalty(full, penalty)
         refit_solver = self._make_solver(self._solver_name(refit), scale,
                                          inner_tol * _REFIT_TOL)
+        self.best_cv_error_ = float(result.value)  # of the fitted data (see _scaling)
+        # The twin's best_score_: each fold solved once more at the chosen point (as tight
+        # as the refit) and scored by the twin's default scorer on its validation rows.
+        last = folds if per_feature is None else staged
+        warm = result.fold_solutions if len(result.fold_solutions) == len(last) else \
+            [None] * len(last)
+        self.best_score_ = float(np.mean([
+            self._fold_score(f.problem, refit_solver.solve(f.problem, result.theta, w0).w,
+                             X[rows[va]], y[rows[va]], sample_weight[rows[va]])
+            for f, w0, (_, va) in zip(last, warm, splits)]))
         # Like LogisticRegressionCV: start from the mean of the folds' solutions.
         w0 = torch.stack(result.fold_solutions).mean(0) if result.fold_solutions else None
         return refit, refit_solver.solve(refit, result.theta, w0), result.theta, \

@@ -73,7 +73,7 @@ def test_weighted_lasso_and_enet_path_shapes():
     assert enet.alphas_.shape == (n_eval,) and enet.mse_path_.shape == (n_eval, 3)
     np.testing.assert_allclose(enet.mse_path_.mean(axis=1), enet.history_["objective"],
                                rtol=1e-12)
-    assert -enet.best_score_ == pytest.approx(enet.mse_path_.mean(axis=1).min())
+    assert enet.best_cv_error_ == pytest.approx(enet.mse_path_.mean(axis=1).min())
 
 
 def test_logistic_scores_and_coefs_paths_match_logistic_regression_cv():

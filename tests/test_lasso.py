@@ -43,7 +43,7 @@ def test_alpha_is_cv_optimal_and_refit_is_sklearn_lasso(global_random_seed):
     best = int(np.argmin(values))
     assert _cv_mse(X, y, splits, reg.alpha_) <= values[best] * (1 + 1e-8)
     assert abs(np.log(reg.alpha_ / grid[best])) <= np.log(grid[0] / grid[1]) + 1e-12
-    np.testing.assert_allclose(-reg.best_score_, _cv_mse(X, y, splits, reg.alpha_), rtol=1e-6)
+    np.testing.assert_allclose(reg.best_cv_error_, _cv_mse(X, y, splits, reg.alpha_), rtol=1e-6)
 
 
 @pytest.mark.parametrize("hypergradient", ["forward", "reverse"])
@@ -61,7 +61,7 @@ def test_per_feature_penalties_beat_the_shared_one_on_cv():
     shared = BilevelLassoCV(cv=splits).fit(X, y)
     weighted = BilevelLassoCV(cv=splits, alpha_per_feature=True).fit(X, y)
     assert weighted.alpha_.shape == (X.shape[1],)
-    assert weighted.best_score_ >= shared.best_score_
+    assert weighted.best_cv_error_ <= shared.best_cv_error_
     assert weighted.history_["alpha"].shape[1] == X.shape[1]
 
 
@@ -111,7 +111,7 @@ def test_elastic_net_beats_the_elastic_net_cv_grid_and_refits_sklearn(global_ran
     grid = ElasticNetCV(l1_ratio=[.1, .3, .5, .7, .9, .95, .99], alphas=100, cv=splits,
                         tol=1e-10, max_iter=100000).fit(X, y)
     best_grid = grid.mse_path_.mean(axis=2).min()
-    assert -reg.best_score_ <= best_grid * (1 + 1e-8)
+    assert reg.best_cv_error_ <= best_grid * (1 + 1e-8)
     assert reg.history_["l1_ratio"].shape == reg.history_["alpha"].shape
 
 
@@ -146,7 +146,7 @@ def test_duplicated_features_tune_like_the_original():
     # the same curve, searched to the outer tolerance (1e-4) with hypergradients that
     # differ in their fourth digit (coordinate descent is slower on repeated columns)
     np.testing.assert_allclose(twice.alpha_, once.alpha_, rtol=1e-3)
-    np.testing.assert_allclose(twice.best_score_, once.best_score_, rtol=1e-6)
+    np.testing.assert_allclose(twice.best_cv_error_, once.best_cv_error_, rtol=1e-6)
     ref = Lasso(alpha=twice.alpha_, tol=1e-12, max_iter=100000).fit(X, y)
     np.testing.assert_allclose(twice.coef_[:8] + twice.coef_[8:], ref.coef_, atol=1e-6)
 

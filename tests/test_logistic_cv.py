@@ -35,12 +35,12 @@ def test_binary_C_beats_the_cv_grid_and_refits_sklearn():
     ref = LogisticRegression(C=clf.C_, tol=1e-12, max_iter=100000).fit(X, y)
     np.testing.assert_allclose(clf.coef_, ref.coef_, rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(clf.intercept_, ref.intercept_, rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(-clf.best_score_, _cv_log_loss(X, y, splits, clf.C_),
+    np.testing.assert_allclose(clf.best_cv_error_, _cv_log_loss(X, y, splits, clf.C_),
                                rtol=1e-6)
     grid = LogisticRegressionCV(Cs=20, cv=splits, scoring="neg_log_loss", tol=1e-10,
                                 max_iter=10000).fit(X, y)
     best_grid = -grid.scores_[1].mean(axis=0).max()
-    assert -clf.best_score_ <= best_grid * (1 + 1e-8)
+    assert clf.best_cv_error_ <= best_grid * (1 + 1e-8)
 
 
 def test_multinomial_refits_sklearn():
@@ -74,12 +74,12 @@ def test_per_feature_C_and_l1():
     shared = BilevelLogisticRegressionCV(cv=3).fit(X, y)
     per_feature = BilevelLogisticRegressionCV(cv=3, C_per_feature=True).fit(X, y)
     assert per_feature.C_.shape == (X.shape[1],)
-    assert per_feature.best_score_ >= shared.best_score_
+    assert per_feature.best_cv_error_ <= shared.best_cv_error_
     sparse = BilevelLogisticRegressionCV(cv=3, penalty="l1").fit(X, y)
     assert sparse.solver_ == "fista"
     # Strong L1 penalties all give the zero model, a plateau of the CV curve: the grid must
     # walk across it rather than stop there (it once did, returning the zero model).
-    assert -sparse.best_score_ < 0.9 * log_loss(y, np.full(len(y), y.mean()))
+    assert sparse.best_cv_error_ < 0.9 * log_loss(y, np.full(len(y), y.mean()))
     reference = LogisticRegression(l1_ratio=1.0, solver="saga", C=sparse.C_, tol=1e-12,
                                    max_iter=100000).fit(X, y)
     np.testing.assert_allclose(sparse.coef_, reference.coef_, rtol=1e-5, atol=1e-6)
@@ -125,7 +125,7 @@ def test_badly_scaled_features_tune_as_well_as_the_grid():
     best_grid = min(_cv_log_loss(X, y, splits, C, newton) for C in np.logspace(-4, 4, 10))
     ours = _cv_log_loss(X, y, splits, clf.C_, newton)
     assert ours <= best_grid * (1 + 1e-6)
-    np.testing.assert_allclose(-clf.best_score_, ours, rtol=1e-6)
+    np.testing.assert_allclose(clf.best_cv_error_, ours, rtol=1e-6)
 
 
 def test_l1_with_badly_scaled_features_finds_the_informative_model():
@@ -137,5 +137,5 @@ def test_l1_with_badly_scaled_features_finds_the_informative_model():
     clf = BilevelLogisticRegressionCV(cv=splits, penalty="l1").fit(X, y)
     grid = clf.history_["objective"][clf.history_["phase"] == "grid"]
     assert len(grid) == 9 and grid[2] > grid[0]  # the rise before the fall
-    assert -clf.best_score_ < 0.16
+    assert clf.best_cv_error_ < 0.16
     assert clf.coef_[0, 0] != 0.0

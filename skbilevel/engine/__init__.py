@@ -28,7 +28,8 @@ its subpackages.
 from .loop import Fold, minimize_hyperparams
 from ._capabilities import check, provides, require
 from ._results import HypergradResult, InnerSolution, OuterResult, WarmStart
-from ._torch import quiet_sparse_beta
+from ._torch import limit_torch_threads, quiet_sparse_beta
 
 __all__ = ["Fold", "minimize_hyperparams", "HypergradResult", "InnerSolution", "OuterResult",
-           "WarmStart", "check", "provides", "quiet_sparse_beta", "require"]
+           "WarmStart", "check", "limit_torch_threads", "provides", "quiet_sparse_beta",
+           "require"]

@@ -88,7 +88,8 @@ def test_verbose_1_header_then_one_line_per_evaluation(entry, capsys):
     chosen = _params(after[0].split(": ", 1)[1].split(", cv=")[0])
     for key, value in chosen.items():
         assert_allclose(value, getattr(est, key + "_"), rtol=1e-3)
-    assert f"cv={-est.best_score_:.6g}" in after[0]
+    assert f"cv={est.best_cv_error_:.6g}" in after[0]
+    assert f"best_score_={est.best_score_:.6g}" in after[0]
     assert f"n_iter={est.n_iter_}" in after[0]
     assert "|grad|=" not in "".join(lines)
 

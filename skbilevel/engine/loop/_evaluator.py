@@ -8,8 +8,9 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 
+from .._torch import limit_torch_threads
 from ._progress import Progress
 from ._transforms import as_transform
 
@@ -74,7 +75,8 @@ class FoldEvaluator:
     keep_solutions : bool
         Keep every call's fold solutions in :attr:`solution_path`.
     n_jobs : int or None
-        Folds evaluated in parallel through joblib (threads).
+        Folds evaluated in parallel through joblib (threads). The calling thread's torch
+        threads are divided among the workers (see :func:`limit_torch_threads`).
     verbose : int
         Without ``progress``: 0 silent, 1 one line per call (see :class:`Progress`), 2
         with the hypergradient norm and iteration counts.
@@ -111,7 +113,15 @@ class FoldEvaluator:
             return [one(i, f) for i, f in jobs]
         # Threads: torch releases the GIL in its kernels and the folds share the device; a
         # joblib backend configured by the user (e.g. dask) takes precedence over the hint.
-        return Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(i, f)
+        # The caller's torch threads are shared out among the workers (each limited in its
+        # own thread only): a worker at the full count would oversubscribe the cores.
+        share = max(1, torch.get_num_threads() // min(effective_n_jobs(self.n_jobs), len(jobs)))
+
+        def limited(i, fold):
+            with limit_torch_threads(share):
+                return one(i, fold)
+
+        return Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(limited)(i, f)
                                                               for i, f in jobs)
 
     def _gradient(self, results, theta):
