@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._duality_gap import duality_gap
 from ._progress import FitProgress
+from ._tuning import N_JOBS_DOC
 from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
 from ._routing import FIT_PARAMS_DOC
 from ._scaling import (common_exponent, exponent, ldexp, out_of_range, rescale_exponent,
@@ -66,20 +67,14 @@ _COMMON_PARAMS = """cv : int, cross-validation generator or iterable, default=5
         Torch device of the computation ("cuda" for a GPU).
     dtype : {"float64", "float32"}, default="float64"
         Precision of the computation.
-    n_jobs : int, default=None
-        Folds evaluated in parallel through joblib threads. The fitting thread's
-        torch threads are divided among the workers: ``n_jobs`` shares the same cores
-        between folds instead of adding any, and every evaluation pays joblib's dispatch
-        (milliseconds). It pays only with more cores than one fold's kernels use well and
-        folds that take long to fit; on two cores it never did (``n_jobs=2`` took 1.4 to 12
-        times as long on 200 x 10 data, 0.7 to 1.5 times on 20000 x 100 and 100000 x 100;
-        see the user guide).
+    {n_jobs}
     verbose : int, default=0
         0 prints nothing. 1 prints, as the fit goes: a header (data, folds,
         hyperparameters), the screening grid's range, one line per CV evaluation (the grid's
         included) with the seconds since ``fit`` began, the CV error and the
         hyperparameters, and a final line (the chosen values, total time, ``n_iter_``).
-        2 adds the hypergradient norm and inner iteration counts to each evaluation."""
+        2 adds the hypergradient norm and inner iteration counts to each evaluation.""" \
+    .replace("{n_jobs}", N_JOBS_DOC)
 
 
 
@@ -102,6 +97,22 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
         self.dtype = dtype
         self.n_jobs = n_jobs
         self.verbose = verbose
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Python's argument errors (fit(X) without y, an extra positional argument) name
+        # the class of the innermost function called; fit and predict are wrapped by
+        # decorators, so each public estimator gets a thin fit and predict of its own.
+        def fit(self, X, y, sample_weight=None, **params):
+            return _LinearRegressionCV.fit(self, X, y, sample_weight, **params)
+
+        def predict(self, X):
+            return _LinearRegressionCV.predict(self, X)
+
+        for method in (fit, predict):
+            method.__qualname__ = f"{cls.__name__}.{method.__name__}"
+            method.__doc__ = getattr(_LinearRegressionCV, method.__name__).__doc__
+            setattr(cls, method.__name__, method)
 
     def _problem(self, X, y, sample_weight, penalty):
         return ProximalProblem.least_squares(X, y[:, None], penalty, sample_weight,
@@ -327,18 +338,6 @@ class BilevelLassoCV(_LinearRegressionCV):
         self.alpha_ = alpha if self.alpha_per_feature else alpha[0]  # np.float64, as LassoCV
 
 
-    # Defined on the public class, not only on _LinearRegressionCV: Python's argument
-    # errors (fit(X) without y, an extra positional argument) name the class of the
-    # function, which must be the one the user knows.
-    def fit(self, X, y, sample_weight=None, **params):
-        return super().fit(X, y, sample_weight, **params)
-
-    def predict(self, X):
-        return super().predict(X)
-
-    fit.__doc__ = _LinearRegressionCV.fit.__doc__
-    predict.__doc__ = _LinearRegressionCV.predict.__doc__
-
 
 class BilevelElasticNetCV(_LinearRegressionCV):
     __doc__ = """Elastic net whose ``alpha`` and ``l1_ratio`` minimise the CV error jointly.
@@ -451,16 +450,6 @@ class BilevelElasticNetCV(_LinearRegressionCV):
         self.alpha_ = np.float64(scale_back(params["alpha"], alpha_exponent, "alpha_", name,
                                             inputs))
         self.l1_ratio_ = np.float64(params["l1_ratio"])
-
-    # On the public class, for Python's argument errors (see BilevelLassoCV.fit).
-    def fit(self, X, y, sample_weight=None, **params):
-        return super().fit(X, y, sample_weight, **params)
-
-    def predict(self, X):
-        return super().predict(X)
-
-    fit.__doc__ = _LinearRegressionCV.fit.__doc__
-    predict.__doc__ = _LinearRegressionCV.predict.__doc__
 
     @staticmethod
     def _rescale_exponents(X, y, dtype):

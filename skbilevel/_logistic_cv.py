@@ -12,6 +12,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 
 from ._classifier import LinearClassifierOutputs, encode_classes
 from ._progress import FitProgress
+from ._tuning import N_JOBS_DOC
 from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
 from ._routing import FIT_PARAMS_DOC
 from ._scaling import feature_unit, ldexp, scale_back
@@ -96,14 +97,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         Torch device of the computation ("cuda" for a GPU).
     dtype : {"float64", "float32"}, default="float64"
         Precision of the computation.
-    n_jobs : int, default=None
-        Folds evaluated in parallel through joblib threads. The fitting thread's
-        torch threads are divided among the workers: ``n_jobs`` shares the same cores
-        between folds instead of adding any, and every evaluation pays joblib's dispatch
-        (milliseconds). It pays only with more cores than one fold's kernels use well and
-        folds that take long to fit; on two cores it never did (``n_jobs=2`` took 1.4 to 12
-        times as long on 200 x 10 data, 0.7 to 1.5 times on 20000 x 100 and 100000 x 100;
-        see the user guide).
+    {n_jobs}
     verbose : int, default=0
         0 prints nothing. 1 prints, as the fit goes: a header (data, folds,
         hyperparameters), the screening grid's range of ``C``, one line per CV evaluation
@@ -173,7 +167,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     >>> clf = make_pipeline(StandardScaler(), BilevelLogisticRegressionCV()).fit(X, y)
     >>> bool(clf.score(X, y) > 0.95)
     True
-    """.replace("{early_stopping}", EARLY_STOPPING_DOC)
+    """.replace("{early_stopping}", EARLY_STOPPING_DOC).replace("{n_jobs}", N_JOBS_DOC)
 
     _parameter_constraints: dict = {
         **BaseProximalCV._parameter_constraints,

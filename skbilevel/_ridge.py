@@ -14,7 +14,7 @@ from sklearn.model_selection import RepeatedKFold
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
-from ._tuning import (build_part, early_stopping_rows, history_to_arrays, make_splits,
+from ._tuning import (N_JOBS_DOC, build_part, early_stopping_rows, history_to_arrays, make_splits,
                       warn_if_not_converged)
 from ._evidence import evidence_log_penalties
 from ._routing import FIT_PARAMS_DOC, SplitterRoutingMixin, check_groups
@@ -131,15 +131,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         Torch device of the computation, e.g. ``"cuda"``.
     dtype : {"float64", "float32"}, default="float64"
         Precision of the computation.
-    n_jobs : int, default=None
-        Folds evaluated in parallel through joblib threads (a joblib backend such as dask
-        set with :func:`joblib.parallel_config` takes over). The fitting thread's torch
-        threads are divided among the workers: ``n_jobs`` shares the same cores between
-        folds instead of adding any, and every evaluation pays joblib's dispatch
-        (milliseconds). It pays only with more cores than one fold's kernels use well and
-        folds that take long to fit; on two cores it never did (``n_jobs=2`` took 1.4 to 12
-        times as long on 200 x 10 data, 0.7 to 1.5 times on 20000 x 100 and 100000 x 100;
-        see the user guide).
+    {n_jobs}
     random_state : int, RandomState instance or None, default=None
         Seeds the repeated K-fold shuffles and the early-stopping split.
     verbose : int, default=0
@@ -547,6 +539,9 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
             coef, intercept = coef[0], intercept[0]
         self.coef_ = coef
         self.intercept_ = intercept if self.fit_intercept else 0.0
+
+
+BilevelRidgeCV.__doc__ = BilevelRidgeCV.__doc__.replace("{n_jobs}", N_JOBS_DOC)
 
 
 def _one_shot(solver):
