@@ -42,7 +42,7 @@ ENGINE = PACKAGE / "engine"
 
 # First component of a module's path under engine/ -> its layer (see the table above).
 LAYERS = {
-    "linalg": 0, "hdm": 0, "_results": 0, "_torch": 0, "_capabilities": 0,
+    "linalg": 0, "hdm": 0, "dp": 0, "_results": 0, "_torch": 0, "_capabilities": 0,
     "inner": 1,
     "solvers": 2,
     "hypergrad": 3,

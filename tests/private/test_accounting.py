@@ -1,0 +1,78 @@
+"""Accounting by dp-accounting, pinned to published values (issue 14's golden table)."""
+
+import math
+
+import dp_accounting
+import numpy as np
+import pytest
+from dp_accounting.dp_event import RepeatAndSelectDpEvent
+
+from skbilevel.engine.dp import (PrivacyLedger, calibrate, epsilon_lower_bound, epsilon_of,
+                                 gaussian_event)
+
+DELTA = 1e-5
+
+
+def poisson_gaussian(sigma, q=0.01, steps=1000):
+    return dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma)), steps)
+
+
+@pytest.mark.parametrize("accountant, expected", [("rdp", 96.1163), ("pld", 91.8173)])
+def test_gaussian_composed_100_times(accountant, expected):
+    assert epsilon_of(gaussian_event(1.0, 100), DELTA, accountant) == \
+        pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("accountant, expected", [("rdp", 2.1014), ("pld", 1.8282)])
+def test_poisson_subsampled_gaussian(accountant, expected):
+    assert epsilon_of(poisson_gaussian(1.0), DELTA, accountant) == \
+        pytest.approx(expected, abs=1e-3)
+
+
+@pytest.mark.parametrize("accountant, expected", [("rdp", 1.5131), ("pld", 1.4156)])
+def test_calibrated_sigma_for_epsilon_one(accountant, expected):
+    sigma = calibrate(poisson_gaussian, 1.0, DELTA, accountant=accountant, lower=0.5,
+                      upper=10.0)
+    assert sigma == pytest.approx(expected, abs=2e-3)
+    assert epsilon_of(poisson_gaussian(sigma), DELTA, accountant) <= 1.0 + 1e-9
+
+
+def test_single_gaussian_sigma():
+    assert dp_accounting.get_sigma_gaussian(1, 1e-5) == pytest.approx(3.7306, abs=1e-4)
+
+
+def test_ledger_composes_what_it_spent_in_order():
+    ledger = PrivacyLedger()
+    ledger.spend("tuning", gaussian_event(2.0, 50), mechanism="gaussian",
+                 noise_multiplier=2.0, releases=50, sensitivity=0.1)
+    ledger.spend("refit", gaussian_event(3.0), mechanism="gaussian", noise_multiplier=3.0)
+    report = ledger.report(DELTA)
+    # The total is the accountant's epsilon of the composed event, recomputable from it.
+    assert report["epsilon"] == pytest.approx(epsilon_of(report["dp_event"], DELTA))
+    assert report["epsilon"] < sum(p["epsilon_alone"] for p in report["phases"])
+    assert report["epsilon"] > max(p["epsilon_alone"] for p in report["phases"])
+    assert [p["phase"] for p in report["phases"]] == ["tuning", "refit"]
+
+
+def test_repeat_and_select_needs_rdp():
+    event = RepeatAndSelectDpEvent(gaussian_event(2.0), 10.0, 1.0)  # geometric repetitions
+    assert epsilon_of(event, DELTA) > epsilon_of(gaussian_event(2.0), DELTA)
+    with pytest.raises(ValueError, match="rdp"):
+        PrivacyLedger("pld").spend("search", event, mechanism="repeat and select")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_calibration_meets_random_budgets(seed):
+    rng = np.random.default_rng(seed)
+    eps, delta, steps = rng.uniform(0.2, 8), 10 ** rng.uniform(-9, -4), int(rng.integers(1, 300))
+    sigma = calibrate(lambda s: gaussian_event(s, steps), eps, delta)
+    assert epsilon_of(gaussian_event(sigma, steps), delta) <= eps + 1e-9
+    assert epsilon_of(gaussian_event(0.98 * sigma, steps), delta) > eps  # and is tight
+
+
+def test_audit_lower_bound_pinned():
+    assert epsilon_lower_bound(900, 100, 100, 900, delta=0.0) == pytest.approx(1.9897,
+                                                                                abs=1e-4)
+    assert epsilon_lower_bound(50, 50, 50, 50) == 0.0
+    assert math.isfinite(epsilon_lower_bound(1000, 0, 0, 1000))
