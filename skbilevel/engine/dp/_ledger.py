@@ -47,8 +47,22 @@ def calibrate(make_event: Callable[[float], object], epsilon: float, delta: floa
               accountant: str = "rdp", lower: float = 1e-3, upper: float = 1e6) -> float:
     """The smallest parameter ``s`` in ``[lower, upper]`` (a noise scale: larger is more
     private) with ``epsilon_of(make_event(s), delta) <= epsilon``, by dp-accounting's
-    bisection (:func:`dp_accounting.calibrate_dp_mechanism`)."""
-    if epsilon_of(make_event(upper), delta, accountant) > epsilon:
+    bisection (:func:`dp_accounting.calibrate_dp_mechanism`).
+
+    For ``"pld"`` the search is bracketed near the RDP answer first: RDP's epsilon bounds
+    PLD's from above, so its noise level suffices, and PLD is usually within a few percent
+    below it. Far from it, at a tiny noise level, a PLD would discretise a privacy loss
+    range far wider than memory allows.
+    """
+    if accountant == "pld":
+        upper = calibrate(make_event, epsilon, delta, accountant="rdp", lower=lower,
+                          upper=upper)
+        if epsilon_of(make_event(upper), delta, "pld") > epsilon:  # never, but be sure
+            return upper
+        lower = max(lower, upper / 2)
+        while lower > 1e-3 and epsilon_of(make_event(lower), delta, "pld") <= epsilon:
+            lower /= 2
+    elif epsilon_of(make_event(upper), delta, accountant) > epsilon:
         raise ValueError(f"no noise level up to {upper:g} reaches epsilon={epsilon:g} at "
                          f"delta={delta:g}")
     bracket = dp_accounting.ExplicitBracketInterval(lower, upper)
