@@ -46,12 +46,32 @@ iterates after ``burn_in`` (no value-based selection, which would have to be pai
 
 from __future__ import annotations
 
+import dp_accounting
 import numpy as np
 
 from ._private_base import PrivateMethod, PrivateTuning
 from ._private_erm import (RELATIVE_TOL, RidgeMoments, logistic_solve, row_gradient_bound,
                            sensitivity)
 from .engine.dp import calibrate, gaussian_event
+
+
+def _calibrate(steps, per_step, epsilon, delta, accountant):
+    """The noise multiplier of ``steps`` x ``per_step`` Gaussian mechanisms spending
+    ``epsilon``, calibrated on the very event the ledger records (one composition of
+    ``per_step`` releases per step: PLD's discretisation depends on the grouping).
+
+    The PLD accountant is bracketed by the RDP answer (RDP's epsilon bounds PLD's from
+    above, so the RDP multiplier suffices for PLD): the engine's default bracket reaches
+    multipliers whose PLD discretisation does not fit in memory.
+    """
+    def make_event(s):
+        return dp_accounting.ComposedDpEvent([gaussian_event(s, per_step)] * steps)
+
+    upper = calibrate(make_event, epsilon, delta, accountant="rdp", lower=1e-4)
+    if accountant == "rdp":
+        return upper
+    return calibrate(make_event, epsilon, delta, accountant=accountant, lower=upper / 4,
+                     upper=upper)
 
 
 class _Fold:
@@ -146,8 +166,7 @@ class PenaltyMethod(PrivateMethod):
         T, K = int(max_iter), len(folds)
 
         # One multiplier for all 2 K T releases, calibrated before any row is read.
-        noise_mult = calibrate(lambda s: gaussian_event(s, 2 * K * T), epsilon, delta,
-                               accountant=ledger.accountant)
+        noise_mult = _calibrate(T, 2 * K, epsilon, delta, ledger.accountant)
         low, high = task.theta_bounds
         theta = 0.5 * (low + high)
         hist = {k: [] for k in ("theta", "hypergradient", "coef_norm", "diff_norm",
