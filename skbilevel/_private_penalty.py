@@ -58,20 +58,11 @@ from .engine.dp import calibrate, gaussian_event
 def _calibrate(steps, per_step, epsilon, delta, accountant):
     """The noise multiplier of ``steps`` x ``per_step`` Gaussian mechanisms spending
     ``epsilon``, calibrated on the very event the ledger records (one composition of
-    ``per_step`` releases per step: PLD's discretisation depends on the grouping).
-
-    The PLD accountant is bracketed by the RDP answer (RDP's epsilon bounds PLD's from
-    above, so the RDP multiplier suffices for PLD): the engine's default bracket reaches
-    multipliers whose PLD discretisation does not fit in memory.
-    """
+    ``per_step`` releases per step: PLD's discretisation depends on the grouping)."""
     def make_event(s):
         return dp_accounting.ComposedDpEvent([gaussian_event(s, per_step)] * steps)
 
-    upper = calibrate(make_event, epsilon, delta, accountant="rdp", lower=1e-4)
-    if accountant == "rdp":
-        return upper
-    return calibrate(make_event, epsilon, delta, accountant=accountant, lower=upper / 4,
-                     upper=upper)
+    return calibrate(make_event, epsilon, delta, accountant=accountant, lower=1e-4)
 
 
 class _Fold:
