@@ -89,9 +89,6 @@ def check_spec(search):
     if not 0 < lo < hi < math.inf:
         raise ValueError(f"param_bounds[{name!r}] must satisfy 0 < low < high < inf, got "
                          f"({lo}, {hi})")
-    if not math.isfinite(search.epsilon):
-        raise ValueError("epsilon must be finite: for no privacy use a non-private tuner "
-                         "(BilevelRidgeCV, BilevelLogisticRegressionCV)")
     if search.delta is None:
         raise ValueError("delta is required (0 < delta < 1), e.g. well below 1/n for a "
                          "public bound n on the number of rows; see the docstring")
