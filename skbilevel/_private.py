@@ -186,7 +186,7 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
         share = 1.0 if getattr(method, "provides_refit_moments", False) else self.budget_split
         tuning = method.tune(task, share * self.epsilon, share * self.delta, ledger, rng,
                              max_iter=self.max_iter, progress=self._progress())
-        value = task.to_params(tuning.theta)[name]
+        value = np.float64(task.to_params(tuning.theta)[name])  # as GridSearchCV's
         if kind == "ridge":
             coef, intercept = refit_ridge(task, value, self.epsilon, self.delta, ledger, rng,
                                           moments=tuning.refit_moments, noise=self._noise)
