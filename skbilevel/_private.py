@@ -67,7 +67,7 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
         Criterion evaluations or outer steps of the tuning method.
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :meth:`fit`, when they are all strings.
     classes_ : ndarray of shape (2,)
         Class labels (classification only).
