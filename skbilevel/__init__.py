@@ -13,6 +13,7 @@ _ESTIMATORS = {
     "BilevelLogisticRegressionCV": "._logistic_cv",
     "BilevelRidgeCV": "._ridge",
     "HDMLogisticRegression": "._logistic",
+    "PrivateHyperparamSearch": "._private",
 }
 
 __all__ = [*_ESTIMATORS, "__version__"]

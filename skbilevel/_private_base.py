@@ -63,11 +63,18 @@ class PrivateTask:
 @dataclass
 class PrivateTuning:
     """A method's answer: ``theta`` and a history of private quantities only (iterates,
-    noisy gradients, noisy scores; never an exact validation loss)."""
+    noisy gradients, noisy scores; never an exact validation loss).
+
+    ``refit_moments`` (optional) are noisy total moments the method already released and
+    paid for (a :class:`~skbilevel._private_sufficient.NoisyMoments`); a ridge refit reuses
+    them at no further cost. A method that always provides them says so by the class
+    attribute ``provides_refit_moments = True`` and then gets the whole budget.
+    """
 
     theta: float
     history: dict = field(default_factory=dict)
     n_iter: int = 0
+    refit_moments: object = None
 
 
 class PrivateMethod:

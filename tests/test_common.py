@@ -1,10 +1,11 @@
 """scikit-learn's estimator checks over every public estimator."""
 
 import pytest
+from sklearn.linear_model import Ridge
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skbilevel import (BilevelElasticNetCV, BilevelLassoCV, BilevelLogisticRegressionCV,
-                       BilevelRidgeCV, HDMLogisticRegression)
+                       BilevelRidgeCV, HDMLogisticRegression, PrivateHyperparamSearch)
 
 # The table of estimators checked, and of the checks each is known to fail as
 # {(repr(estimator), check name): (reason, exception)}. It is empty: every estimator passes
@@ -18,6 +19,10 @@ ESTIMATORS = [
     BilevelLassoCV(),
     BilevelElasticNetCV(),
     BilevelLogisticRegressionCV(),
+    # Explicit bounds covering the checks' standardised toy data, and a large budget so that
+    # their accuracy thresholds test the API rather than the price of privacy.
+    PrivateHyperparamSearch(Ridge(), {"alpha": (1e-3, 1e3)}, epsilon=1e4, delta=1e-6,
+                            data_norm=8.0, y_bound=4.0, random_state=0),
 ]
 KNOWN_FAILURES: dict = {}
 

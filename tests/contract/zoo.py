@@ -51,11 +51,23 @@ ZOO = [
 ]
 CV_ZOO = [entry for entry in ZOO if entry.cv]
 
+# Public estimators outside this contract, each with the reason and where its own contract
+# is tested. PrivateHyperparamSearch is a meta-estimator whose model is best_estimator_ (no
+# coef_ of its own); it takes no sample_weight (weights would change the sensitivity of a
+# row), dense input only, and never warns of convergence (its methods run fixed schedules or
+# post-process a release: data-dependent stopping would be an unpaid release); its cv is a
+# number of random blocks, not a splitter that routes groups. Its contract is
+# tests/test_common.py (scikit-learn's checks) and tests/private/test_estimator.py.
+OUTSIDE_CONTRACT = {
+    "PrivateHyperparamSearch": "meta-estimator under a privacy budget; "
+                               "tests/test_common.py, tests/private/test_estimator.py",
+}
+
 
 def test_zoo_lists_every_public_estimator():
-    """A new public estimator must join the contract."""
+    """A new public estimator must join the contract (or say why not, and where else)."""
     public = {name for name in skbilevel.__all__ if name[0].isupper()}
-    assert public == {entry.name for entry in ZOO}
+    assert public == {entry.name for entry in ZOO} | set(OUTSIDE_CONTRACT)
 
 
 def ids(entries):
