@@ -82,7 +82,9 @@ class PrivateMethod:
 
     ``kinds`` lists the model families it supports. ``tune`` spends at most
     ``(epsilon, delta)`` (by the ledger's accountant, on the events it records) and takes
-    all randomness from ``rng`` (a :class:`numpy.random.Generator`).
+    all randomness from ``rng`` (a :class:`numpy.random.Generator`). ``progress``, when
+    given, is called with keyword arguments only (private quantities, e.g.
+    ``progress(step=3, theta=0.5)``) as the method goes.
     """
 
     name = "base"

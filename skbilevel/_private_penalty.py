@@ -199,7 +199,7 @@ class PenaltyMethod(PrivateMethod):
             step = float(np.clip(step, -self.max_step, self.max_step))
             theta = float(np.clip(theta - step, low, high))
             if progress is not None:
-                progress(t, theta, grad)
+                progress(step=t + 1, theta=theta, noisy_hypergradient=grad)
         start = min(int(self.burn_in * T), T - 1)
         theta_out = float(np.clip(np.mean(thetas[start:] + [theta]), low, high))
         hist["noise_multiplier"] = noise_mult
