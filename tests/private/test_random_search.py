@@ -124,3 +124,15 @@ def test_bad_input():
     with pytest.raises(ValueError, match="y_bound"):
         RandomSearchMethod().tune(PrivateTask(**{**task.__dict__, "y_bound": None}), 1.0,
                                   1e-6, PrivacyLedger(), np.random.default_rng(0), max_iter=1)
+
+
+@pytest.mark.parametrize("kind", ["ridge", "logistic"])
+def test_infinite_epsilon_is_the_exact_search(kind):
+    """epsilon=inf: no noise, and the released score is the exact mean bounded loss."""
+    task = make_task(kind, n=120, d=6)
+    ledger = PrivacyLedger()
+    tuning = RandomSearchMethod().tune(task, math.inf, 1e-6, ledger, np.random.default_rng(0),
+                                       max_iter=1)
+    assert ledger.epsilon(1e-6) == math.inf
+    assert tuning.history["noisy_score"][0] == pytest.approx(
+        exact_validation_loss(task, tuning.theta), rel=1e-9)
