@@ -44,11 +44,12 @@ DOC_PARAMETERS = """\
         release of each validation block's moments, then tuning and refit as free
         post-processing. ``"penalty"``: the first-order penalty hypergradient method with
         private inner solves. ``"random-search"``: private candidates, private selection.
-        ``"auto"`` (provisional until the benchmark): sufficient statistics for ridge;
-        for logistic regression the penalty method, else random search.
+        ``"auto"`` (provisional until the benchmark): sufficient statistics for ridge,
+        random search for logistic regression (see the user guide).
     max_iter : int, default=100
-        Outer steps (penalty) or candidates (random search); unused by
-        ``"sufficient-statistics"``, whose search is post-processing.
+        Outer steps of the penalty method; unused by ``"sufficient-statistics"``, whose
+        search is post-processing, and by ``"random-search"``, whose number of runs is
+        random (and secret) by design.
     cv : int, default=5
         Number of validation blocks. Each row joins a block independently and uniformly
         at random, so that adding or removing one row moves no other row; only such
