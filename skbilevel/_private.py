@@ -54,10 +54,13 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
         What the fit spent: ``epsilon_`` is the accountant's epsilon of
         ``privacy_report_["dp_event"]`` at ``delta_ = delta``; at most ``epsilon``.
     privacy_report_ : dict
-        ``phases`` (per release: phase, mechanism, noise multiplier, number of releases,
-        sensitivity, the epsilon it would spend alone), ``dp_event`` (one dp-accounting
-        event composing every release that read the data, from which anyone can recompute
-        ``epsilon_``), ``accountant``, ``epsilon``, ``delta``.
+        ``phases`` (per phase, e.g. the tuning and the refit: mechanism, noise
+        multiplier, number of releases, largest sensitivity, ``epsilon_share`` (what the
+        phase added to the composition, in order: the shares add up to ``epsilon_``) and
+        ``epsilon_alone`` (what it would spend alone; these do not add up)),
+        ``dp_event`` (one dp-accounting event composing every release that read the
+        data, as calibrated, from which anyone can recompute ``epsilon_``),
+        ``accountant``, ``epsilon``, ``delta``, ``note``.
     history_ : dict
         The tuning method's trace, of private quantities only (released statistics and
         what is computed from them; no exact validation loss).
@@ -133,8 +136,10 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
             tags.regressor_tags = RegressorTags()
         return tags
 
-    # The noise-free path of the audit's power check; never a public option.
-    _noise = True
+    # Test hook of the audits' power check, never a public option: scales every noise the
+    # fit adds (0: none), in the tuning method (PrivateMethod._noise_factor) and the refit
+    # alike, while the ledger and epsilon_ still report the calibrated releases.
+    _noise_factor = 1.0
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
@@ -181,7 +186,8 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
             theta_bounds=(math.log(lo), math.log(hi)),
             to_params=lambda theta: {name: float(math.exp(theta))}, splits=splits)
 
-        method = resolve_method(self.method, kind)(**({} if self._noise else {"noise": False}))
+        method = resolve_method(self.method, kind)()
+        method._noise_factor = float(self._noise_factor)
         ledger = PrivacyLedger(getattr(method, "accountant", "rdp"))
         share = 1.0 if getattr(method, "provides_refit_moments", False) else self.budget_split
         tuning = method.tune(task, share * self.epsilon, share * self.delta, ledger, rng,
@@ -189,10 +195,11 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
         value = np.float64(task.to_params(tuning.theta)[name])  # as GridSearchCV's
         if kind == "ridge":
             coef, intercept = refit_ridge(task, value, self.epsilon, self.delta, ledger, rng,
-                                          moments=tuning.refit_moments, noise=self._noise)
+                                          moments=tuning.refit_moments,
+                                          noise_factor=method._noise_factor)
         else:
             coef, intercept = refit_logistic(task, value, self.epsilon, self.delta, ledger,
-                                             rng, noise=self._noise)
+                                             rng, noise_factor=method._noise_factor)
 
         self.epsilon_ = ledger.epsilon(self.delta)
         self.delta_ = float(self.delta)
@@ -208,8 +215,9 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
         if self.verbose:
             for phase in self.privacy_report_["phases"]:
                 print(f"[PrivateHyperparamSearch] {phase['phase']}: {phase['mechanism']}, "
-                      f"noise multiplier {phase['noise_multiplier']:.4g}, "
-                      f"epsilon alone {phase['epsilon_alone']:.4g}")
+                      f"{phase['releases']} release(s), noise multiplier "
+                      f"{phase['noise_multiplier']:.4g}, epsilon share "
+                      f"{phase['epsilon_share']:.4g} (alone {phase['epsilon_alone']:.4g})")
             print(f"[PrivateHyperparamSearch] {name}={value:.4g}, epsilon spent "
                   f"{self.epsilon_:.4g} at delta={self.delta_:.3g}")
         return self

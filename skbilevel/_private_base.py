@@ -89,6 +89,11 @@ class PrivateMethod:
 
     name = "base"
     kinds = frozenset()
+    # Test hook for audits ONLY, never a public option: scales the noise a method actually
+    # adds (0 switches it off) while its ledger still records the calibrated event, so that
+    # an audit can show its power. PrivateHyperparamSearch sets it on the method instance
+    # from its own ``_noise_factor``; every method must scale all of its noise by it.
+    _noise_factor = 1.0
 
     def tune(self, task: PrivateTask, epsilon: float, delta: float, ledger, rng, *,
              max_iter: int, progress=None) -> PrivateTuning:

@@ -202,9 +202,6 @@ class RandomSearchMethod(PrivateMethod):
 
     name = "random-search"
     kinds = frozenset({"ridge", "logistic"})
-    # Test hook for audits ONLY: scales the noise actually added (the ledger still records
-    # the calibrated event). 0 switches the noise off, so an audit must then fail.
-    _noise_factor = 1.0
 
     def __init__(self, mean_repetitions: float = 10.0, shape: float = 1.0,
                  p_min: float = 0.01):
@@ -251,6 +248,6 @@ class RandomSearchMethod(PrivateMethod):
         history = {"theta": [theta], "noisy_score": [score / max(len(val), 1)],
                    "coef": coef.copy(), "intercept": float(intercept)}
         if progress is not None:
-            progress.say(f"random search: selected theta={theta:.4g}, noisy validation "
-                         f"loss {history['noisy_score'][0]:.4g}")
+            # Keywords only, as the interface says (the estimator's printer formats them).
+            progress(theta=theta, noisy_score=history["noisy_score"][0])
         return PrivateTuning(theta=theta, history=history, n_iter=1)

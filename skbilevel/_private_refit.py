@@ -17,22 +17,32 @@ is more than ``(1 - budget_split) * epsilon``.
   sensitivity. With an intercept each row is augmented with the constant ``data_norm``
   whose (penalised) weight times that constant is the intercept, as liblinear does with
   ``intercept_scaling``; an unpenalised intercept has no strong convexity and no bounded
-  sensitivity. The minimiser is computed by L-BFGS to a tight tolerance; output
-  perturbation assumes the exact minimiser, which the tolerance approximates.
+  sensitivity. The minimiser is computed by damped Newton to a gradient norm of
+  ``RELATIVE_TOL * L`` (within ``RELATIVE_TOL * L * C`` of the exact one), and the
+  sensitivity includes that slack (:func:`skbilevel._private_erm.sensitivity`).
 """
 
 from __future__ import annotations
 
 import dp_accounting
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
+from ._private_erm import RELATIVE_TOL, logistic_solve, sensitivity as erm_sensitivity
 from ._private_sufficient import _FoldPath, release_moments
 from .engine.dp import calibrate, gaussian_event
 
 # Noise multipliers are searched in [_LOWEST, 1e6]: tiny multipliers are reached only for
 # very large epsilon (1e6 needs ~7e-4), which tests use to compare with non-private tuning.
 _LOWEST = 1e-8
+
+
+# calibrate_after's answers by (the spent events' reprs, epsilon, delta, accountant). The
+# answer is a function of the events alone (no data), and dp-accounting's events are attrs
+# classes whose repr spells every field exactly (floats round-trip), so equal keys mean
+# equal events. A fit of a small dataset spends ~0.3 s in this bisection otherwise, and
+# repeated fits (GridSearchCV over the search, audits) ask the same question each time.
+_AFTER_CACHE: dict = {}
+_AFTER_CACHE_SIZE = 256
 
 
 def calibrate_alone(epsilon, delta, accountant):
@@ -45,39 +55,45 @@ def calibrate_after(ledger, epsilon, delta):
     """Noise multiplier of one more Gaussian release so that the ledger's composition with
     it spends at most ``(epsilon, delta)``."""
     spent = [r.event for r in ledger.releases]
-    return calibrate(lambda s: dp_accounting.ComposedDpEvent([*spent, gaussian_event(s)]),
-                     epsilon, delta, accountant=ledger.accountant, lower=_LOWEST)
+    key = (tuple(repr(e) for e in spent), float(epsilon), float(delta), ledger.accountant)
+    if key not in _AFTER_CACHE:
+        if len(_AFTER_CACHE) >= _AFTER_CACHE_SIZE:
+            _AFTER_CACHE.clear()
+        _AFTER_CACHE[key] = calibrate(
+            lambda s: dp_accounting.ComposedDpEvent([*spent, gaussian_event(s)]),
+            epsilon, delta, accountant=ledger.accountant, lower=_LOWEST)
+    return _AFTER_CACHE[key]
 
 
-def refit_ridge(task, alpha, epsilon, delta, ledger, rng, moments=None, noise=True):
+def refit_ridge(task, alpha, epsilon, delta, ledger, rng, moments=None, noise_factor=1.0):
     """``(coef, intercept)`` of ridge at ``alpha`` from noisy moments of all the rows."""
     if moments is None:
         multiplier = calibrate_after(ledger, epsilon, delta)
         (moments,) = release_moments(task, [np.arange(task.n_samples)], multiplier, ledger,
-                                     rng, phase="refit: total moments", noise=noise)
+                                     rng, phase="refit: total moments",
+                                     noise_factor=noise_factor)
     W, b0 = _FoldPath(moments).coef(np.array([alpha]))
     return W[:, 0], float(b0[0])
 
 
-def refit_logistic(task, C, epsilon, delta, ledger, rng, noise=True):
+def refit_logistic(task, C, epsilon, delta, ledger, rng, noise_factor=1.0):
     """``(coef, intercept)`` of binary L2 logistic regression at ``C`` by output
     perturbation."""
     X = task.X
     if task.fit_intercept:
         X = np.hstack([X, np.full((task.n_samples, 1), task.data_norm)])
     lipschitz = float(np.sqrt(2.0) * task.data_norm if task.fit_intercept else task.data_norm)
-    sensitivity = C * lipschitz
+    sensitivity = erm_sensitivity("logistic", 1.0 / C, lipschitz)
     multiplier = calibrate_after(ledger, epsilon, delta)
     ledger.spend("refit: output perturbation", gaussian_event(multiplier),
                  mechanism="output perturbation", noise_multiplier=multiplier, releases=1,
                  sensitivity=sensitivity)
     if np.unique(task.y).size < 2:  # the minimiser of C * 0 + ||w||^2/2 is 0
         w = np.zeros(X.shape[1])
-    else:
-        w = LogisticRegression(C=C, fit_intercept=False, tol=1e-10, max_iter=10_000)\
-            .fit(X, task.y).coef_[0]
-    if noise:
-        w = w + rng.normal(scale=multiplier * sensitivity, size=w.shape)
+    else:  # C sum(log-loss) + ||w||^2 / 2 has the minimiser of sum(log-loss) + ||w||^2 / 2C
+        w = logistic_solve(X, task.y, np.ones(task.n_samples), 1.0 / C, np.zeros(X.shape[1]),
+                           RELATIVE_TOL * lipschitz, max_iter=500)
+    w = w + rng.normal(scale=multiplier * sensitivity * noise_factor, size=w.shape)
     if task.fit_intercept:
         return w[:-1], float(w[-1] * task.data_norm)
     return w, 0.0

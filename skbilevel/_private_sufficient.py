@@ -16,6 +16,7 @@ post-processing, free. The whole budget therefore goes into the one release.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,10 +91,12 @@ def augmentation(task: PrivateTask):
     return a, (0.5 * task.data_norm if task.fit_intercept else None)
 
 
-def release_moments(task: PrivateTask, blocks, multiplier, ledger, rng, *, phase, noise=True):
+def release_moments(task: PrivateTask, blocks, multiplier, ledger, rng, *, phase,
+                    noise_factor=1.0):
     """One Gaussian release (noise ``multiplier`` times the sensitivity) of the moments of
-    each (disjoint) block of rows, recorded in ``ledger`` as one event. ``noise=False`` is a
-    test hook that shows an audit has power; it still records the release."""
+    each (disjoint) block of rows, recorded in ``ledger`` as one event. ``noise_factor``
+    scales the noise added (the audits' test hook, see ``PrivateMethod._noise_factor``);
+    the release recorded is the calibrated one whatever it is."""
     a, const = augmentation(task)
     columns = [task.X, a * task.y[:, None]]
     if const is not None:
@@ -103,7 +106,7 @@ def release_moments(task: PrivateTask, blocks, multiplier, ledger, rng, *, phase
     # Recorded as the data are read: one mechanism, whatever the number of blocks.
     ledger.spend(phase, gaussian_event(multiplier), mechanism="gaussian", releases=1,
                  noise_multiplier=multiplier, sensitivity=sensitivity)
-    sigma = multiplier * sensitivity if noise else 0.0
+    sigma = multiplier * sensitivity * noise_factor
     released = []
     for rows in blocks:
         Vb = V[rows]
@@ -111,6 +114,18 @@ def release_moments(task: PrivateTask, blocks, multiplier, ledger, rng, *, phase
         released.append(NoisyMoments(Vb.T @ Vb + E + np.triu(E, 1).T, task.X.shape[1], a,
                                      const))
     return released
+
+
+@functools.lru_cache(maxsize=256)
+def gaussian_multiplier(epsilon, delta, accountant="rdp"):
+    """Noise multiplier of one Gaussian release spending ``(epsilon, delta)`` alone.
+
+    Cached: the bisection costs ~30 ms, more than a whole fit on small data, and a search
+    inside ``GridSearchCV`` or an audit calibrates the same budget again and again (the
+    answer is a function of the arguments only, never of the data).
+    """
+    return calibrate(lambda s: gaussian_event(s), epsilon, delta, accountant=accountant,
+                     lower=1e-8)
 
 
 class _FoldPath:
@@ -165,19 +180,16 @@ class SufficientStatisticsMethod(PrivateMethod):
     kinds = frozenset({"ridge"})
     provides_refit_moments = True
 
-    def __init__(self, noise=True):
-        self.noise = noise  # False: the audit's no-noise hook, never a public option
-
     def tune(self, task, epsilon, delta, ledger, rng, *, max_iter, progress=None):
         validation_rows = [va for _, va in task.splits]
         rows = np.concatenate(validation_rows)
         if np.unique(rows).size != rows.size or rows.size != task.n_samples:
             raise ValueError("sufficient-statistics needs validation blocks that partition "
                              "the rows (each row in exactly one block)")
-        multiplier = calibrate(lambda s: gaussian_event(s), epsilon, delta,
-                               accountant=ledger.accountant, lower=1e-8)
+        multiplier = gaussian_multiplier(float(epsilon), float(delta), ledger.accountant)
         blocks = release_moments(task, validation_rows, multiplier, ledger, rng,
-                                 phase="tuning: validation-block moments", noise=self.noise)
+                                 phase="tuning: validation-block moments",
+                                 noise_factor=self._noise_factor)
         total = blocks[0]
         for block in blocks[1:]:
             total = total + block

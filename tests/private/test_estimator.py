@@ -212,7 +212,7 @@ def test_history_holds_only_released_quantities():
     X, y = ridge_data(2000, 4, 7)
     noisy = search().fit(X, y)
     exact = search()
-    exact._noise = False  # the audit's hook: same release recorded, no noise added
+    exact._noise_factor = 0.0  # the audits' hook: same release recorded, no noise
     exact.fit(X, y)
     assert set(noisy.history_) == {"theta", "noisy_cv_sse", "noisy_cv_mse"}
     # The recorded values are the noisy criterion, not the exact one.

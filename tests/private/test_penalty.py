@@ -53,7 +53,7 @@ def cv_loss(task, theta):
 def tune(task, epsilon, seed=0, max_iter=40, noise=True, delta=1e-6, accountant="rdp",
          **params):
     method = PenaltyMethod(**params)
-    method._noise = noise
+    method._noise_factor = 1.0 if noise else 0.0  # the audits' hook
     ledger = PrivacyLedger(accountant)
     result = method.tune(task, epsilon, delta, ledger, np.random.default_rng(seed),
                          max_iter=max_iter)
