@@ -160,9 +160,11 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
         kind, name, (lo, hi) = check_spec(self)
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=kind == "ridge")
         if kind == "logistic":
-            if type_of_target(y) != "binary":
-                raise ValueError("PrivateHyperparamSearch with LogisticRegression supports "
-                                 f"binary targets only; got {type_of_target(y)} y")
+            y_type = type_of_target(y, input_name="y", raise_unknown=True)
+            if y_type != "binary":
+                raise ValueError("Only binary classification is supported by "
+                                 "PrivateHyperparamSearch with LogisticRegression. The type "
+                                 f"of the target is {y_type}.")
             self.classes_, y = np.unique(y, return_inverse=True)
             y = y.astype(np.float64)
         else:

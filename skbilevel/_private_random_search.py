@@ -93,7 +93,8 @@ def calibrated_noise(epsilon: float, delta: float, mean: float, shape: float) ->
     (cached: the bisection costs ~0.3 s and audits call it thousands of times)."""
     if math.isinf(epsilon):
         return 0.0
-    return calibrate(lambda s: repeat_and_select_event(s, mean, shape), epsilon, delta)
+    return calibrate(lambda s: repeat_and_select_event(s, mean, shape), epsilon, delta,
+                     lower=1e-8)
 
 
 # --- one run: private training and noisy scoring --------------------------------------

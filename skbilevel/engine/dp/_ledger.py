@@ -78,6 +78,10 @@ def calibrate(make_event: Callable[[float], object], epsilon: float, delta: floa
     elif epsilon_of(make_event(upper), delta, accountant) > epsilon:
         raise ValueError(f"no noise level up to {upper:g} reaches epsilon={epsilon:g} at "
                          f"delta={delta:g}")
+    if epsilon_of(make_event(lower), delta, accountant) <= epsilon:
+        # Even the least noise searched meets the budget (a huge epsilon): the bisection
+        # would find no sign change; the smallest parameter in range is the answer.
+        return float(lower)
     bracket = dp_accounting.ExplicitBracketInterval(lower, upper)
     return float(dp_accounting.calibrate_dp_mechanism(
         lambda: make_accountant(accountant), make_event, epsilon, delta, bracket))
