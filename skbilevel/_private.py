@@ -156,6 +156,13 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
         -------
         self : object
             The fitted search.
+
+        Notes
+        -----
+        There is no ``sample_weight``: a weight scales what one row can change beyond the
+        bounds the noise is calibrated to. ``fit`` has no such parameter, so scikit-learn's
+        meta-estimators (which look for it in the signature) never pass one, and passing
+        one is a ``TypeError``.
         """
         kind, name, (lo, hi) = check_spec(self)
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=kind == "ridge")

@@ -26,6 +26,9 @@ DOC_PARAMETERS = """\
         the box of the search, on a log scale. Required: there is no data-free default.
     epsilon : float
         The privacy budget of the whole fit (tuning and refit), ``0 < epsilon < inf``.
+        ``epsilon=inf`` is refused, whatever the method: it is no guarantee, and a
+        "private" fit without noise is better had from the non-private tuners
+        (:class:`BilevelRidgeCV`, :class:`BilevelLogisticRegressionCV`).
     delta : float
         The ``delta`` of ``(epsilon, delta)``-DP, in ``(0, 1)``; required. A rule such as
         ``1 / n**1.1`` is not applied for you because ``n`` is not public under add/remove

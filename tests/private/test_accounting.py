@@ -77,3 +77,25 @@ def test_audit_lower_bound_pinned():
                                                                                 abs=1e-4)
     assert epsilon_lower_bound(50, 50, 50, 50) == 0.0
     assert math.isfinite(epsilon_lower_bound(1000, 0, 0, 1000))
+
+
+def test_report_groups_consecutive_releases_of_a_phase_and_its_shares_add_up():
+    ledger = PrivacyLedger("pld")
+    for sens in (1.0, 3.0, 2.0):  # one phase, three steps (each its own sensitivity)
+        ledger.spend("tuning", gaussian_event(4.0, 6), mechanism="gaussian",
+                     noise_multiplier=4.0, releases=6, sensitivity=sens)
+    ledger.spend("refit", gaussian_event(2.0), mechanism="gaussian", noise_multiplier=2.0)
+    ledger.spend("tuning", gaussian_event(4.0), mechanism="gaussian", noise_multiplier=4.0)
+    report = ledger.report(DELTA)
+    assert [(p["phase"], p["releases"], p["sensitivity"]) for p in report["phases"]] == [
+        ("tuning", 18, 3.0), ("refit", 1, None), ("tuning", 1, None)]
+    # The event is the composition as recorded (five events), not regrouped.
+    assert len(report["dp_event"].events) == 5
+    assert report["epsilon"] == pytest.approx(epsilon_of(report["dp_event"], DELTA, "pld"))
+    first = dp_accounting.ComposedDpEvent([gaussian_event(4.0, 6)] * 3)
+    assert report["phases"][0]["epsilon_alone"] == pytest.approx(
+        epsilon_of(first, DELTA, "pld"))
+    shares = [p["epsilon_share"] for p in report["phases"]]
+    assert sum(shares) == pytest.approx(report["epsilon"], rel=1e-9)
+    assert shares[0] == pytest.approx(report["phases"][0]["epsilon_alone"])
+    assert sum(p["epsilon_alone"] for p in report["phases"]) > report["epsilon"]

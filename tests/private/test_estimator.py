@@ -14,7 +14,9 @@ from sklearn.model_selection import GridSearchCV
 from skbilevel import PrivateHyperparamSearch
 from skbilevel import _private_methods
 from skbilevel._private_base import PrivateMethod, PrivateTuning
-from skbilevel.engine.dp import calibrate, epsilon_of, gaussian_event
+from skbilevel.engine.dp import calibrate, gaussian_event
+
+from .test_estimator_accounting import fresh_epsilon
 
 BOUNDS = {"alpha": (1e-4, 1e4)}
 
@@ -69,7 +71,7 @@ def test_spent_epsilon_is_within_budget_and_recomputable(seed, fixed_method):
                        estimator=Ridge(fit_intercept=bool(seed % 2)),
                        budget_split=rng.uniform(0.1, 0.9), random_state=seed).fit(X, y)
     report = model.privacy_report_
-    recomputed = epsilon_of(report["dp_event"], delta, report["accountant"])
+    recomputed = fresh_epsilon(report["dp_event"], delta, report["accountant"])
     assert model.epsilon_ == pytest.approx(recomputed, rel=1e-12)
     assert model.epsilon_ <= eps * (1 + 1e-9)
     # The refit's noise is calibrated against the composition: the budget is used up.
