@@ -94,7 +94,7 @@ def search_score(factor):
     X, y = np.zeros((24, 3)), np.zeros(24)
     X[:12, 0], y[:12] = 1.0, -1.0
     release, event = _search("ridge", factor, lambda n: 12,
-                             lambda t: t.history["noisy_score"][0])
+                             lambda t: t.history["noisy_score_sum"][0])
     return release, neighbours(X, y), event
 
 

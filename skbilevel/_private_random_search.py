@@ -245,10 +245,11 @@ class RandomSearchMethod(PrivateMethod):
                 best = (theta, score, w)
         theta, score, w = best
         coef, intercept = (w[:-1], w[-1] * task.data_norm) if task.fit_intercept else (w, 0.0)
-        # The count of validation rows is treated as public (as n is throughout).
-        history = {"theta": [theta], "noisy_score": [score / max(len(val), 1)],
+        # The noisy *sum* as released: the validation block's size is not public under
+        # add/remove-one (n is not), so dividing by it would leak outside the accounting.
+        history = {"theta": [theta], "noisy_score_sum": [score],
                    "coef": coef.copy(), "intercept": float(intercept)}
         if progress is not None:
             # Keywords only, as the interface says (the estimator's printer formats them).
-            progress(theta=theta, noisy_score=history["noisy_score"][0])
+            progress(theta=theta, noisy_score_sum=score)
         return PrivateTuning(theta=theta, history=history, n_iter=1)

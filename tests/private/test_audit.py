@@ -105,7 +105,7 @@ def test_random_search_score_with_a_validation_canary(method_class):
     X[:n_train, 0], y[:n_train] = 1.0, -1.0
     data_in = with_row(X, y, *canary_row(3, 1.0, 1.0))
     release = method_release(method_class(), lambda data: search_task(data, n_train),
-                             EPSILON, DELTA, lambda t: t.history["noisy_score"][0])
+                             EPSILON, DELTA, lambda t: t.history["noisy_score_sum"][0])
     result = audit(release, (X, y), data_in, n_runs=600, delta=DELTA)
     private = method_class is RandomSearchMethod
     assert (result.epsilon_lb < EPSILON) == private, str(result)

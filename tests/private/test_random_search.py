@@ -94,7 +94,7 @@ def test_reproducible_from_the_seed_and_history_private(kind):
     assert runs[0].theta == runs[1].theta != runs[2].theta
     np.testing.assert_array_equal(runs[0].history["coef"], runs[1].history["coef"])
     # Only the selected run is released: its theta, noisy score and private model.
-    assert set(runs[0].history) == {"theta", "noisy_score", "coef", "intercept"}
+    assert set(runs[0].history) == {"theta", "noisy_score_sum", "coef", "intercept"}
     assert len(runs[0].history["theta"]) == 1 and runs[0].n_iter == 1
     assert runs[0].history["intercept"] == 0.0
     low, high = task.theta_bounds
@@ -128,11 +128,12 @@ def test_bad_input():
 
 @pytest.mark.parametrize("kind", ["ridge", "logistic"])
 def test_infinite_epsilon_is_the_exact_search(kind):
-    """epsilon=inf: no noise, and the released score is the exact mean bounded loss."""
+    """epsilon=inf: no noise, and the released score is the exact summed bounded loss."""
     task = make_task(kind, n=120, d=6)
     ledger = PrivacyLedger()
     tuning = RandomSearchMethod().tune(task, math.inf, 1e-6, ledger, np.random.default_rng(0),
                                        max_iter=1)
     assert ledger.epsilon(1e-6) == math.inf
-    assert tuning.history["noisy_score"][0] == pytest.approx(
-        exact_validation_loss(task, tuning.theta), rel=1e-9)
+    n_val = len(task.splits[0][1])
+    assert tuning.history["noisy_score_sum"][0] == pytest.approx(
+        n_val * exact_validation_loss(task, tuning.theta), rel=1e-9)
