@@ -160,12 +160,24 @@ class _FoldPath:
 
 
 def noisy_cv_sse(paths, validation, alphas):
-    """Sum over folds of the validation squared error ``q^T M_b q`` (noisy moments)."""
+    """Sum over folds of the validation squared error ``q^T M_b q`` (noisy moments).
+
+    Each block's ``M_b`` is projected onto the positive semidefinite matrices first
+    (post-processing): a noisy ``M_b`` can be indefinite, and its quadratic form then
+    runs to minus infinity along large coefficients, which would pick the smallest
+    ``alpha`` of the box for a criterion that no data can make negative.
+    """
     total = np.zeros(len(alphas))
     for path, block in zip(paths, validation):
         Q = path.residual_weights(alphas)
-        total += np.einsum("ij,ij->j", Q, block.matrix @ Q)
+        total += np.einsum("ij,ij->j", Q, _psd(block.matrix) @ Q)
     return total
+
+
+def _psd(M):
+    """The nearest (Frobenius) positive semidefinite matrix to the symmetric ``M``."""
+    eigval, U = np.linalg.eigh(0.5 * (M + M.T))
+    return (U * np.clip(eigval, 0.0, None)) @ U.T
 
 
 class SufficientStatisticsMethod(PrivateMethod):

@@ -221,3 +221,25 @@ def test_history_holds_only_released_quantities():
     assert not np.allclose(noisy.history_["noisy_cv_sse"], exact.history_["noisy_cv_sse"],
                            rtol=1e-3)
     assert noisy.method_ == "sufficient-statistics" and noisy.n_iter_ > 400
+
+
+def test_noisy_criterion_cannot_run_to_minus_infinity():
+    """A noisy validation block's moments can be indefinite (tiny rows, small epsilon: seen
+    in bench_private at n=20000, data_norm=0.01, epsilon=0.25, where the quadratic form ran
+    to -1.6e15 and the smallest alpha of the box won): the criterion uses their positive
+    semidefinite part, so it is >= 0 for every alpha, as no data can make it negative."""
+    from skbilevel._private_sufficient import NoisyMoments, _FoldPath, noisy_cv_sse
+    rng = np.random.default_rng(0)
+    d = 4
+    V = rng.standard_normal((50, d + 1))
+    train = NoisyMoments(V.T @ V, d, 1.0, None)
+    Vb = rng.standard_normal((10, d + 1))
+    indefinite = Vb.T @ Vb - 30.0 * np.eye(d + 1)
+    assert np.linalg.eigvalsh(indefinite).min() < 0
+    alphas = np.logspace(-8, 4, 50)
+    sse = noisy_cv_sse([_FoldPath(train)], [NoisyMoments(indefinite, d, 1.0, None)], alphas)
+    assert sse.min() >= 0
+    # The positive semidefinite block's criterion is unchanged.
+    exact = noisy_cv_sse([_FoldPath(train)], [NoisyMoments(Vb.T @ Vb, d, 1.0, None)], alphas)
+    Q = _FoldPath(train).residual_weights(alphas)
+    assert exact == pytest.approx(np.einsum("ij,ij->j", Q, Vb.T @ Vb @ Q), rel=1e-9)
