@@ -193,8 +193,11 @@ def test_bounds_are_enforced_not_read():
     norms = np.linalg.norm(X, axis=1)
     Xc, yc = X * np.minimum(1, 1.5 / norms)[:, None], np.clip(y, -2.5, 2.5)
     a, b = search().fit(X, y), search().fit(Xc, yc)
-    assert a.best_params_["alpha"] == pytest.approx(b.best_params_["alpha"], rel=1e-8)
-    np.testing.assert_allclose(a.best_estimator_.coef_, b.best_estimator_.coef_, rtol=1e-8)
+    # Equal up to the rounding of the clipping (the two scale rows in different orders of
+    # operations), which the eigendecompositions of the noisy moments carry along.
+    assert a.best_params_["alpha"] == pytest.approx(b.best_params_["alpha"], rel=1e-6)
+    np.testing.assert_allclose(a.best_estimator_.coef_, b.best_estimator_.coef_, rtol=1e-6,
+                               atol=1e-9 * np.abs(b.best_estimator_.coef_).max())
 
 
 def test_clone_pickle_and_grid_search_keep_the_budget():
