@@ -175,6 +175,8 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
             self.classes_, y = np.unique(y, return_inverse=True)
             y = y.astype(np.float64)
         else:
+            if y.dtype.kind not in "biuf":  # strings pass validate_data's y_numeric
+                raise ValueError(f"y must be numeric for regression, got dtype {y.dtype}")
             y = np.clip(y, -self.y_bound, self.y_bound)
         # Bounds are enforced, never read from the data: rows outside the ball are scaled
         # onto it (directions kept), whatever the other rows are.

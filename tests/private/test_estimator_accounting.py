@@ -126,3 +126,12 @@ def test_nan_in_y_and_sample_weight_are_refused(kind):
     assert not has_fit_parameter(search, "sample_weight")
     with pytest.raises(TypeError, match="sample_weight"):
         search.fit(X, y, sample_weight=np.ones(len(y)))
+
+
+def test_string_targets_of_a_regression_are_refused():
+    """Strings pass scikit-learn's y_numeric check; clipping them would be a numpy error."""
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    search = PrivateHyperparamSearch(Ridge(), {"alpha": (1e-3, 1e3)}, epsilon=1.0,
+                                     delta=1e-6, data_norm=1.0, y_bound=1.0)
+    with pytest.raises(ValueError, match="y must be numeric"):
+        search.fit(X, np.array(["a", "b"] * 20))
