@@ -49,6 +49,18 @@ def sensitivity(kind, alpha, row_norm, y_bound=None, coef_bound=None):
     return lip * (1.0 + 2.0 * RELATIVE_TOL) / alpha
 
 
+def intercept_design(X, fit_intercept, data_norm):
+    """``(Z, row_norm)``: ``X`` with a constant column ``data_norm`` when there is an
+    intercept, and the bound on its rows' norm (``sqrt(2) data_norm``, else ``data_norm``).
+
+    The intercept becomes a penalised coefficient on that column: left unpenalised it would
+    leave the inner problem without strong convexity, hence without a sensitivity bound.
+    """
+    if not fit_intercept:
+        return X, data_norm
+    return np.hstack([X, np.full((X.shape[0], 1), data_norm)]), np.sqrt(2.0) * data_norm
+
+
 class RidgeMoments:
     """The weighted moments ``M = sum omega x x^T``, ``b = sum omega y x`` of a ridge
     problem, eigendecomposed once: every ``alpha`` is then solved in ``O(d^2)``."""

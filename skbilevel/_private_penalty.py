@@ -52,8 +52,8 @@ import dp_accounting
 import numpy as np
 
 from ._private_base import PrivateMethod, PrivateTuning
-from ._private_erm import (RELATIVE_TOL, RidgeMoments, logistic_solve, row_gradient_bound,
-                           sensitivity)
+from ._private_erm import (RELATIVE_TOL, RidgeMoments, intercept_design, logistic_solve,
+                           row_gradient_bound, sensitivity)
 from .engine.dp import calibrate, gaussian_event
 
 
@@ -128,14 +128,8 @@ class PenaltyMethod(PrivateMethod):
         self.burn_in, self.coef_bound, self.radius = burn_in, coef_bound, radius
 
     def _design(self, task):
-        """The design the inner problems see: an intercept is a penalised coefficient on a
-        constant column of value ``data_norm`` (unpenalised it would leave the inner
-        problem without strong convexity, hence without a sensitivity bound)."""
-        X = task.X
-        if task.fit_intercept:
-            X = np.hstack([X, np.full((X.shape[0], 1), task.data_norm)])
-        row_norm = task.data_norm * (np.sqrt(2.0) if task.fit_intercept else 1.0)
-        return X, row_norm
+        """The design the inner problems see (see :func:`intercept_design`)."""
+        return intercept_design(task.X, task.fit_intercept, task.data_norm)
 
     def bounds(self, task):
         """``(row_norm, coef_bound, radius)``: data-free constants of the mechanism."""

@@ -34,6 +34,7 @@ from scipy.optimize import brentq
 from scipy.special import expit
 
 from ._private_base import PrivateMethod, PrivateTuning
+from ._private_erm import intercept_design, logistic_solve
 from .engine.dp import calibrate, gaussian_event
 
 
@@ -101,10 +102,8 @@ def calibrated_noise(epsilon: float, delta: float, mean: float, shape: float) ->
 
 def _design(X, fit_intercept, data_norm):
     """``X`` with a constant column ``data_norm`` for the intercept (rows of norm at most
-    ``sqrt(2) data_norm``), and that row-norm bound."""
-    if not fit_intercept:
-        return X, data_norm
-    return np.hstack([X, np.full((X.shape[0], 1), data_norm)]), math.sqrt(2) * data_norm
+    ``sqrt(2) data_norm``), and that row-norm bound (see :func:`intercept_design`)."""
+    return intercept_design(X, fit_intercept, data_norm)
 
 
 def _symmetric_noise(d, scale, rng):
@@ -133,35 +132,18 @@ def train_ridge(Z, y, alpha, *, norm, y_bound, intercept, sigma, rng):
     return np.linalg.lstsq(gram + np.diag(penalty), moment, rcond=None)[0]
 
 
-def _logistic_objective(w, Z, y, C):
-    margin = Z @ w
-    return C * np.sum(np.logaddexp(0.0, margin) - y * margin) + 0.5 * w @ w
-
-
 def train_logistic(Z, y, C, *, norm, sigma, rng, rtol=1e-6, max_iter=200):
     """Output perturbation of ``argmin_w C sum(log-loss) + ||w||^2 / 2`` (Chaudhuri et al.).
 
     The objective is 1-strongly convex, so adding a row moves the minimiser by at most
-    ``C ||grad log-loss|| <= C norm``; Newton stops at a gradient norm ``<= tol = rtol C
-    norm`` (so within ``tol`` of the minimiser), hence the sensitivity ``C norm + 2 tol``.
-    The intercept's column is penalised like the others (strong convexity needs it).
+    ``C ||grad log-loss|| <= C norm``; Newton (:func:`logistic_solve`, on the objective
+    divided by ``C``) stops at a gradient norm ``<= tol = rtol C norm`` (so within ``tol``
+    of the minimiser), hence the sensitivity ``C norm + 2 tol``. The intercept's column is
+    penalised like the others (strong convexity needs it).
     """
     tol = rtol * C * norm
-    w = np.zeros(Z.shape[1])
-    for _ in range(max_iter):
-        p = expit(Z @ w)
-        grad = C * (Z.T @ (p - y)) + w
-        if np.linalg.norm(grad) <= tol:
-            break
-        hess = C * (Z.T * (p * (1 - p))) @ Z + np.eye(Z.shape[1])
-        step = np.linalg.solve(hess, grad)
-        f0, t = _logistic_objective(w, Z, y, C), 1.0
-        while (_logistic_objective(w - t * step, Z, y, C) > f0 - 1e-4 * t * grad @ step
-               and t > 1e-12):
-            t /= 2
-        w = w - t * step
-    else:
-        raise RuntimeError("the logistic ERM did not reach the accuracy its noise assumes")
+    w = logistic_solve(Z, y, np.ones(Z.shape[0]), 1.0 / C, np.zeros(Z.shape[1]), tol / C,
+                       max_iter=max_iter)
     return w + rng.normal(0.0, sigma * (C * norm + 2 * tol), w.shape)
 
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 import dp_accounting
 import numpy as np
 
-from ._private_erm import RELATIVE_TOL, logistic_solve, sensitivity as erm_sensitivity
+from ._private_erm import (RELATIVE_TOL, intercept_design, logistic_solve,
+                           sensitivity as erm_sensitivity)
 from ._private_sufficient import _FoldPath, release_moments
 from .engine.dp import calibrate, gaussian_event
 
@@ -79,10 +80,8 @@ def refit_ridge(task, alpha, epsilon, delta, ledger, rng, moments=None, noise_fa
 def refit_logistic(task, C, epsilon, delta, ledger, rng, noise_factor=1.0):
     """``(coef, intercept)`` of binary L2 logistic regression at ``C`` by output
     perturbation."""
-    X = task.X
-    if task.fit_intercept:
-        X = np.hstack([X, np.full((task.n_samples, 1), task.data_norm)])
-    lipschitz = float(np.sqrt(2.0) * task.data_norm if task.fit_intercept else task.data_norm)
+    X, lipschitz = intercept_design(task.X, task.fit_intercept, task.data_norm)
+    lipschitz = float(lipschitz)
     sensitivity = erm_sensitivity("logistic", 1.0 / C, lipschitz)
     multiplier = calibrate_after(ledger, epsilon, delta)
     ledger.spend("refit: output perturbation", gaussian_event(multiplier),
