@@ -46,12 +46,6 @@ _AFTER_CACHE: dict = {}
 _AFTER_CACHE_SIZE = 256
 
 
-def calibrate_alone(epsilon, delta, accountant):
-    """Noise multiplier of one Gaussian release spending ``(epsilon, delta)`` alone."""
-    return calibrate(lambda s: gaussian_event(s), epsilon, delta, accountant=accountant,
-                     lower=_LOWEST)
-
-
 def calibrate_after(ledger, epsilon, delta):
     """Noise multiplier of one more Gaussian release so that the ledger's composition with
     it spends at most ``(epsilon, delta)``."""
