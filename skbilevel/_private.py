@@ -210,7 +210,8 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
                                           noise_factor=method._noise_factor)
         else:
             coef, intercept = refit_logistic(task, value, self.epsilon, self.delta, ledger,
-                                             rng, noise_factor=method._noise_factor)
+                                             rng, gram=tuning.refit_gram,
+                                             noise_factor=method._noise_factor)
 
         self.epsilon_ = ledger.epsilon(self.delta)
         self.delta_ = float(self.delta)

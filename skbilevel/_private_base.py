@@ -69,12 +69,16 @@ class PrivateTuning:
     paid for (a :class:`~skbilevel._private_sufficient.NoisyMoments`); a ridge refit reuses
     them at no further cost. A method that always provides them says so by the class
     attribute ``provides_refit_moments = True`` and then gets the whole budget.
+    ``refit_gram`` (optional) is a noisy Gram of all the rows of the logistic design
+    (:func:`skbilevel._private_erm.intercept_design`) already paid for; the logistic refit
+    then releases only its gradients.
     """
 
     theta: float
     history: dict = field(default_factory=dict)
     n_iter: int = 0
     refit_moments: object = None
+    refit_gram: object = None
 
 
 class PrivateMethod:

@@ -34,7 +34,8 @@ from scipy.optimize import brentq
 from scipy.special import expit
 
 from ._private_base import PrivateMethod, PrivateTuning
-from ._private_erm import intercept_design, logistic_solve
+from ._private_erm import intercept_design
+from ._private_logistic import STEPS, private_logistic_fit, release_grams, symmetric_noise
 from .engine.dp import calibrate, gaussian_event
 
 
@@ -81,20 +82,33 @@ def sample_repetitions(mean: float, shape: float, rng) -> int:
             return k
 
 
-def repeat_and_select_event(noise_multiplier: float, mean: float, shape: float):
-    """The search's event: repeat-and-select of (training, score), two Gaussian releases."""
-    run = dp_accounting.ComposedDpEvent([gaussian_event(noise_multiplier),
-                                         gaussian_event(noise_multiplier)])
+def repeat_and_select_event(noise_multiplier: float, mean: float, shape: float,
+                            kind: str = "ridge"):
+    """The repeated run's event: repeat-and-select of (training, score). Training is one
+    Gaussian release for ridge (the moments) and :data:`STEPS` for logistic regression (the
+    gradients of the fit; the Gram is released once, before the search)."""
+    training = gaussian_event(noise_multiplier, 1 if kind == "ridge" else STEPS)
+    run = dp_accounting.ComposedDpEvent([training, gaussian_event(noise_multiplier)])
     return RepeatAndSelectDpEvent(run, float(mean), float(shape))
 
 
+def search_event(noise_multiplier: float, mean: float, shape: float, kind: str = "ridge"):
+    """Everything the search releases: for logistic regression, the blocks' Grams (one
+    Gaussian release) and then the repeat-and-select."""
+    search = repeat_and_select_event(noise_multiplier, mean, shape, kind)
+    if kind == "ridge":
+        return search
+    return dp_accounting.ComposedDpEvent([gaussian_event(noise_multiplier), search])
+
+
 @functools.lru_cache(maxsize=256)
-def calibrated_noise(epsilon: float, delta: float, mean: float, shape: float) -> float:
+def calibrated_noise(epsilon: float, delta: float, mean: float, shape: float,
+                     kind: str = "ridge") -> float:
     """The smallest noise multiplier with which the search spends at most (epsilon, delta)
     (cached: the bisection costs ~0.3 s and audits call it thousands of times)."""
     if math.isinf(epsilon):
         return 0.0
-    return calibrate(lambda s: repeat_and_select_event(s, mean, shape), epsilon, delta,
+    return calibrate(lambda s: search_event(s, mean, shape, kind), epsilon, delta,
                      lower=1e-8)
 
 
@@ -104,12 +118,6 @@ def _design(X, fit_intercept, data_norm):
     """``X`` with a constant column ``data_norm`` for the intercept (rows of norm at most
     ``sqrt(2) data_norm``), and that row-norm bound (see :func:`intercept_design`)."""
     return intercept_design(X, fit_intercept, data_norm)
-
-
-def _symmetric_noise(d, scale, rng):
-    """Gaussian noise on the upper triangle (diagonal included), mirrored."""
-    upper = np.triu(rng.normal(0.0, scale, (d, d)))
-    return upper + np.triu(upper, 1).T
 
 
 def train_ridge(Z, y, alpha, *, norm, y_bound, intercept, sigma, rng):
@@ -122,7 +130,7 @@ def train_ridge(Z, y, alpha, *, norm, y_bound, intercept, sigma, rng):
     """
     d = Z.shape[1]
     sensitivity = math.sqrt(norm ** 4 + norm ** 2 * y_bound ** 2)
-    gram = Z.T @ Z + _symmetric_noise(d, sigma * sensitivity, rng)
+    gram = Z.T @ Z + symmetric_noise(d, sigma * sensitivity, rng)
     moment = Z.T @ y + rng.normal(0.0, sigma * sensitivity, d)
     eigval, eigvec = np.linalg.eigh(gram)
     gram = (eigvec * np.maximum(eigval, 0.0)) @ eigvec.T
@@ -130,21 +138,6 @@ def train_ridge(Z, y, alpha, *, norm, y_bound, intercept, sigma, rng):
     if intercept:
         penalty[-1] = 0.0
     return np.linalg.lstsq(gram + np.diag(penalty), moment, rcond=None)[0]
-
-
-def train_logistic(Z, y, C, *, norm, sigma, rng, rtol=1e-6, max_iter=200):
-    """Output perturbation of ``argmin_w C sum(log-loss) + ||w||^2 / 2`` (Chaudhuri et al.).
-
-    The objective is 1-strongly convex, so adding a row moves the minimiser by at most
-    ``C ||grad log-loss|| <= C norm``; Newton (:func:`logistic_solve`, on the objective
-    divided by ``C``) stops at a gradient norm ``<= tol = rtol C norm`` (so within ``tol``
-    of the minimiser), hence the sensitivity ``C norm + 2 tol``. The intercept's column is
-    penalised like the others (strong convexity needs it).
-    """
-    tol = rtol * C * norm
-    w = logistic_solve(Z, y, np.ones(Z.shape[0]), 1.0 / C, np.zeros(Z.shape[1]), tol / C,
-                       max_iter=max_iter)
-    return w + rng.normal(0.0, sigma * (C * norm + 2 * tol), w.shape)
 
 
 def bounded_losses(kind, Z, y, w, *, y_bound=None, p_min=0.01):
@@ -199,15 +192,26 @@ class RandomSearchMethod(PrivateMethod):
         if task.kind == "ridge" and task.y_bound is None:
             raise ValueError("ridge needs y_bound")
         mean, shape = float(self.mean_repetitions), float(self.shape)
-        sigma = calibrated_noise(float(epsilon), float(delta), mean, shape)
-        # Recorded before the data are read: the search is one release.
-        ledger.spend("tuning: random search", repeat_and_select_event(sigma, mean, shape),
-                     mechanism=f"repeat and select (K ~ TNB(shape={shape:g}), mean "
-                               f"{mean:g}) of a private fit and a noisy validation loss",
-                     noise_multiplier=sigma, releases=2)
+        sigma = calibrated_noise(float(epsilon), float(delta), mean, shape, task.kind)
         noise = sigma * self._noise_factor
         train, val = task.splits[0]
         Z, norm = _design(task.X, task.fit_intercept, task.data_norm)
+        refit_gram = None
+        if task.kind == "logistic":
+            # The Gram does not depend on C: released once for the training rows (and the
+            # validation block, disjoint, in the same release) it serves every candidate
+            # and, summed, the refit.
+            train_gram, val_gram = release_grams(Z, [train, val], norm, sigma, ledger, rng,
+                                                 phase="tuning: Grams",
+                                                 noise_factor=self._noise_factor)
+            refit_gram = train_gram + val_gram
+        # Recorded before the runs read the data: the search is one release.
+        ledger.spend("tuning: random search",
+                     repeat_and_select_event(sigma, mean, shape, task.kind),
+                     mechanism=f"repeat and select (K ~ TNB(shape={shape:g}), mean "
+                               f"{mean:g}) of a private fit and a noisy validation loss",
+                     noise_multiplier=sigma,
+                     releases=2 if task.kind == "ridge" else STEPS + 1)
         low, high = task.theta_bounds
         best = None
         for _ in range(sample_repetitions(mean, shape, rng)):
@@ -218,8 +222,8 @@ class RandomSearchMethod(PrivateMethod):
                                 y_bound=task.y_bound, intercept=task.fit_intercept,
                                 sigma=noise, rng=rng)
             else:
-                w = train_logistic(Z[train], task.y[train], value, norm=norm, sigma=noise,
-                                   rng=rng)
+                w = private_logistic_fit(Z[train], task.y[train], value, train_gram, norm,
+                                         sigma, rng, noise_factor=self._noise_factor)
             losses, bound = bounded_losses(task.kind, Z[val], task.y[val], w,
                                            y_bound=task.y_bound, p_min=self.p_min)
             score = float(losses.sum() + rng.normal(0.0, noise * bound))
@@ -234,4 +238,5 @@ class RandomSearchMethod(PrivateMethod):
         if progress is not None:
             # Keywords only, as the interface says (the estimator's printer formats them).
             progress(theta=theta, noisy_score_sum=score)
-        return PrivateTuning(theta=theta, history=history, n_iter=1)
+        return PrivateTuning(theta=theta, history=history, n_iter=1,
+                             refit_gram=refit_gram)

@@ -10,16 +10,13 @@ is more than ``(1 - budget_split) * epsilon``.
   sufficient-statistics method's, with one block), then the ridge solution of the noisy
   moments with the noisy Gram's eigenvalues clipped at 0 before ``alpha`` is added. When
   the tuning already released total moments they are reused and nothing is spent.
-* Logistic: output perturbation of the strongly convex ERM ``C sum_i log-loss_i(w) +
-  ||w||^2 / 2`` (scikit-learn's objective). Adding or removing a row adds or removes
-  ``C log-loss(w)``, which is ``C L``-Lipschitz in ``w`` with ``L`` the largest row norm;
-  the objective is 1-strongly convex, so the minimiser moves by at most ``C L``: the L2
-  sensitivity. With an intercept each row is augmented with the constant ``data_norm``
-  whose (penalised) weight times that constant is the intercept, as liblinear does with
-  ``intercept_scaling``; an unpenalised intercept has no strong convexity and no bounded
-  sensitivity. The minimiser is computed by damped Newton to a gradient norm of
-  ``RELATIVE_TOL * L`` (within ``RELATIVE_TOL * L * C`` of the exact one), and the
-  sensitivity includes that slack (:func:`skbilevel._private_erm.sensitivity`).
+* Logistic: the noisy majorize-minimize fit of scikit-learn's objective ``C sum_i
+  log-loss_i(w) + ||w||^2 / 2`` (:mod:`skbilevel._private_logistic`): a noisy Gram of all the
+  rows (or the one the tuning released, summed over its blocks, at no further cost) and
+  ``STEPS`` noisy gradients, all with one noise multiplier. With an intercept each row is
+  augmented with the constant ``data_norm`` whose (penalised) weight times that constant is
+  the intercept, as liblinear does with ``intercept_scaling``: the intercept is regularised
+  like the other coefficients, which keeps the fit's steps bounded.
 """
 
 from __future__ import annotations
@@ -27,8 +24,8 @@ from __future__ import annotations
 import dp_accounting
 import numpy as np
 
-from ._private_erm import (RELATIVE_TOL, intercept_design, logistic_solve,
-                           sensitivity as erm_sensitivity)
+from ._private_erm import intercept_design
+from ._private_logistic import STEPS, fit_event, private_logistic_fit, release_grams
 from ._private_sufficient import _FoldPath, release_moments
 from .engine.dp import calibrate, gaussian_event
 
@@ -46,16 +43,17 @@ _AFTER_CACHE: dict = {}
 _AFTER_CACHE_SIZE = 256
 
 
-def calibrate_after(ledger, epsilon, delta):
-    """Noise multiplier of one more Gaussian release so that the ledger's composition with
-    it spends at most ``(epsilon, delta)``."""
+def calibrate_after(ledger, epsilon, delta, releases=1):
+    """Noise multiplier of ``releases`` more Gaussian releases so that the ledger's
+    composition with them spends at most ``(epsilon, delta)``."""
     spent = [r.event for r in ledger.releases]
-    key = (tuple(repr(e) for e in spent), float(epsilon), float(delta), ledger.accountant)
+    key = (tuple(repr(e) for e in spent), float(epsilon), float(delta), ledger.accountant,
+           int(releases))
     if key not in _AFTER_CACHE:
         if len(_AFTER_CACHE) >= _AFTER_CACHE_SIZE:
             _AFTER_CACHE.clear()
         _AFTER_CACHE[key] = calibrate(
-            lambda s: dp_accounting.ComposedDpEvent([*spent, gaussian_event(s)]),
+            lambda s: dp_accounting.ComposedDpEvent([*spent, gaussian_event(s, releases)]),
             epsilon, delta, accountant=ledger.accountant, lower=_LOWEST)
     return _AFTER_CACHE[key]
 
@@ -71,22 +69,20 @@ def refit_ridge(task, alpha, epsilon, delta, ledger, rng, moments=None, noise_fa
     return W[:, 0], float(b0[0])
 
 
-def refit_logistic(task, C, epsilon, delta, ledger, rng, noise_factor=1.0):
-    """``(coef, intercept)`` of binary L2 logistic regression at ``C`` by output
-    perturbation."""
-    X, lipschitz = intercept_design(task.X, task.fit_intercept, task.data_norm)
-    lipschitz = float(lipschitz)
-    sensitivity = erm_sensitivity("logistic", 1.0 / C, lipschitz)
-    multiplier = calibrate_after(ledger, epsilon, delta)
-    ledger.spend("refit: output perturbation", gaussian_event(multiplier),
-                 mechanism="output perturbation", noise_multiplier=multiplier, releases=1,
-                 sensitivity=sensitivity)
-    if np.unique(task.y).size < 2:  # the minimiser of C * 0 + ||w||^2/2 is 0
-        w = np.zeros(X.shape[1])
-    else:  # C sum(log-loss) + ||w||^2 / 2 has the minimiser of sum(log-loss) + ||w||^2 / 2C
-        w = logistic_solve(X, task.y, np.ones(task.n_samples), 1.0 / C, np.zeros(X.shape[1]),
-                           RELATIVE_TOL * lipschitz, max_iter=500)
-    w = w + rng.normal(scale=multiplier * sensitivity * noise_factor, size=w.shape)
+def refit_logistic(task, C, epsilon, delta, ledger, rng, gram=None, noise_factor=1.0):
+    """``(coef, intercept)`` of binary L2 logistic regression at ``C`` by the noisy
+    majorize-minimize fit; ``gram`` is a noisy Gram of all the rows already released."""
+    Z, row_norm = intercept_design(task.X, task.fit_intercept, task.data_norm)
+    row_norm = float(row_norm)
+    multiplier = calibrate_after(ledger, epsilon, delta, STEPS + int(gram is None))
+    if gram is None:
+        (gram,) = release_grams(Z, [np.arange(task.n_samples)], row_norm, multiplier, ledger,
+                                rng, phase="refit: Gram", noise_factor=noise_factor)
+    ledger.spend("refit: gradients", fit_event(multiplier, with_gram=False),
+                 mechanism=f"gaussian ({STEPS} gradients of majorize-minimize)",
+                 noise_multiplier=multiplier, releases=STEPS, sensitivity=row_norm)
+    w = private_logistic_fit(Z, task.y, C, gram, row_norm, multiplier, rng,
+                             noise_factor=noise_factor)
     if task.fit_intercept:
         return w[:-1], float(w[-1] * task.data_norm)
     return w, 0.0

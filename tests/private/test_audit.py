@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from skbilevel._private_base import PrivateTask
-from skbilevel._private_random_search import RandomSearchMethod, train_logistic, train_ridge
+from skbilevel._private_logistic import fit_event, private_logistic_fit, release_grams
+from skbilevel._private_random_search import RandomSearchMethod, train_ridge
+from skbilevel.engine.dp import PrivacyLedger
 from skbilevel.engine.dp import calibrate, epsilon_lower_bound, epsilon_of, gaussian_event
 from skbilevel.utils._audit import (_epsilon_lbs, audit, canary_row, choose_threshold,
                                     method_release, with_row)
@@ -68,15 +70,22 @@ def test_ridge_sufficient_statistics_release(noise):
     assert (result.epsilon_lb < EPSILON) == (noise == 1.0), str(result)
 
 
+SIGMA_LOGISTIC_FIT = calibrate(fit_event, EPSILON, DELTA)  # Gram + gradients at eps=1
+
+
 @pytest.mark.parametrize("noise", [1.0, 0.0])
-def test_logistic_output_perturbation(noise):
+def test_logistic_majorize_minimize_fit(noise):
+    """The whole private logistic fit (noisy Gram, then noisy gradient steps), calibrated
+    alone to epsilon=1 at C=100 (little shrinkage: the canary moves w_0 far); output w_0."""
     X, y = dataset(classes=True)
     data_in = with_row(X, y, *canary_row(3, 1.0, 1.0))
 
     def release(data, rng):
         X, y = data
-        return train_logistic(X, y, 1.0, norm=1.0, sigma=noise * SIGMA_ONE_GAUSSIAN,
-                              rng=rng)[0]
+        (gram,) = release_grams(X, [np.arange(len(y))], 1.0, SIGMA_LOGISTIC_FIT,
+                                PrivacyLedger(), rng, phase="audit", noise_factor=noise)
+        return private_logistic_fit(X, y, 100.0, gram, 1.0, SIGMA_LOGISTIC_FIT, rng,
+                                    noise_factor=noise)[0]
 
     result = audit(release, (X, y), data_in, n_runs=1000, delta=DELTA)
     assert (result.epsilon_lb < EPSILON) == (noise == 1.0), str(result)

@@ -61,7 +61,7 @@ def test_spent_epsilon_is_within_budget_and_recomputable(seed, fixed_method):
     n, d = int(rng.integers(50, 400)), int(rng.integers(1, 6))
     X, y = ridge_data(n, d, seed)
     method = ["sufficient-statistics", "fixed"][seed % 2]
-    if seed % 3 == 2:  # logistic: output perturbation after the stand-in's release
+    if seed % 3 == 2:  # logistic: the refit's Gram and gradients after the stand-in's
         model = PrivateHyperparamSearch(
             LogisticRegression(fit_intercept=bool(seed % 2)), {"C": (1e-2, 1e2)},
             epsilon=eps, delta=delta, data_norm=1.0, method="fixed", random_state=seed,
@@ -90,7 +90,7 @@ def test_logistic_refit_is_a_plain_classifier(fixed_method):
     assert model.best_params_ == {"C": 1.0}
     assert list(model.classes_) == ["no", "yes"]
     assert model.predict_proba(X).shape == (600, 2)
-    # At epsilon=1e6 the output perturbation is small (noise sd ~3e-3 per coordinate):
+    # At epsilon=1e6 the refit's noise is small (its Gram and 20 gradients):
     # the L2 fit on the clipped rows augmented by the constant data_norm.
     norms = np.linalg.norm(X, axis=1)
     Xa = np.hstack([X * np.minimum(1, 2.0 / norms)[:, None], np.full((600, 1), 2.0)])

@@ -9,6 +9,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.utils.validation import has_fit_parameter
 
 from skbilevel import PrivateHyperparamSearch
+from skbilevel._private_logistic import STEPS
 
 METHODS = {"ridge": ("sufficient-statistics", "penalty", "random-search"),
            "logistic": ("penalty", "random-search")}
@@ -79,15 +80,17 @@ def test_penalty_steps_are_one_phase_but_the_event_stays_as_calibrated(kind):
     T, K = 4, 3
     search = fitted(kind, "penalty", 0, max_iter=T, cv=K, epsilon=1.0)
     phases = search.privacy_report_["phases"]
-    assert [p["phase"] for p in phases] == ["tuning: penalty hypergradient",
-                                            "refit: " + ("total moments" if kind == "ridge"
-                                                         else "output perturbation")]
+    refit = ["refit: total moments"] if kind == "ridge" else ["refit: Gram",
+                                                              "refit: gradients"]
+    assert [p["phase"] for p in phases] == ["tuning: penalty hypergradient", *refit]
     assert phases[0]["releases"] == 2 * K * T and phases[1]["releases"] == 1
+    if kind == "logistic":
+        assert phases[2]["releases"] == STEPS
     assert phases[0]["mechanism"] == "output perturbation"
     assert phases[0]["noise_multiplier"] == search.history_["noise_multiplier"]
     assert phases[0]["sensitivity"] == pytest.approx(max(search.history_["sensitivity"]))
     event = search.privacy_report_["dp_event"]
-    assert len(event.events) == T + 1  # T step events and the refit's, as recorded
+    assert len(event.events) == T + len(refit)  # T step events and the refit's, as recorded
     assert all(e == dp_accounting.SelfComposedDpEvent(
         dp_accounting.GaussianDpEvent(phases[0]["noise_multiplier"]), 2 * K)
         for e in event.events[:T])

@@ -8,9 +8,10 @@ import pytest
 from dp_accounting.dp_event import RepeatAndSelectDpEvent
 
 from skbilevel._private_base import PrivateTask
+from skbilevel._private_logistic import private_logistic_fit
 from skbilevel._private_random_search import (RandomSearchMethod, _design, bounded_losses,
                                               calibrated_noise, repeat_and_select_event,
-                                              sample_repetitions, train_logistic, train_ridge)
+                                              sample_repetitions, search_event, train_ridge)
 from skbilevel.engine.dp import PrivacyLedger, epsilon_of
 
 
@@ -40,8 +41,8 @@ def exact_validation_loss(task, theta):
         w = train_ridge(Z[train], task.y[train], math.exp(theta), norm=norm, y_bound=1.0,
                         intercept=task.fit_intercept, sigma=0.0, rng=rng)
     else:
-        w = train_logistic(Z[train], task.y[train], math.exp(theta), norm=norm, sigma=0.0,
-                           rng=rng)
+        w = private_logistic_fit(Z[train], task.y[train], math.exp(theta),
+                                 Z[train].T @ Z[train], norm, 0.0, rng)
     return bounded_losses(task.kind, Z[val], task.y[val], w, y_bound=task.y_bound)[0].mean()
 
 
@@ -51,7 +52,9 @@ def test_spends_one_repeat_and_select_event_within_budget(kind, epsilon, delta):
     ledger = PrivacyLedger()
     RandomSearchMethod().tune(make_task(kind, n=80, d=5), epsilon, delta, ledger,
                               np.random.default_rng(0), max_iter=10)
-    (release,) = ledger.releases
+    # Logistic regression first releases the blocks' Grams (shared by every run).
+    *grams, release = ledger.releases
+    assert len(grams) == (kind == "logistic")
     event = release.event
     assert isinstance(event, RepeatAndSelectDpEvent)
     assert (event.mean, event.shape) == (10.0, 1.0)
@@ -60,11 +63,15 @@ def test_spends_one_repeat_and_select_event_within_budget(kind, epsilon, delta):
     assert spent == pytest.approx(epsilon_of(ledger.event, delta), rel=1e-12)
     assert spent == pytest.approx(epsilon, rel=2e-3)  # calibrated, not over-noised
     # The event is rebuilt from the reported noise multiplier alone.
-    rebuilt = repeat_and_select_event(release.noise_multiplier, 10.0, 1.0)
+    rebuilt = search_event(release.noise_multiplier, 10.0, 1.0, kind)
     assert epsilon_of(rebuilt, delta) == pytest.approx(spent, rel=1e-12)
-    # A run is one training and one scoring release: less noise would overspend.
-    assert epsilon_of(repeat_and_select_event(0.97 * release.noise_multiplier, 10.0, 1.0),
+    # A run is one training (one release for ridge, the fit's gradients for logistic) and
+    # one scoring release: less noise would overspend.
+    assert epsilon_of(search_event(0.97 * release.noise_multiplier, 10.0, 1.0, kind),
                       delta) > epsilon
+    if kind == "logistic":  # the Gram is part of the budget: leaving it out underspends
+        alone = repeat_and_select_event(release.noise_multiplier, 10.0, 1.0, kind)
+        assert epsilon_of(alone, delta) < 0.995 * spent
 
 
 @pytest.mark.parametrize("kind", ["ridge", "logistic"])
