@@ -42,7 +42,8 @@ class Model:
 # The noise is calibrated to the sensitivity of a strongly convex, smooth L2 problem.
 _L2 = ": an L2 penalty only (no L1 part)"
 _NO_CLASS_WEIGHT = ("class_weight", lambda v: v is None, "class_weight=None",
-                    ": class weights computed from the labels would change the sensitivity")
+                    ": a class weight scales what one row can change (and 'balanced' "
+                    "reads the labels)")
 # Estimator class -> Model; looked up along the estimator's MRO (subclasses are accepted).
 SUPPORTED = {
     Ridge: Model("ridge", "alpha", Ridge, (("positive", _off, "positive=False", ""),)),

@@ -28,6 +28,9 @@ ESTIMATORS = [
     # 200-row toy problem its 0.83 accuracy; at 1e8 the noise is ~1e-4 of the coefficients.
     PrivateHyperparamSearch(LogisticRegression(), {"C": (1e-2, 1e2)}, epsilon=1e8, delta=1e-6,
                             data_norm=8.0, random_state=0),
+    # A skbilevel model is its scikit-learn twin's task: the classifier's tags come from it.
+    PrivateHyperparamSearch(HDMLogisticRegression(), {"C": (1e-2, 1e2)}, epsilon=1e8,
+                            delta=1e-6, data_norm=8.0, random_state=0),
 ]
 KNOWN_FAILURES: dict = {}
 
