@@ -6,7 +6,7 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.base import BaseEstimator, MetaEstimatorMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils import check_random_state
 from sklearn.utils._tags import ClassifierTags, RegressorTags
@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._private_base import PrivateTask
 from ._private_methods import resolve_method
 from ._private_refit import refit_logistic, refit_ridge
-from ._private_spec import DOC_PARAMETERS, check_spec
+from ._private_spec import DOC_PARAMETERS, check_spec, model_of, plain_twin
 from .engine.dp import PrivacyLedger
 from .utils._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 
@@ -47,9 +47,10 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
     ----------
     best_params_ : dict
         The chosen hyperparameter, e.g. ``{"alpha": 3.2}``.
-    best_estimator_ : estimator
-        A clone of ``estimator`` at ``best_params_`` whose ``coef_`` and ``intercept_`` are
-        the private refit's; a plain scikit-learn model.
+    best_estimator_ : Ridge or LogisticRegression
+        A plain scikit-learn model at ``best_params_`` whose ``coef_`` and ``intercept_``
+        are the private refit's: a clone of a scikit-learn ``estimator``, the scikit-learn
+        twin of a skbilevel one (with its ``fit_intercept``).
     epsilon_, delta_ : float
         What the fit spent: ``epsilon_`` is the accountant's epsilon of
         ``privacy_report_["dp_event"]`` at ``delta_ = delta``; at most ``epsilon``.
@@ -128,7 +129,7 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        if isinstance(self.estimator, LogisticRegression):
+        if getattr(model_of(self.estimator), "kind", None) == "logistic":
             tags.estimator_type = "classifier"
             tags.classifier_tags = ClassifierTags(multi_class=False)
         else:
@@ -170,8 +171,9 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
             y_type = type_of_target(y, input_name="y", raise_unknown=True)
             if y_type != "binary":
                 raise ValueError("Only binary classification is supported by "
-                                 "PrivateHyperparamSearch with LogisticRegression. The type "
-                                 f"of the target is {y_type}.")
+                                 "PrivateHyperparamSearch with "
+                                 f"{type(self.estimator).__name__}. The type of the target "
+                                 f"is {y_type}.")
             self.classes_, y = np.unique(y, return_inverse=True)
             y = y.astype(np.float64)
         else:
@@ -220,7 +222,7 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
                                f"{self.epsilon}: a bug in the accounting of {method.name}")
         self.privacy_report_ = ledger.report(self.delta)
         self.best_params_ = {name: value}
-        self.best_estimator_ = self._plain_model(name, value, coef, intercept, X.shape[1])
+        self.best_estimator_ = self._plain_model(value, coef, intercept, X.shape[1])
         self.history_ = tuning.history
         self.n_iter_ = int(tuning.n_iter)
         self.method_ = method.name
@@ -240,8 +242,8 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
         return lambda **info: print("[PrivateHyperparamSearch]", ", ".join(
             f"{key}={value:.4g}" for key, value in info.items()))
 
-    def _plain_model(self, name, value, coef, intercept, n_features):
-        model = clone(self.estimator).set_params(**{name: value})
+    def _plain_model(self, value, coef, intercept, n_features):
+        model = plain_twin(self.estimator, value)
         if isinstance(model, LogisticRegression):
             model.classes_ = self.classes_
             model.coef_, model.intercept_ = coef[None, :], np.array([intercept])

@@ -7,23 +7,110 @@ would itself be a release.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression, Ridge
 
-# Estimator class -> (model family, the tunable hyperparameter).
-SUPPORTED = {Ridge: ("ridge", "alpha"), LogisticRegression: ("logistic", "C")}
-_SUPPORTED_TEXT = ("sklearn.linear_model.Ridge (tuning 'alpha') and binary "
-                   "sklearn.linear_model.LogisticRegression with an L2 penalty (tuning 'C')")
+from ._logistic import HDMLogisticRegression
+from ._logistic_cv import BilevelLogisticRegressionCV
+from ._ridge import BilevelRidgeCV
+
+
+def _off(value):
+    return isinstance(value, (bool, np.bool_)) and not value
+
+
+@dataclass(frozen=True)
+class Model:
+    """A supported estimator class: what it is to the search, and what it must not be.
+
+    ``kind`` is the model family of the :class:`~skbilevel._private_base.PrivateTask`,
+    ``name`` the tuned hyperparameter (the key of ``param_bounds`` and of ``best_params_``,
+    named as in ``twin``), ``twin`` the plain scikit-learn class of ``best_estimator_``, and
+    ``requires`` the ``(parameter, accepts(value), what is accepted, why)`` that keep the
+    model ridge or binary L2 logistic regression with the sensitivity the noise assumes.
+    """
+
+    kind: str
+    name: str
+    twin: type
+    requires: tuple = ()
+
+
+# The noise is calibrated to the sensitivity of a strongly convex, smooth L2 problem.
+_L2 = ": an L2 penalty only (no L1 part)"
+_NO_CLASS_WEIGHT = ("class_weight", lambda v: v is None, "class_weight=None",
+                    ": a class weight scales what one row can change (and 'balanced' "
+                    "reads the labels)")
+# Estimator class -> Model; looked up along the estimator's MRO (subclasses are accepted).
+SUPPORTED = {
+    Ridge: Model("ridge", "alpha", Ridge, (("positive", _off, "positive=False", ""),)),
+    LogisticRegression: Model("logistic", "C", LogisticRegression, (
+        ("penalty", lambda v: v in ("l2", "deprecated"), "penalty='l2'", _L2),
+        ("l1_ratio", lambda v: v in (None, 0, 0.0), "l1_ratio=0", _L2),
+        _NO_CLASS_WEIGHT)),
+    BilevelRidgeCV: Model("ridge", "alpha", Ridge, (
+        ("alpha_per_feature", _off, "alpha_per_feature=False",
+         ": one alpha is tuned, not one per feature"),)),
+    BilevelLogisticRegressionCV: Model("logistic", "C", LogisticRegression, (
+        ("penalty", lambda v: v == "l2", "penalty='l2'", _L2),
+        ("C_per_feature", _off, "C_per_feature=False", ": one C is tuned, not one per feature"),
+        _NO_CLASS_WEIGHT)),
+    HDMLogisticRegression: Model("logistic", "C", LogisticRegression, (_NO_CLASS_WEIGHT,)),
+}
+
+
+def _describe(cls, model):
+    needs = dict.fromkeys(need for _, _, need, _ in model.requires)  # ordered, no repeats
+    module = "sklearn.linear_model" if cls.__module__.startswith("sklearn") else "skbilevel"
+    binary = "binary " if model.kind == "logistic" else ""
+    return f"{binary}{module}.{cls.__name__} ({', '.join([*needs, f'tuning {model.name!r}'])})"
+
+
+_SUPPORTED_TEXT = "; ".join(_describe(cls, model) for cls, model in SUPPORTED.items())
+
+
+def model_of(estimator):
+    """The :class:`Model` of ``estimator``'s class, or None when it is not supported."""
+    return next((SUPPORTED[cls] for cls in type(estimator).__mro__ if cls in SUPPORTED), None)
+
+
+def plain_twin(estimator, value):
+    """An unfitted plain scikit-learn model of ``estimator`` at the tuned ``value``.
+
+    A scikit-learn estimator is cloned (its other hyperparameters kept); a skbilevel one
+    becomes its twin with the same ``fit_intercept``, its own tuning parameters being moot.
+    """
+    model = model_of(estimator)
+    if isinstance(estimator, model.twin):
+        return clone(estimator).set_params(**{model.name: value})
+    return model.twin(**{model.name: value,
+                         "fit_intercept": estimator.get_params()["fit_intercept"]})
+
 
 DOC_PARAMETERS = """\
-    estimator : Ridge or LogisticRegression
-        The model: :class:`~sklearn.linear_model.Ridge` (``alpha`` tuned) or a binary
-        :class:`~sklearn.linear_model.LogisticRegression` with an L2 penalty (``C`` tuned;
-        no ``class_weight``). Its ``fit_intercept`` is used; its other hyperparameters
-        are kept in :attr:`best_estimator_`.
+    estimator : estimator instance
+        The model: a scikit-learn :class:`~sklearn.linear_model.Ridge` (``positive=False``;
+        ``alpha`` tuned) or binary :class:`~sklearn.linear_model.LogisticRegression` with an
+        L2 penalty (``C`` tuned; no ``class_weight``), or the equivalent skbilevel model:
+        :class:`BilevelRidgeCV` (``alpha_per_feature=False``; ``alpha`` tuned),
+        :class:`BilevelLogisticRegressionCV` (``penalty="l2"``, ``C_per_feature=False``, no
+        ``class_weight``; ``C`` tuned) or :class:`HDMLogisticRegression` (no
+        ``class_weight``; ``C`` tuned). Other estimators and configurations (an L1
+        penalty, one penalty per feature, class weights, ``positive=True``) are a
+        ValueError listing what is supported. Its ``fit_intercept`` is used. A
+        scikit-learn model's other hyperparameters are kept in :attr:`best_estimator_`; a
+        skbilevel model's own tuning parameters (``cv``, ``alpha_bounds``, ``max_iter``,
+        the solver, ...) are not used: this search tunes and refits in its place.
     param_bounds : dict
-        ``{"alpha": (low, high)}`` or ``{"C": (low, high)}``, ``0 < low < high < inf``:
-        the box of the search, on a log scale. Required: there is no data-free default.
+        ``{"alpha": (low, high)}`` (ridge) or ``{"C": (low, high)}`` (logistic regression),
+        ``0 < low < high < inf``: the box of the search, on a log scale. Required: there
+        is no data-free default. The key is the scikit-learn twin's parameter, also for a
+        skbilevel model (``"alpha"`` for :class:`BilevelRidgeCV`, not ``alpha_init`` or
+        ``alpha_bounds``; ``"C"`` for :class:`BilevelLogisticRegressionCV`, whose tuned
+        ``C_`` has no constructor parameter).
     epsilon : float
         The privacy budget of the whole fit (tuning and refit), ``0 < epsilon < inf``.
         ``epsilon=inf`` is refused, whatever the method: it is no guarantee, and a
@@ -75,16 +162,20 @@ DOC_PARAMETERS = """\
 
 def check_spec(search):
     """``(kind, name, (low, high))`` of a search, or a ValueError naming what is wrong."""
-    model = search.estimator
-    entry = next((v for cls, v in SUPPORTED.items() if isinstance(model, cls)), None)
-    if entry is None:
-        raise ValueError(f"PrivateHyperparamSearch supports {_SUPPORTED_TEXT}; got "
-                         f"{type(model).__name__}")
-    kind, name = entry
+    estimator = search.estimator
+    model, cls = model_of(estimator), type(estimator).__name__
+    if model is None:
+        raise ValueError(f"PrivateHyperparamSearch supports {_SUPPORTED_TEXT}; got {cls}")
+    params = estimator.get_params()
+    for param, accepts, need, why in model.requires:
+        if not accepts(params.get(param)):
+            raise ValueError(f"PrivateHyperparamSearch supports {cls} with {need} only{why}; "
+                             f"got {param}={params.get(param)!r}. Supported: {_SUPPORTED_TEXT}")
+    kind, name = model.kind, model.name
     if set(search.param_bounds) != {name}:
-        raise ValueError(f"PrivateHyperparamSearch tunes {name!r} of "
-                         f"{type(model).__name__} only: param_bounds must be "
-                         f"{{{name!r}: (low, high)}}, got keys {sorted(search.param_bounds)}")
+        raise ValueError(f"PrivateHyperparamSearch tunes {name!r} of {cls} only: "
+                         f"param_bounds must be {{{name!r}: (low, high)}}, got keys "
+                         f"{sorted(search.param_bounds)}")
     try:
         lo, hi = (float(b) for b in search.param_bounds[name])
     except (TypeError, ValueError):
@@ -103,18 +194,5 @@ def check_spec(search):
         raise ValueError("y_bound is required for regression: y is clipped to "
                          "[-y_bound, y_bound]. It must not be read from the data")
     if kind == "logistic" and search.y_bound is not None:
-        raise ValueError("y_bound applies to regression only; leave it None for "
-                         "LogisticRegression")
-    if kind == "ridge" and model.get_params().get("positive", False):
-        raise ValueError("PrivateHyperparamSearch supports Ridge with positive=False only")
-    if kind == "logistic":
-        params = model.get_params()
-        if params.get("penalty", "l2") not in ("l2", "deprecated") or \
-                params.get("l1_ratio") not in (None, 0, 0.0):
-            raise ValueError("PrivateHyperparamSearch supports LogisticRegression with an "
-                             "L2 penalty only (l1_ratio=0)")
-        if params.get("class_weight") is not None:
-            raise ValueError("PrivateHyperparamSearch supports LogisticRegression with "
-                             "class_weight=None only: class weights computed from the "
-                             "labels would change the sensitivity")
+        raise ValueError(f"y_bound applies to regression only; leave it None for {cls}")
     return kind, name, (lo, hi)

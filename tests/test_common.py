@@ -25,6 +25,9 @@ ESTIMATORS = [
                             data_norm=8.0, y_bound=4.0, random_state=0),
     PrivateHyperparamSearch(LogisticRegression(), {"C": (1e-2, 1e2)}, epsilon=1e4, delta=1e-6,
                             data_norm=8.0, random_state=0),
+    # A skbilevel model is its scikit-learn twin's task: the classifier's tags come from it.
+    PrivateHyperparamSearch(HDMLogisticRegression(), {"C": (1e-2, 1e2)}, epsilon=1e8,
+                            delta=1e-6, data_norm=8.0, random_state=0),
 ]
 KNOWN_FAILURES: dict = {}
 
