@@ -2,18 +2,24 @@
 (arXiv 2409.19800; ``doc/../shared/ALGORITHMS.md`` section 4 and Appendix B).
 
 The hyperparameter is ``theta = log alpha`` (ridge) or ``theta = log C`` (logistic, whose
-inner penalty is ``alpha = 1 / C``); the outer objective is the mean over the task's folds
-of the mean validation loss. In scikit-learn's (sum) units, fold k has
+inner penalty is ``alpha = 1 / C``). In scikit-learn's (sum) units, fold k has
 
     g_k(theta, w) = sum_{train_k} l(w) + alpha / 2 ||w||^2,
-    f_k(w)        = c_k sum_{val_k} l(w),    c_k = n_train_k / n_val_k,
+    f_k(w)        = sum_{val_k} l(w),
 
-so ``f_k / n_train_k`` is fold k's mean validation loss. The penalty surrogate with
-``lambda_k = penalty * c_k`` gives ``y_lambda = argmin f_k / lambda_k + g_k``, i.e. the
-validation rows join the training rows with weight ``1 / penalty <= 1``, and
+and the outer objective is ``F = (1/K) sum_k f_k(w_k*(theta))``: every row's validation
+loss once, over K. Only public constants normalise it. Under add/remove-one neighbours the
+block sizes ``n_train_k``, ``n_val_k`` are not public (``n`` is not), and anything computed
+from them (a mean validation loss's ``1 / n_val_k``, a ratio ``n_train_k / n_val_k`` in
+``lambda`` or in the projection radius) would leak through the iterates, and through the
+noise scale of every later release (``alpha_t`` sets it). Dividing ``F`` by ``n`` would not
+move its minimiser, and the step below is invariant to the gradient's scale, so nothing is
+lost. The penalty surrogate with ``lambda = penalty`` gives
+``y_lambda = argmin f_k / lambda + g_k``, i.e. the validation rows join the training rows
+with weight ``1 / penalty <= 1``, and
 
-    dF_k/dtheta ~ lambda_k (d_theta g_k(y_lambda) - d_theta g_k(y*))
-               = lambda_k s alpha / 2 (||y_lambda||^2 - ||y*||^2),   s = +1 ridge, -1 logistic,
+    dF_k/dtheta ~ lambda (d_theta g_k(y_lambda) - d_theta g_k(y*))
+               = lambda s alpha / 2 (||y_lambda||^2 - ||y*||^2),   s = +1 ridge, -1 logistic,
 
 up to ``O(1 / penalty)``: only gradients, no Hessian.
 
@@ -23,12 +29,18 @@ hypergradient is post-processing: free. (In the paper ``grad_x g(x, y)`` reads t
 general, hence its Gaussian noise on the x-gradient, whose sensitivity the projection of
 ``y_lambda`` onto ``B(y, C_y / lambda)`` keeps independent of lambda; here neither the noise
 nor the projection is needed for privacy.) The only releases are, at each step and fold,
-the two output-perturbed inner minimisers, each with sensitivity ``L / alpha_t`` (see
-:mod:`skbilevel._private_erm`; the validation rows' weight ``1 / penalty <= 1`` keeps it).
-Each of the ``2 K T`` releases is a Gaussian mechanism with noise ``s_mult * L / alpha_t``;
-the one multiplier ``s_mult`` is calibrated on their composition before the data are read.
-A row is in the training rows of K - 1 folds and the validation rows of one, so the folds
-compose (no parallel composition is claimed).
+the two output-perturbed inner minimisers. Adding or removing one row adds or removes one
+term ``l`` or ``l / penalty`` (weight ``<= 1``) of gradient norm at most ``L`` (the per-row
+bound of :func:`skbilevel._private_erm.row_gradient_bound`) to an ``alpha_t``-strongly
+convex objective, so the minimiser moves by at most ``L / alpha_t``: the sensitivity (see
+:mod:`skbilevel._private_erm`, which adds the solver's slack). Each of the ``2 K T``
+releases is a Gaussian mechanism with noise ``s_mult * L / alpha_t``; the one multiplier
+``s_mult`` is calibrated on their composition before the data are read. ``alpha_t`` is a
+function of the earlier releases and public constants only (``penalty``, ``radius``,
+``K``, the steps, the box), so each release is a Gaussian mechanism of multiplier
+``s_mult`` chosen adaptively, which the composition covers. A row is in the training rows
+of K - 1 folds and the validation rows of one, so the folds compose (no parallel
+composition is claimed).
 
 Folds or one split: under Gaussian composition, K folds cost each release sqrt(K) times
 the noise, and averaging K independent fold hypergradients divides it by sqrt(K): the same
@@ -36,17 +48,20 @@ noise as one split, with a validation loss over all n rows instead of n / K. So 
 uses whatever splits the task has (the estimator's ``cv`` or ``validation_fraction``).
 
 The projection is kept as what it is here, a variance control: ``y_lambda - y`` is
-projected onto the ball of radius ``radius / lambda_k``, and the hypergradient is taken by
+projected onto the ball of radius ``radius / (penalty c)``, ``c = max(K - 1, 1)``: K
+blocks of equal expected size (as the estimator draws them) have
+``n_train / n_val ~ K - 1``, a public stand-in for the ratio by which
+``||y_lambda - y|| ~ (n_val / n_train) / penalty``. The hypergradient is taken by
 polarisation, ``lambda s alpha <(y + y_lambda) / 2, P(y_lambda - y)>`` (the paper's formula
 when the projection is inactive): the midpoint's noise is independent of the difference's
 (equal noise variances), so a saturated projection shrinks the signal without biasing it.
-Every step is then clipped to ``max_step`` in theta; the output is the average of the
-iterates after ``burn_in`` (no value-based selection, which would have to be paid for).
+The step is AdaGrad-norm's ``eta G_t / sqrt(sum_{s<=t} G_s^2)``, which no positive scale
+of all the ``G`` changes; it is clipped to ``max_step`` in theta; the output is the
+average of the iterates after ``burn_in`` (no value-based selection, which would have to
+be paid for).
 """
 
 from __future__ import annotations
-
-import functools
 
 import dp_accounting
 import numpy as np
@@ -57,11 +72,11 @@ from ._private_erm import (RELATIVE_TOL, RidgeMoments, intercept_design, logisti
 from .engine.dp import calibrate, gaussian_event
 
 
-@functools.lru_cache(maxsize=256)  # data-free; ~0.1 s, reused by repeated fits
 def _calibrate(steps, per_step, epsilon, delta, accountant):
     """The noise multiplier of ``steps`` x ``per_step`` Gaussian mechanisms spending
     ``epsilon``, calibrated on the very event the ledger records (one composition of
-    ``per_step`` releases per step: PLD's discretisation depends on the grouping)."""
+    ``per_step`` releases per step: PLD's discretisation depends on the grouping).
+    :func:`~skbilevel.engine.dp.calibrate` caches it (data-free, reused by repeated fits)."""
     def make_event(s):
         return dp_accounting.ComposedDpEvent([gaussian_event(s, per_step)] * steps)
 
@@ -73,8 +88,6 @@ class _Fold:
 
     def __init__(self, X, y, train, val, kind, penalty, coef_bound):
         self.kind, self.coef_bound = kind, coef_bound
-        self.n_train = len(train)
-        self.lam = penalty * len(train) / len(val)
         rows = np.concatenate([train, val])
         self.X, self.y = X[rows], y[rows]
         self.weights = {False: np.r_[np.ones(len(train)), np.zeros(len(val))],
@@ -99,7 +112,7 @@ class PenaltyMethod(PrivateMethod):
     Parameters
     ----------
     penalty : float, default=10
-        ``lambda_k / c_k`` (>= 1): validation rows enter the penalised problem with weight
+        ``lambda`` (>= 1): validation rows enter the penalised problem with weight
         ``1 / penalty``; the surrogate's bias is ``O(1 / penalty)``.
     step_size : float, default=1
         ``eta``: the step is ``eta G_t / sqrt(sum_{s<=t} G_s^2)`` (AdaGrad-norm: scale-free,
@@ -113,7 +126,8 @@ class PenaltyMethod(PrivateMethod):
         Ridge: radius of the ball the inner problems are solved on (it bounds the per-row
         gradient). None: ``2 sqrt(d) y_bound / R`` with R the row norm bound.
     radius : float or None
-        ``C_y``: ``y_lambda - y`` is projected onto ``B(0, C_y / lambda)``. None: the
+        ``C_y``: ``y_lambda - y`` is projected onto ``B(0, C_y / (penalty c))`` with the
+        public ``c = max(K - 1, 1)`` for K folds (module docstring). None: the
         ridge ``coef_bound``, or ``2 sqrt(d) / R`` for logistic.
     """
 
@@ -151,6 +165,8 @@ class PenaltyMethod(PrivateMethod):
         folds = [_Fold(X, np.asarray(task.y, float), np.asarray(tr), np.asarray(va),
                        task.kind, self.penalty, coef_bound) for tr, va in task.splits]
         T, K = int(max_iter), len(folds)
+        # Public constants only (the block sizes are not public): see the module docstring.
+        r = radius / (self.penalty * max(K - 1, 1))
 
         # One multiplier for all 2 K T releases, calibrated before any row is read.
         noise_mult = _calibrate(T, 2 * K, float(epsilon), float(delta), ledger.accountant)
@@ -177,12 +193,11 @@ class PenaltyMethod(PrivateMethod):
                     fold.warm[pen] = released[pen]  # warm start from a private output
                 # Post-processing of the two private outputs only.
                 diff = released[True] - released[False]
-                r = radius / fold.lam
                 diff_norm = np.linalg.norm(diff)
                 if diff_norm > r:
                     diff = diff * (r / diff_norm)
                 mid = 0.5 * (released[True] + released[False])
-                grads.append(fold.lam * sign * alpha * (mid @ diff) / fold.n_train)
+                grads.append(self.penalty * sign * alpha * (mid @ diff))
                 coef_norms.append(np.linalg.norm(released[False]))
                 diff_norms.append(diff_norm)
             grad = float(np.mean(grads))

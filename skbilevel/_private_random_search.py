@@ -101,11 +101,11 @@ def search_event(noise_multiplier: float, mean: float, shape: float, kind: str =
     return dp_accounting.ComposedDpEvent([gaussian_event(noise_multiplier), search])
 
 
-@functools.lru_cache(maxsize=256)
 def calibrated_noise(epsilon: float, delta: float, mean: float, shape: float,
                      kind: str = "ridge") -> float:
     """The smallest noise multiplier with which the search spends at most (epsilon, delta)
-    (cached: the bisection costs ~0.3 s and audits call it thousands of times)."""
+    (:func:`calibrate` memoises it: the bisection costs ~0.3 s and audits ask thousands of
+    times)."""
     if math.isinf(epsilon):
         return 0.0
     return calibrate(lambda s: search_event(s, mean, shape, kind), epsilon, delta,

@@ -34,28 +34,15 @@ from .engine.dp import calibrate, gaussian_event
 _LOWEST = 1e-8
 
 
-# calibrate_after's answers by (the spent events' reprs, epsilon, delta, accountant). The
-# answer is a function of the events alone (no data), and dp-accounting's events are attrs
-# classes whose repr spells every field exactly (floats round-trip), so equal keys mean
-# equal events. A fit of a small dataset spends ~0.3 s in this bisection otherwise, and
-# repeated fits (GridSearchCV over the search, audits) ask the same question each time.
-_AFTER_CACHE: dict = {}
-_AFTER_CACHE_SIZE = 256
-
-
 def calibrate_after(ledger, epsilon, delta, releases=1):
     """Noise multiplier of ``releases`` more Gaussian releases so that the ledger's
-    composition with them spends at most ``(epsilon, delta)``."""
+    composition with them spends at most ``(epsilon, delta)`` (a function of the spent
+    events only, never of the data; :func:`calibrate` memoises it, keyed by the events, so
+    repeated fits asking the same question bisect once)."""
     spent = [r.event for r in ledger.releases]
-    key = (tuple(repr(e) for e in spent), float(epsilon), float(delta), ledger.accountant,
-           int(releases))
-    if key not in _AFTER_CACHE:
-        if len(_AFTER_CACHE) >= _AFTER_CACHE_SIZE:
-            _AFTER_CACHE.clear()
-        _AFTER_CACHE[key] = calibrate(
-            lambda s: dp_accounting.ComposedDpEvent([*spent, gaussian_event(s, releases)]),
-            epsilon, delta, accountant=ledger.accountant, lower=_LOWEST)
-    return _AFTER_CACHE[key]
+    return calibrate(
+        lambda s: dp_accounting.ComposedDpEvent([*spent, gaussian_event(s, releases)]),
+        epsilon, delta, accountant=ledger.accountant, lower=_LOWEST)
 
 
 def refit_ridge(task, alpha, epsilon, delta, ledger, rng, moments=None, noise_factor=1.0):

@@ -16,7 +16,6 @@ post-processing, free. The whole budget therefore goes into the one release.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,13 +115,9 @@ def release_moments(task: PrivateTask, blocks, multiplier, ledger, rng, *, phase
     return released
 
 
-@functools.lru_cache(maxsize=256)
 def gaussian_multiplier(epsilon, delta, accountant="rdp"):
-    """Noise multiplier of one Gaussian release spending ``(epsilon, delta)`` alone.
-
-    Cached: the bisection costs ~30 ms, more than a whole fit on small data, and a search
-    inside ``GridSearchCV`` or an audit calibrates the same budget again and again (the
-    answer is a function of the arguments only, never of the data).
+    """Noise multiplier of one Gaussian release spending ``(epsilon, delta)`` alone
+    (a function of the arguments only, never of the data; :func:`calibrate` memoises it).
     """
     return calibrate(lambda s: gaussian_event(s), epsilon, delta, accountant=accountant,
                      lower=1e-8)

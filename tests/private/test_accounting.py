@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from dp_accounting.dp_event import RepeatAndSelectDpEvent
 
+from skbilevel._private_refit import calibrate_after
+from skbilevel.engine.dp import _ledger
 from skbilevel.engine.dp import (PrivacyLedger, calibrate, epsilon_lower_bound, epsilon_of,
                                  gaussian_event)
 
@@ -99,3 +101,70 @@ def test_report_groups_consecutive_releases_of_a_phase_and_its_shares_add_up():
     assert sum(shares) == pytest.approx(report["epsilon"], rel=1e-9)
     assert shares[0] == pytest.approx(report["phases"][0]["epsilon_alone"])
     assert sum(p["epsilon_alone"] for p in report["phases"]) > report["epsilon"]
+
+
+@pytest.fixture
+def fresh_memo(monkeypatch):
+    """An empty calibration memo of 4 entries, and a counter of dp-accounting's
+    bisections (the memo's misses)."""
+    memo = _ledger._Memo(4)
+    monkeypatch.setattr(_ledger, "_CALIBRATIONS", memo)
+    calls = []
+    bisect = dp_accounting.calibrate_dp_mechanism
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return bisect(*args, **kwargs)
+
+    monkeypatch.setattr(dp_accounting, "calibrate_dp_mechanism", counted)
+    return memo, calls
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "pld"])
+def test_calibrate_memo_is_the_uncached_answer_and_bisects_once(fresh_memo, accountant):
+    memo, calls = fresh_memo
+    family = lambda s: gaussian_event(s, 20)  # noqa: E731
+    first = calibrate(family, 1.5, 1e-6, accountant=accountant)
+    misses = len(calls)
+    assert misses >= 1
+    again = calibrate(lambda s: gaussian_event(s, 20), 1.5, 1e-6, accountant=accountant)
+    assert again == first and len(calls) == misses  # a new lambda, the same family: a hit
+    uncached = _ledger._calibrate(family, 1.5, 1e-6, accountant=accountant, lower=1e-3,
+                                  upper=1e6)
+    assert uncached == first  # bit for bit
+    # The budget and the search interval are part of the key.
+    assert calibrate(family, 1.6, 1e-6, accountant=accountant) < first
+    assert calibrate(family, 1.5, 1e-6, accountant=accountant, lower=1e3) == 1e3
+
+
+def test_calibrate_memo_tells_event_families_apart(fresh_memo):
+    """Same budget, different families, including two that agree at the scale 1 (a key
+    on ``make_event(1.0)`` alone would hand the second the first one's answer)."""
+    memo, _ = fresh_memo
+    families = {"G(s)": lambda s: gaussian_event(s),
+                "G(s^2)": lambda s: gaussian_event(s ** 2),
+                "G(s) x 4": lambda s: gaussian_event(s, 4),
+                "refit after G(10)": lambda s: dp_accounting.ComposedDpEvent(
+                    [gaussian_event(10.0), gaussian_event(s)])}
+    cached = {name: calibrate(f, 1.0, 1e-5, lower=1e-8) for name, f in families.items()}
+    assert len(memo) == 4
+    for name, f in families.items():
+        assert cached[name] == _ledger._calibrate(f, 1.0, 1e-5, accountant="rdp",
+                                                  lower=1e-8, upper=1e6), name
+    assert cached["G(s^2)"] == pytest.approx(math.sqrt(cached["G(s)"]), rel=1e-6)
+    assert cached["G(s) x 4"] == pytest.approx(2 * cached["G(s)"], rel=1e-6)  # RDP
+    assert cached["refit after G(10)"] > cached["G(s)"]
+    calibrate(lambda s: gaussian_event(s, 7), 1.0, 1e-5)  # bounded: the oldest goes
+    assert len(memo) == 4
+
+
+def test_calibrate_after_depends_on_what_was_spent(fresh_memo):
+    small, large = PrivacyLedger(), PrivacyLedger()
+    small.spend("tuning", gaussian_event(10.0), mechanism="gaussian")
+    large.spend("tuning", gaussian_event(4.0), mechanism="gaussian")
+    a, b = calibrate_after(small, 2.0, 1e-5), calibrate_after(large, 2.0, 1e-5)
+    assert a < b  # more spent, more noise left to add
+    for ledger, multiplier in ((small, a), (large, b)):
+        ledger.spend("refit", gaussian_event(multiplier), mechanism="gaussian")
+        assert ledger.epsilon(1e-5) <= 2.0 + 1e-9
+        assert ledger.epsilon(1e-5) >= 1.98

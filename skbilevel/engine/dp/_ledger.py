@@ -9,6 +9,7 @@ they happened into one event, and an accountant of ``dp_accounting`` turns that 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -30,30 +31,67 @@ def make_accountant(name: str = "rdp"):
     raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {name!r}")
 
 
-# epsilon_of's answers by (repr(event), delta, accountant): a dp-accounting event is an
-# attrs class whose repr spells every field exactly (floats round-trip), so equal keys mean
-# equal events. A repeat-and-select event costs ~30 ms to account, and a private fit asks
-# for the same epsilons several times (its total, its report), as repeated fits do.
-_EPSILON_CACHE: dict = {}
-_EPSILON_CACHE_SIZE = 1024
+class _Memo:
+    """A bounded memo of data-free answers, least recently used out first.
+
+    Keys are built from ``repr`` of dp-accounting events: they are attrs classes whose
+    repr spells every field exactly (floats round-trip), so equal reprs mean equal events.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._answers: OrderedDict = OrderedDict()
+
+    def get(self, key, compute: Callable[[], float]) -> float:
+        """The answer stored under ``key``, or ``compute()`` stored under it."""
+        if key in self._answers:
+            self._answers.move_to_end(key)
+            return self._answers[key]
+        value = compute()  # an error stores nothing
+        self._answers[key] = value
+        if len(self._answers) > self.size:
+            self._answers.popitem(last=False)
+        return value
+
+    def __len__(self):
+        return len(self._answers)
+
+    def clear(self):
+        self._answers.clear()
+
+
+# A repeat-and-select event costs ~30 ms to account, and a private fit asks for the same
+# epsilons several times (its total, its report), as repeated fits do.
+_EPSILONS = _Memo(1024)
 
 
 def epsilon_of(event, delta: float, accountant: str = "rdp") -> float:
-    """The ``epsilon`` of ``event`` at ``delta`` by the named accountant."""
-    key = (repr(event), float(delta), accountant)
-    if key not in _EPSILON_CACHE:
+    """The ``epsilon`` of ``event`` at ``delta`` by the named accountant (memoised by the
+    event's repr, ``delta`` and ``accountant``)."""
+    def compute():
         acc = make_accountant(accountant)
         acc.compose(event)
-        if len(_EPSILON_CACHE) >= _EPSILON_CACHE_SIZE:
-            _EPSILON_CACHE.clear()
-        _EPSILON_CACHE[key] = float(acc.get_epsilon(delta))
-    return _EPSILON_CACHE[key]
+        return float(acc.get_epsilon(delta))
+
+    return _EPSILONS.get((repr(event), float(delta), accountant), compute)
 
 
 def gaussian_event(noise_multiplier: float, releases: int = 1):
     """``releases`` Gaussian mechanisms of noise multiplier ``sigma / sensitivity``."""
     event = dp_accounting.GaussianDpEvent(float(noise_multiplier))
     return event if releases == 1 else dp_accounting.SelfComposedDpEvent(event, int(releases))
+
+
+# The one memo of calibrations (a bisection costs 30 ms to 0.3 s, more than a whole fit
+# on small data, and GridSearchCV over a search or an audit asks the same question again
+# and again). The answer depends on the event family, the budget and the search interval
+# only, never on the data.
+_CALIBRATIONS = _Memo(256)
+# The family ``make_event`` is identified by its events at these scales. Every family
+# calibrated in this package has each noise multiplier either fixed or equal to ``a * s``
+# (``a`` fixed), and its structure fixed, so two scales pin it down: ``G(s)`` and
+# ``G(s ** 2)`` agree at 1 but not at 2.
+_REFERENCE_SCALES = (1.0, 2.0)
 
 
 def calibrate(make_event: Callable[[float], object], epsilon: float, delta: float, *,
@@ -66,15 +104,33 @@ def calibrate(make_event: Callable[[float], object], epsilon: float, delta: floa
     PLD's from above, so its noise level suffices, and PLD is usually within a few percent
     below it. Far from it, at a tiny noise level, a PLD would discretise a privacy loss
     range far wider than memory allows.
+
+    Memoised (bounded, least recently used out first) by the reprs of
+    ``make_event(1.0)`` and ``make_event(2.0)`` (attrs classes: the repr spells every
+    field), ``epsilon``, ``delta``, ``accountant``, ``lower`` and ``upper``. This
+    assumes the family is determined by its events at those two scales, as it is when
+    every noise multiplier in it is fixed or proportional to ``s``.
     """
+    key = (tuple(repr(make_event(s)) for s in _REFERENCE_SCALES), float(epsilon),
+           float(delta), accountant, float(lower), float(upper))
+    return _CALIBRATIONS.get(key, lambda: _calibrate(make_event, epsilon, delta,
+                                                     accountant=accountant, lower=lower,
+                                                     upper=upper))
+
+
+def _calibrate(make_event, epsilon, delta, *, accountant, lower, upper) -> float:
+    """:func:`calibrate` without the memo."""
     if accountant == "pld":
+        floor = lower
         upper = calibrate(make_event, epsilon, delta, accountant="rdp", lower=lower,
                           upper=upper)
         if epsilon_of(make_event(upper), delta, "pld") > epsilon:  # never, but be sure
             return upper
-        lower = max(lower, upper / 2)
-        while lower > 1e-3 and epsilon_of(make_event(lower), delta, "pld") <= epsilon:
-            lower /= 2
+        lower = max(floor, upper / 2)
+        # Halve towards the answer, never below the interval asked for.
+        while lower > max(floor, 1e-3) and \
+                epsilon_of(make_event(lower), delta, "pld") <= epsilon:
+            lower = max(lower / 2, floor)
     elif epsilon_of(make_event(upper), delta, accountant) > epsilon:
         raise ValueError(f"no noise level up to {upper:g} reaches epsilon={epsilon:g} at "
                          f"delta={delta:g}")
