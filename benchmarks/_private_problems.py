@@ -108,7 +108,8 @@ def nonprivate_rows(kind, prob):
 
 class Recorder:
     """Context manager: wraps the refit functions ``PrivateHyperparamSearch.fit`` calls and
-    keeps what a replay needs (task, ledger before the refit, rng state, moments)."""
+    keeps what a replay needs (task, ledger before the refit, rng state, released moments
+    or Gram)."""
 
     def __enter__(self):
         self.capture = {}
@@ -118,7 +119,7 @@ class Recorder:
                 self.capture.update(task=task, epsilon=epsilon, delta=delta,
                                     ledger=copy.deepcopy(ledger),
                                     state=copy.deepcopy(rng.bit_generator.state),
-                                    moments=kw.get("moments"))
+                                    moments=kw.get("moments"), gram=kw.get("gram"))
                 return original(task, value, epsilon, delta, ledger, rng, **kw)
             return recorded
 
@@ -145,19 +146,6 @@ class Replay:
         self.kind, self.prob = kind, prob
         lo, hi = np.log10(prob["bounds"])
         self.grid = np.logspace(lo, hi, GRID[kind])
-        self._exact = {}
-
-    def _exact_logistic(self, task, values):
-        """Exact minimisers of refit_logistic's objective (augmented design, no intercept)."""
-        Xa = np.hstack([task.X, np.full((task.n_samples, 1), task.data_norm)])
-        out = []
-        for C in values:
-            if C not in self._exact:
-                self._exact[C] = LogisticRegression(
-                    C=C, fit_intercept=False, solver="newton-cholesky", tol=1e-10,
-                    max_iter=1000).fit(Xa, task.y).coef_[0]
-            out.append(self._exact[C])
-        return np.array(out).T
 
     def grid_losses(self, cap, chosen=None, search=None):
         """Grid test losses; with ``search``, also the replay's coefficient error at its
@@ -174,16 +162,17 @@ class Replay:
             W, b0 = _FoldPath(moments).coef(values)
             losses = np.mean((Xt @ W + b0 - yt[:, None]) ** 2, axis=0)
             coef = W[:, -1]
-        else:
-            mult = calibrate_after(cap["ledger"], cap["epsilon"], cap["delta"])
-            z = _rng_at(cap["state"]).normal(size=task.X.shape[1] + 1)
-            W = self._exact_logistic(task, values) + \
-                mult * math.sqrt(2.0) * task.data_norm * values[None, :] * z[:, None]
-            margin = Xt @ W[:-1] + W[-1] * task.data_norm
+        else:  # the refit itself, from the same ledger, noise draw and released Gram
+            fits = [refit_logistic(task, C, cap["epsilon"], cap["delta"],
+                                   copy.deepcopy(cap["ledger"]), _rng_at(cap["state"]),
+                                   gram=cap["gram"]) for C in values]
+            W = np.array([coef for coef, _ in fits]).T
+            b0 = np.array([intercept for _, intercept in fits])
+            margin = Xt @ W + b0
             p = np.clip(1 / (1 + np.exp(-margin)), 1e-15, 1 - 1e-15)
             losses = -np.mean(yt[:, None] * np.log(p) + (1 - yt[:, None]) * np.log(1 - p),
                               axis=0)
-            coef = W[:-1, -1]
+            coef = W[:, -1]
         if search is None:
             return losses[:len(self.grid)]
         error = float(np.max(np.abs(coef - np.ravel(search.best_estimator_.coef_))) /
@@ -200,7 +189,7 @@ def default_private_fit(kind, prob, epsilon, seed):
                        to_params=lambda t: {"alpha": math.exp(t)}, splits=[])
     ledger, rng = PrivacyLedger(), np.random.default_rng(seed)
     capture = dict(task=task, epsilon=epsilon, delta=DELTA, ledger=copy.deepcopy(ledger),
-                   state=copy.deepcopy(rng.bit_generator.state), moments=None)
+                   state=copy.deepcopy(rng.bit_generator.state), moments=None, gram=None)
     t0 = time.perf_counter()
     refit = refit_ridge if kind == "ridge" else refit_logistic
     with warnings.catch_warnings():

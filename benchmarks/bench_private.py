@@ -10,8 +10,8 @@ Every private row reports the test loss, its ratio to the non-private tuner (the
 privacy, all of it), the chosen hyperparameter, the epsilon spent, the wall time and the
 TUNING REGRET: the test loss of the chosen value over the best test loss of the *same*
 private refit mechanism (same released noise) at any value of a fine grid. The refit is
-recorded while the search runs (its noisy moments for ridge; its ledger, noise multiplier
-and noise draw for the logistic output perturbation) and replayed on the grid; the replay
+recorded while the search runs (its noisy moments for ridge; its ledger, released Gram and
+noise draw for the logistic majorize-minimize fit) and replayed on the grid; the replay
 at the chosen value reproduces ``best_estimator_`` (checked). The "private fit, default"
 row is the refit mechanism with the whole budget at ``alpha=1`` / ``C=1`` (the estimator
 rejects a degenerate box ``(1, 1)``, so ``refit_ridge`` / ``refit_logistic`` of
@@ -49,7 +49,7 @@ from _private_problems import (DELTA, Replay, Recorder, default_private_fit,  # 
                                exact_cv_slope, make_problem, nonprivate_rows, test_loss)
 from skbilevel import PrivateHyperparamSearch  # noqa: E402
 
-METHODS = ("sufficient-statistics", "penalty", "random-search")
+METHODS = ("sufficient-statistics", "grid-path", "penalty", "random-search")
 
 
 def private_rows(kind, prob, eps_list, seed, opts, out, trend):
@@ -66,7 +66,8 @@ def private_rows(kind, prob, eps_list, seed, opts, out, trend):
         for method in METHODS:
             if method not in opts.methods[kind]:
                 continue
-            if method == "sufficient-statistics" and kind != "ridge":
+            if (method == "sufficient-statistics" and kind != "ridge") or (
+                    method == "grid-path" and kind != "logistic"):
                 continue
             if method == "penalty" and kind == "logistic" and (
                     prob["n"] > opts.penalty_logistic_n or eps not in opts.penalty_logistic_eps):

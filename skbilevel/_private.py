@@ -15,7 +15,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from ._private_base import PrivateTask
-from ._private_methods import resolve_method
+from ._private_methods import PRIVATE_METHODS, resolve_method
 from ._private_refit import refit_logistic, refit_ridge
 from ._private_spec import DOC_PARAMETERS, check_spec, model_of, plain_twin
 from .engine.dp import PrivacyLedger
@@ -103,7 +103,7 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
         "delta": [Interval(Real, 0, 1, closed="neither"), None],
         "data_norm": [Interval(Real, 0, None, closed="neither"), None],
         "y_bound": [Interval(Real, 0, None, closed="neither"), None],
-        "method": [StrOptions({"auto", "sufficient-statistics", "penalty", "random-search"})],
+        "method": [StrOptions({"auto", *PRIVATE_METHODS})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "cv": [Interval(Integral, 2, None, closed="left")],
         "budget_split": [Interval(Real, 0, 1, closed="neither")],

@@ -9,7 +9,8 @@ enter only through
 
 * ``Z'Z``, released once with Gaussian noise (adding a row ``z`` changes the upper triangle
   of ``Z'Z``, diagonal included, by at most ``||z||^2 <= L^2`` in L2 norm); its eigenvalues
-  are clipped at 0 (post-processing), so ``H`` stays positive definite;
+  are clipped at 0 and raised by about the noise's spectral norm (post-processing,
+  :meth:`NoisyGram.majorizer_inverse`), so ``H`` stays a bound with high probability;
 * ``sum_i (p_i(w) - y_i) z_i`` at each of ``steps`` iterates, each released with Gaussian
   noise (one row changes it by at most ``|p - y| ||z|| <= L``).
 
@@ -28,6 +29,9 @@ be a release too.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit
@@ -52,6 +56,32 @@ def symmetric_noise(d, scale, rng):
     return upper + np.triu(upper, 1).T
 
 
+@dataclass(frozen=True)
+class NoisyGram:
+    """A released ``Z'Z + E``, with ``noise_std`` the standard deviation of the entries of
+    the symmetric Gaussian noise ``E`` (sums of disjoint blocks' Grams add up both)."""
+
+    matrix: np.ndarray
+    noise_std: float
+
+    def __add__(self, other):
+        return NoisyGram(self.matrix + other.matrix, math.hypot(self.noise_std,
+                                                                other.noise_std))
+
+    def majorizer_inverse(self, C):
+        """``(C G / 4 + I)^{-1}`` with ``G`` the noisy Gram made a safe upper bound:
+        eigenvalues clipped at 0, plus ``2 sqrt(d) noise_std``, about the spectral norm of
+        the noise (a d x d symmetric Gaussian matrix of entry deviation s has norm ~2
+        sqrt(d) s). A noisy Gram below the true one would make steps too long in its
+        low-curvature directions, and the fit would diverge where the noise is large
+        against the data (small n); the margin keeps each step a majorize-minimize step
+        with high probability, at the price of slower progress in those directions."""
+        d = self.matrix.shape[0]
+        eigval, eigvec = np.linalg.eigh(self.matrix)
+        bound = np.maximum(eigval, 0.0) + 2.0 * math.sqrt(d) * self.noise_std
+        return (eigvec / (C * bound / 4.0 + 1.0)) @ eigvec.T
+
+
 def release_grams(Z, blocks, row_norm, multiplier, ledger, rng, *, phase, noise_factor=1.0):
     """One Gaussian release of ``Z_b' Z_b`` for every (disjoint) block ``b`` of rows.
 
@@ -63,32 +93,30 @@ def release_grams(Z, blocks, row_norm, multiplier, ledger, rng, *, phase, noise_
     ledger.spend(phase, gaussian_event(multiplier), mechanism="gaussian (Gram)",
                  noise_multiplier=multiplier, releases=1, sensitivity=sensitivity)
     scale = multiplier * sensitivity * noise_factor
-    return [Z[rows].T @ Z[rows] + symmetric_noise(Z.shape[1], scale, rng) for rows in blocks]
-
-
-def majorizer_inverse(gram, C):
-    """``(C psd(gram) / 4 + I)^{-1}``, with the noisy Gram's eigenvalues clipped at 0."""
-    eigval, eigvec = np.linalg.eigh(gram)
-    return (eigvec / (C * np.maximum(eigval, 0.0) / 4.0 + 1.0)) @ eigvec.T
+    return [NoisyGram(Z[rows].T @ Z[rows] + symmetric_noise(Z.shape[1], scale, rng), scale)
+            for rows in blocks]
 
 
 def private_logistic_fit(Z, y, C, gram, row_norm, multiplier, rng, *, steps=STEPS,
-                         noise_factor=1.0):
+                         noise_factor=1.0, w0=None, average=True):
     """Coefficients of the noisy majorize-minimize fit (see the module docstring).
 
-    ``gram`` is the released (noisy) ``Z'Z`` of these rows; each gradient release adds
+    ``gram`` is the released :class:`NoisyGram` of these rows; each gradient release adds
     Gaussian noise of ``multiplier * row_norm`` (times ``noise_factor``) to
     ``sum_i (p_i - y_i) z_i``. The caller records :func:`fit_event` (without the Gram when
-    it was released before) in its ledger.
+    it was released before) in its ledger. ``w0`` (default 0) is the start, itself private
+    (a warm start from an earlier private fit); ``average=False`` returns the last iterate
+    instead of the mean of the last half.
     """
     d = Z.shape[1]
-    H_inv = majorizer_inverse(gram, C)
+    H_inv = gram.majorizer_inverse(C)
     scale = multiplier * float(row_norm) * noise_factor
-    w, total, kept = np.zeros(d), np.zeros(d), 0
+    w = np.zeros(d) if w0 is None else np.array(w0, dtype=float)
+    total, kept = np.zeros(d), 0
     for step in range(steps):
         noisy = Z.T @ (expit(Z @ w) - y) + rng.normal(0.0, scale, d)
         w = w - H_inv @ (C * noisy + w)
         if step >= steps // 2:  # the mean of the last half of the iterates
             total += w
             kept += 1
-    return total / kept
+    return total / kept if average else w

@@ -4,25 +4,23 @@ Each entry is a :class:`~skbilevel._private_base.PrivateMethod` subclass constru
 arguments; a new method is one class and one line here.
 """
 
+from ._private_grid_path import GridPathMethod
 from ._private_penalty import PenaltyMethod
 from ._private_random_search import RandomSearchMethod
 from ._private_sufficient import SufficientStatisticsMethod
 
-PRIVATE_METHODS = {cls.name: cls for cls in (SufficientStatisticsMethod, PenaltyMethod,
-                                              RandomSearchMethod)}
+PRIVATE_METHODS = {cls.name: cls for cls in (SufficientStatisticsMethod, GridPathMethod,
+                                              PenaltyMethod, RandomSearchMethod)}
 
-# What method="auto" picks per model family, best first. Provisional until
-# benchmarks/bench_private.py compares them on the issue's problems:
+# What method="auto" picks per model family, best first, from benchmarks/bench_private.py
+# (results/private.md):
 # - ridge: one release of sufficient statistics spends the whole budget once, then tunes
 #   and refits for free;
-# - logistic (no finite sufficient statistics): random search scores *private* fits, so it
-#   picks a C that survives the refit's noise; the penalty method tunes C for the
-#   non-private objective and its hypergradient is noise-bound at eps = 1 (on 20000 x 10
-#   synthetic data, eps = 1: random search C = 0.0044, accuracy 0.93; penalty C = 5.6,
-#   whose output-perturbed refit is at chance, 0.48).
+# - logistic (no finite sufficient statistics): the grid path; random search covers the
+#   range with a random, often small, number of runs, each paid in full.
 AUTO_ORDER = {
     "ridge": ("sufficient-statistics", "penalty", "random-search"),
-    "logistic": ("random-search", "penalty"),
+    "logistic": ("grid-path", "random-search", "penalty"),
 }
 
 

@@ -129,17 +129,21 @@ DOC_PARAMETERS = """\
         is a release the budget does not cover.
     y_bound : float, default=None
         Regression only, and required there: ``y`` is clipped to ``[-y_bound, y_bound]``.
-    method : {"auto", "sufficient-statistics", "penalty", "random-search"}, default="auto"
+    method : {"auto", "sufficient-statistics", "grid-path", "penalty", "random-search"}, \
+default="auto"
         The private tuning method. ``"sufficient-statistics"`` (ridge): one Gaussian
         release of each validation block's moments, then tuning and refit as free
-        post-processing. ``"penalty"``: the first-order penalty hypergradient method with
-        private inner solves. ``"random-search"``: private candidates, private selection.
-        ``"auto"`` (provisional until the benchmark): sufficient statistics for ridge,
-        random search for logistic regression (see the user guide).
+        post-processing. ``"grid-path"`` (logistic regression): one warm-started private
+        fit path through a data-free grid of ``C`` and one noisy release of every grid
+        point's validation loss. ``"penalty"``: the first-order penalty hypergradient
+        method with private inner solves. ``"random-search"``: private candidates,
+        private selection. ``"auto"``: the best of them on ``benchmarks/bench_private.py``
+        (see the user guide).
     max_iter : int, default=100
         Outer steps of the penalty method; unused by ``"sufficient-statistics"``, whose
-        search is post-processing, and by ``"random-search"``, whose number of runs is
-        random (and secret) by design.
+        search is post-processing, by ``"grid-path"``, whose releases are fixed by its
+        grid, and by ``"random-search"``, whose number of runs is random (and secret) by
+        design.
     cv : int, default=5
         Number of validation blocks. Each row joins a block independently and uniformly
         at random, so that adding or removing one row moves no other row; only such

@@ -12,7 +12,7 @@ from skbilevel import PrivateHyperparamSearch
 from skbilevel._private_logistic import STEPS
 
 METHODS = {"ridge": ("sufficient-statistics", "penalty", "random-search"),
-           "logistic": ("penalty", "random-search")}
+           "logistic": ("grid-path", "penalty", "random-search")}
 
 
 def fresh_epsilon(event, delta, accountant):

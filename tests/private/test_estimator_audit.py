@@ -44,8 +44,11 @@ CASES = {
     "ridge-auto": (dict(estimator=Ridge(), param_bounds={"alpha": (1e-2, 1e2)}, y_bound=1.0),
                    (_rows(D, 1), RIDGE_Y), D, [COEF]),
     "logistic-auto": (dict(estimator=LogisticRegression(), param_bounds={"C": (1e-2, 1e1)}),
-                      (_rows(D, 1), LABELS), D,
-                      [COEF, ("tuning coef", lambda s: s.history_["coef"][0])]),
+                      (_rows(D, 1), LABELS), D, [COEF]),
+    "logistic-random-search": (dict(estimator=LogisticRegression(), method="random-search",
+                                    param_bounds={"C": (1e-2, 1e1)}),
+                               (_rows(D, 1), LABELS), D,
+                               [COEF, ("tuning coef", lambda s: s.history_["coef"][0])]),
     "ridge-penalty": (dict(estimator=Ridge(fit_intercept=False), method="penalty",
                            param_bounds={"alpha": (1e-2, 1e2)}, y_bound=1.0, max_iter=2, cv=2),
                       (np.zeros((N, 1)), RIDGE_Y), 1,
@@ -112,4 +115,4 @@ def test_auto_resolves_as_audited():
                                                 *CASES[case][1]).method_
               for case in ("ridge-auto", "logistic-auto")}
     assert fitted == {"ridge-auto": "sufficient-statistics",
-                      "logistic-auto": "random-search"}
+                      "logistic-auto": "grid-path"}

@@ -35,7 +35,7 @@ MODELS = [(BilevelRidgeCV, Ridge, "ridge"),
 CASES = [(model, twin, kind, method, fit_intercept)
          for model, twin, kind in MODELS
          for method in ("auto", "penalty", "random-search")
-         + (("sufficient-statistics",) if kind == "ridge" else ())
+         + (("sufficient-statistics",) if kind == "ridge" else ("grid-path",))
          for fit_intercept in (True, False)]
 
 

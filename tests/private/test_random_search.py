@@ -8,7 +8,7 @@ import pytest
 from dp_accounting.dp_event import RepeatAndSelectDpEvent
 
 from skbilevel._private_base import PrivateTask
-from skbilevel._private_logistic import private_logistic_fit
+from skbilevel._private_logistic import NoisyGram, private_logistic_fit
 from skbilevel._private_random_search import (RandomSearchMethod, _design, bounded_losses,
                                               calibrated_noise, repeat_and_select_event,
                                               sample_repetitions, search_event, train_ridge)
@@ -42,7 +42,7 @@ def exact_validation_loss(task, theta):
                         intercept=task.fit_intercept, sigma=0.0, rng=rng)
     else:
         w = private_logistic_fit(Z[train], task.y[train], math.exp(theta),
-                                 Z[train].T @ Z[train], norm, 0.0, rng)
+                                 NoisyGram(Z[train].T @ Z[train], 0.0), norm, 0.0, rng)
     return bounded_losses(task.kind, Z[val], task.y[val], w, y_bound=task.y_bound)[0].mean()
 
 
