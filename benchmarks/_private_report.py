@@ -8,10 +8,10 @@ import numpy as np
 
 from _common import fmt, markdown_table
 
-AUTO = {"ridge": "sufficient-statistics", "logistic": "random-search"}
+AUTO = {"ridge": "sufficient-statistics", "logistic": "grid-path"}
 ORDER = ["RidgeCV (LOO, 61 alphas)", "LogisticRegressionCV (21 Cs)", "BilevelRidgeCV",
          "BilevelLogisticRegressionCV", "non-private fit, default", "private fit, default",
-         "sufficient-statistics", "penalty", "random-search"]
+         "sufficient-statistics", "grid-path", "penalty", "random-search"]
 
 
 def _groups(rows):
@@ -58,7 +58,7 @@ def _targets(results):
     lines = []
     for (kind, n), rows in sorted(results.items()):
         groups = _groups(rows)
-        for method in ("sufficient-statistics", "penalty", "random-search"):
+        for method in ("sufficient-statistics", "grid-path", "penalty", "random-search"):
             if (method, 1.0) not in groups:
                 continue
             s = _summary(groups[(method, 1.0)])

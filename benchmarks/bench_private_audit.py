@@ -30,16 +30,20 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from skbilevel._private_base import PrivateTask  # noqa: E402
+from skbilevel._private_grid_path import GridPathMethod, path_event  # noqa: E402
+from skbilevel._private_logistic import (fit_event, private_logistic_fit,  # noqa: E402
+                                         release_grams)
 from skbilevel._private_random_search import (RandomSearchMethod, calibrated_noise,  # noqa: E402
-                                              repeat_and_select_event, train_logistic,
-                                              train_ridge)
-from skbilevel.engine.dp import calibrate, epsilon_of, gaussian_event  # noqa: E402
+                                              search_event, train_ridge)
+from skbilevel.engine.dp import (PrivacyLedger, calibrate, epsilon_of,  # noqa: E402
+                                 gaussian_event)
 from skbilevel.utils._audit import audit, canary_row, method_release, with_row  # noqa: E402
 
 EPSILON, DELTA = 1.0, 1e-5
 FACTORS = (1.0, 1 / 2, 1 / 4, 1 / 10, 1 / 30, 0.0)
 SIGMA = calibrate(gaussian_event, EPSILON, DELTA)
-SIGMA_SEARCH = calibrated_noise(EPSILON, DELTA, 10.0, 1.0)
+SIGMA_FIT = calibrate(fit_event, EPSILON, DELTA)  # the logistic fit: Gram + 20 gradients
+SIGMA_PATH = calibrate(lambda s: path_event(s, 4, 2), EPSILON, DELTA)
 
 
 def dataset(n=24, d=3, classes=False, seed=0):
@@ -68,10 +72,15 @@ def ridge_ssp(factor):
     return release, neighbours(*dataset()), gaussian_event(factor * SIGMA)
 
 
-def logistic_op(factor):
+def logistic_fit(factor):
+    """The noisy majorize-minimize fit at C=100 (little shrinkage: the canary moves w_0)."""
     def release(data, rng):
-        return train_logistic(*data, 1.0, norm=1.0, sigma=factor * SIGMA, rng=rng)[0]
-    return release, neighbours(*dataset(classes=True)), gaussian_event(factor * SIGMA)
+        X, y = data
+        (gram,) = release_grams(X, [np.arange(len(y))], 1.0, SIGMA_FIT, PrivacyLedger(), rng,
+                                phase="audit", noise_factor=factor)
+        return private_logistic_fit(X, y, 100.0, gram, 1.0, SIGMA_FIT, rng,
+                                    noise_factor=factor)[0]
+    return release, neighbours(*dataset(classes=True)), fit_event(factor * SIGMA_FIT)
 
 
 def _search(kind, factor, n_train_of, output):
@@ -85,7 +94,8 @@ def _search(kind, factor, n_train_of, output):
         return PrivateTask(X, y, kind, 1.0, 1.0 if kind == "ridge" else None, False,
                            (math.log(1e-2), 0.0), lambda t: {name: math.exp(t)},
                            [(np.arange(n_train_of(n)), np.arange(n_train_of(n), n))])
-    event = repeat_and_select_event(factor * SIGMA_SEARCH, 10.0, 1.0)
+    sigma = calibrated_noise(EPSILON, DELTA, 10.0, 1.0, kind)
+    event = search_event(factor * sigma, 10.0, 1.0, kind)
     return method_release(method, make_task, EPSILON, DELTA, output), event
 
 
@@ -108,10 +118,29 @@ def search_coef(factor, kind="ridge"):
     return release, (without, (Xc[order], yc[order])), event
 
 
+def grid_path_score(factor):
+    """Grid path: training rows ``(e_0, 0)``, the canary ``(e_0, 1)`` validates; output the
+    smallest released score."""
+    X, y = np.zeros((24, 3)), np.zeros(24)
+    X[:12, 0] = 1.0
+    method = type("Scaled", (GridPathMethod,), {"_noise_factor": factor})(n_values=4,
+                                                                          steps_per_value=2)
+
+    def make_task(data):
+        Xd, yd = data
+        return PrivateTask(Xd, yd, "logistic", 1.0, None, False, (math.log(1e-1), math.log(1e2)),
+                           lambda t: {"C": math.exp(t)},
+                           [(np.arange(12), np.arange(12, Xd.shape[0]))])
+    release = method_release(method, make_task, EPSILON, DELTA,
+                             lambda t: min(t.history["noisy_score_sum"]))
+    return release, neighbours(X, y), path_event(factor * SIGMA_PATH, 4, 2)
+
+
 MECHANISMS = {
     "gaussian (sum x0*y)": gaussian,
     "ridge SSP, w0": ridge_ssp,
-    "logistic output perturbation, w0": logistic_op,
+    "logistic majorize-minimize fit, w0": logistic_fit,
+    "grid path logistic, score (val canary)": grid_path_score,
     "random search ridge, score (val canary)": search_score,
     "random search ridge, w0 (train canary)": search_coef,
     "random search logistic, w0 (train canary)": lambda f: search_coef(f, "logistic"),

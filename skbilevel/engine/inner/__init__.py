@@ -5,11 +5,13 @@ from ._datafits import QuadraticDatafit
 from ._design import LinearDesign
 from ._logistic_datafits import LogisticDatafit, MultinomialDatafit
 from ._losses import AffineDesign, BinaryLogLoss, MultinomialLogLoss, log_loss
+from ._module import LinearModel, MLPModel, ModuleModel, WeightedModuleProblem
 from ._penalties import L1, L2, ElasticNet, Shifted, WeightedL1, soft_threshold
 from ._proximal import ProximalProblem
 from ._ridge import RidgeProblem
 
 __all__ = ["AffineDesign", "BinaryLogLoss", "ElasticNet", "InnerProblem", "L1", "L2",
-           "LinearDesign", "LogisticDatafit", "MultinomialDatafit", "MultinomialLogLoss",
-           "ProximalProblem", "QuadraticDatafit", "RidgeProblem", "Shifted", "WeightedL1",
-           "log_loss", "soft_threshold"]
+           "LinearDesign", "LinearModel", "LogisticDatafit", "MLPModel", "ModuleModel",
+           "MultinomialDatafit", "MultinomialLogLoss", "ProximalProblem", "QuadraticDatafit",
+           "RidgeProblem", "Shifted", "WeightedL1", "WeightedModuleProblem", "log_loss",
+           "soft_threshold"]
