@@ -47,7 +47,7 @@ LAYERS = {
     "solvers": 2,
     "hypergrad": 3,
     "outer": 4,
-    "loop": 5, "__init__": 5,
+    "loop": 5, "cleaning": 5, "__init__": 5,
 }
 LAYER_NAMES = ["primitives", "inner", "solvers", "hypergrad", "outer", "loop"]
 # Top-level packages the engine must never import, not even lazily inside a function.
