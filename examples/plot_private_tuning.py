@@ -9,7 +9,8 @@ budgets and compares the test error with the non-private :class:`~skbilevel.Bile
 on the same (clipped) data.
 
 See the :ref:`User Guide <private_guide>` for what is protected and what each method spends;
-``benchmarks/bench_private.py`` runs the full comparison of the private methods (ridge and logistic regression).
+``benchmarks/bench_private.py`` runs the full comparison of the private methods (ridge and
+logistic regression).
 """
 
 # %%
