@@ -99,7 +99,8 @@ class PGDCQA(CleaningMethod):
     either variant; the larger steps tried, ``c_alpha`` up to 1 and ``c_eta`` up to 5 for
     qp1, ranked no better. On the synthetic toys of the same tests the defaults also
     converge (best squared KKT residual ~ K^-0.70 / K^-0.85 convex, K^-0.45 / K^-1.39
-    nonconvex, for qp1 / qp2); the tests use the authors' toy constants there.
+    nonconvex, for qp1 / qp2); the toy tests pass their own constants (the authors'
+    on the convex toy, smaller steps on the stiffer nonconvex one).
 
     The problem must provide ``outer_value(y)``, ``outer_grad(y)`` and ``constraint(x, y)
     -> (h, grad_x h, grad_y h)``; f does not depend on x.
