@@ -8,11 +8,14 @@ on a :class:`~skbilevel.engine.inner.WeightedModuleProblem`; :data:`METHODS` nam
 
 from .._capabilities import build
 from ._base import HISTORY_KEYS, CleaningMethod, CleaningResult
+from ._pgd_cqa import PGDCQA, cqa_direction
 
 __all__ = ["HISTORY_KEYS", "METHODS", "CleaningMethod", "CleaningResult",
-           "make_cleaning_method"]
+           "PGDCQA", "cqa_direction", "make_cleaning_method"]
 
-METHODS: dict = {}
+METHODS: dict = {
+    "pgd-cqa": PGDCQA,
+}
 
 
 def make_cleaning_method(name: str, registry=None, **params):
