@@ -8,11 +8,16 @@ on a :class:`~skbilevel.engine.inner.WeightedModuleProblem`; :data:`METHODS` nam
 
 from .._capabilities import build
 from ._base import HISTORY_KEYS, CleaningMethod, CleaningResult
+from ._implicit import ImplicitCleaning
+from ._penalty import PenaltyCleaning
 
 __all__ = ["HISTORY_KEYS", "METHODS", "CleaningMethod", "CleaningResult",
-           "make_cleaning_method"]
+           "ImplicitCleaning", "PenaltyCleaning", "make_cleaning_method"]
 
-METHODS: dict = {}
+METHODS: dict = {
+    "implicit": ImplicitCleaning,
+    "penalty": PenaltyCleaning,
+}
 
 
 def make_cleaning_method(name: str, registry=None, **params):
