@@ -103,7 +103,7 @@ def test_implicit_and_penalty_agree_on_convex_instance(convex, runs):
     rho = spearmanr(implicit.x.numpy(), penalty.x.numpy()).statistic
     print(f"spearman {rho:.3f}")
     assert f_imp < 0.5 * start and f_pen < 0.5 * start
-    assert abs(f_pen - f_imp) <= 0.1 * f_imp  # measured PLACEHOLDER
+    assert abs(f_pen - f_imp) <= 0.1 * f_imp  # measured 0.0599 vs 0.0624 (4.2 %)
     assert rho > 0.6  # measured 0.714
 
 

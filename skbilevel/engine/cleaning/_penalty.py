@@ -9,7 +9,8 @@ theorem gives ``grad_x v(x) = grad_x g(x, z*)``, with ``z*`` approximated by a f
 warm-started gradient steps on ``z``. Every iteration then takes one joint first-order step
 on ``(x, y)``:
 
-    grad_x F = gamma (grad_x g(x, y) - grad_x g(x, z)),  grad_y F = grad f(y) + gamma grad_y g(x, y).
+    grad_x F = gamma (grad_x g(x, y) - grad_x g(x, z)),
+    grad_y F = grad f(y) + gamma grad_y g(x, y).
 
 No Hessian, no linear system: each iteration costs a few gradients. For a fixed ``x`` the
 minimiser ``y_gamma`` is ``y*(x) - H^{-1} grad f / gamma + O(1/gamma^2)``, so
@@ -143,11 +144,16 @@ class PenaltyCleaning(CleaningMethod):
             def penalised(w, x=x):
                 return problem.outer_value(w) + gamma * problem.inner_value(x, w)
 
+            def grad_g(w, x=x):
+                return problem.inner_grad(x, w)
+
+            def grad_penalised(w, x=x):
+                return problem.outer_grad(w) + gamma * problem.inner_grad(x, w)
+
             if self.inner_solver == "lbfgs":
                 z = _lbfgs(g_x, z, self.inner_steps)
             else:
-                z, z_step, _ = _descent(g_x, lambda w: problem.inner_grad(x, w), z, z_step,
-                                        self.inner_steps)
+                z, z_step, _ = _descent(g_x, grad_g, z, z_step, self.inner_steps)
             grad_g_y = problem.inner_grad(x, y)
             grad_y = problem.outer_grad(y) + gamma * grad_g_y
             # grad_x g(x, w)_i = (1/n) b_i sigmoid'(x_i) l_i(w): per sample, in closed form.
@@ -167,9 +173,7 @@ class PenaltyCleaning(CleaningMethod):
             if self.inner_solver == "lbfgs":
                 y = _lbfgs(penalised, y, self.y_steps)
             else:
-                y, y_step, _ = _descent(
-                    penalised, lambda w: problem.outer_grad(w) + gamma * problem.inner_grad(x, w),
-                    y, y_step, self.y_steps)
+                y, y_step, _ = _descent(penalised, grad_penalised, y, y_step, self.y_steps)
             x = x_new
         return CleaningResult(x=x, y=y.detach(), history=history, n_iter=n_iter,
                               kkt_residual=history["stationarity"][-1] if n_iter else

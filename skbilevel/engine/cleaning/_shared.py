@@ -102,7 +102,7 @@ def inner_fit(problem, x, y0, *, tol, max_iter, newton_from=1e-5, newton_steps=8
         solver = (MINRES if getattr(problem.model, "nonconvex", True) else CG)(
             rtol=1e-10, max_iter=min(4 * y.shape[0], 100))
         for _ in range(newton_steps):
-            step, _ = solver(lambda v: problem.hvp(x, y, v), -grad)
+            step, _ = solver(lambda v, y=y: problem.hvp(x, y, v), -grad)
             candidate = y + step
             new_grad = grad_of(candidate)
             new = float(torch.linalg.vector_norm(new_grad))
