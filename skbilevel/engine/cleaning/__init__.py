@@ -8,13 +8,18 @@ on a :class:`~skbilevel.engine.inner.WeightedModuleProblem`; :data:`METHODS` nam
 
 from .._capabilities import build
 from ._base import HISTORY_KEYS, CleaningMethod, CleaningResult
+from ._implicit import ImplicitCleaning
+from ._penalty import PenaltyCleaning
 from ._pgd_cqa import PGDCQA, cqa_direction
 
 __all__ = ["HISTORY_KEYS", "METHODS", "CleaningMethod", "CleaningResult",
-           "PGDCQA", "cqa_direction", "make_cleaning_method"]
+           "ImplicitCleaning", "PGDCQA", "PenaltyCleaning", "cqa_direction",
+           "make_cleaning_method"]
 
 METHODS: dict = {
     "pgd-cqa": PGDCQA,
+    "implicit": ImplicitCleaning,
+    "penalty": PenaltyCleaning,
 }
 
 
