@@ -8,11 +8,14 @@ on a :class:`~skbilevel.engine.inner.WeightedModuleProblem`; :data:`METHODS` nam
 
 from .._capabilities import build
 from ._base import HISTORY_KEYS, CleaningMethod, CleaningResult
+from ._reweight import ReweightCleaning
 
 __all__ = ["HISTORY_KEYS", "METHODS", "CleaningMethod", "CleaningResult",
-           "make_cleaning_method"]
+           "ReweightCleaning", "make_cleaning_method"]
 
-METHODS: dict = {}
+METHODS: dict = {
+    "reweight": ReweightCleaning,
+}
 
 
 def make_cleaning_method(name: str, registry=None, **params):
