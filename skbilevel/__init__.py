@@ -13,6 +13,7 @@ _ESTIMATORS = {
     "BilevelLogisticRegressionCV": "._logistic_cv",
     "BilevelRidgeCV": "._ridge",
     "HDMLogisticRegression": "._logistic",
+    "HyperCleaningClassifier": "._cleaning",
     "PrivateHyperparamSearch": "._private",
 }
 

@@ -58,9 +58,18 @@ CV_ZOO = [entry for entry in ZOO if entry.cv]
 # post-process a release: data-dependent stopping would be an unpaid release); its cv is a
 # number of random blocks, not a splitter that routes groups. Its contract is
 # tests/test_common.py (scikit-learn's checks) and tests/private/test_estimator.py.
+# HyperCleaningClassifier is a meta-estimator too (its model is estimator_, any classifier:
+# no coef_, fit_intercept nor C of its own, so the dtype, scale and semantics contracts of a
+# linear model do not apply); it needs a trusted set (fit's X_val, y_val or
+# validation_fraction) and runs a method for max_iter steps without a convergence warning.
+# The contract items that apply to it (max_iter=0 rejected, read-only input reaching torch
+# writable, verbose=0 silent, errors naming the public class, output dtypes of the refit
+# estimator) are in tests/test_cleaning.py.
 OUTSIDE_CONTRACT = {
     "PrivateHyperparamSearch": "meta-estimator under a privacy budget; "
                                "tests/test_common.py, tests/private/test_estimator.py",
+    "HyperCleaningClassifier": "meta-estimator learning sample weights from a trusted set; "
+                               "tests/test_common.py, tests/test_cleaning.py",
 }
 
 

@@ -11,15 +11,17 @@ from ._base import HISTORY_KEYS, CleaningMethod, CleaningResult
 from ._implicit import ImplicitCleaning
 from ._penalty import PenaltyCleaning
 from ._pgd_cqa import PGDCQA, cqa_direction
+from ._reweight import ReweightCleaning
 
 __all__ = ["HISTORY_KEYS", "METHODS", "CleaningMethod", "CleaningResult",
-           "ImplicitCleaning", "PGDCQA", "PenaltyCleaning", "cqa_direction",
-           "make_cleaning_method"]
+           "ImplicitCleaning", "PGDCQA", "PenaltyCleaning", "ReweightCleaning",
+           "cqa_direction", "make_cleaning_method"]
 
 METHODS: dict = {
     "pgd-cqa": PGDCQA,
     "implicit": ImplicitCleaning,
     "penalty": PenaltyCleaning,
+    "reweight": ReweightCleaning,
 }
 
 

@@ -1,0 +1,83 @@
+"""The data of :class:`~skbilevel.HyperCleaningClassifier`: the trusted set, checked against
+the training set, or held out from it; and the inner problem on the engine's tensors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from sklearn.utils import check_array, column_or_1d
+
+from .engine.inner import LinearModel, MLPModel, WeightedModuleProblem
+
+
+def check_trusted_set(estimator, X, X_val, y_val, dtype):
+    """``(X_val, y_val)`` validated against the fitted ``X`` and ``classes_``.
+
+    Raises a ValueError naming the parameter: one of the two missing, NaN or infinite
+    values, a number of columns other than ``X``'s, lengths that differ, or labels in
+    ``y_val`` that ``y`` does not have (the model cannot predict a class it never saw).
+    """
+    name = type(estimator).__name__
+    if X_val is None or y_val is None:
+        missing = "X_val" if X_val is None else "y_val"
+        raise ValueError(f"{name}.fit got {'y_val' if missing == 'X_val' else 'X_val'} "
+                         f"without {missing}: pass both, the trusted set's features and "
+                         f"labels")
+    X_val = check_array(X_val, dtype=dtype, input_name="X_val", estimator=estimator)
+    y_val = column_or_1d(y_val, warn=True)
+    if X_val.shape[1] != X.shape[1]:
+        raise ValueError(f"X_val has {X_val.shape[1]} features, but X has {X.shape[1]}: "
+                         f"the trusted set must have the training set's columns")
+    if len(y_val) != X_val.shape[0]:
+        raise ValueError(f"y_val has {len(y_val)} labels for the {X_val.shape[0]} rows of "
+                         f"X_val")
+    if y_val.dtype.kind == "f" and not np.isfinite(y_val).all():
+        raise ValueError("y_val contains NaN or infinity")
+    unseen = np.setdiff1d(y_val, estimator.classes_)
+    if unseen.size:
+        raise ValueError(f"y_val has labels that y does not have: {unseen.tolist()}; the "
+                         f"model learns the classes of y ({estimator.classes_.tolist()})")
+    return X_val, y_val
+
+
+def hold_out(codes, fraction, seed):
+    """``(train, trusted)`` indices: ``fraction`` of the samples, stratified by class when
+    every class has two samples or more, drawn with the integer ``seed``."""
+    n = len(codes)
+    n_val = max(1, math.ceil(fraction * n))
+    if n - n_val < 1:
+        raise ValueError(f"validation_fraction={fraction} leaves no training sample out of "
+                         f"n_samples={n}")
+    stratify = np.bincount(codes).min() >= 2 and n_val >= len(np.unique(codes)) and \
+        n - n_val >= len(np.unique(codes))
+    splitter = (StratifiedShuffleSplit if stratify else ShuffleSplit)(
+        n_splits=1, test_size=n_val, random_state=seed)
+    train, trusted = next(splitter.split(np.zeros((n, 1)), codes))
+    return np.sort(train), np.sort(trusted)
+
+
+def build_problem(estimator, X, codes, X_val, codes_val, base, n_classes, device):
+    """The engine's :class:`~skbilevel.engine.inner.WeightedModuleProblem`, in float64 on
+    ``device``, on features standardised by the training set's mean and deviation (the
+    learned weights do not depend on the units of the columns; the step sizes do)."""
+    mean = X.mean(axis=0)
+    std = X.std(axis=0)
+    std[~(std > 0)] = 1.0  # constant columns stay constant (zero)
+
+    def tensor(A):  # torch.tensor copies: never a view of a read-only array of the user
+        return torch.tensor((np.asarray(A, dtype=np.float64) - mean) / std,
+                            dtype=torch.float64, device=device)
+
+    def labels(t):
+        return torch.tensor(np.asarray(t, dtype=np.int64), device=device)
+
+    d = X.shape[1]
+    model = LinearModel(d, n_classes) if estimator.model == "linear" else \
+        MLPModel(d, n_classes, hidden=tuple(estimator.hidden))
+    return WeightedModuleProblem(
+        tensor(X), labels(codes), tensor(X_val), labels(codes_val), model,
+        reg=estimator.reg,
+        base_weights=torch.tensor(np.asarray(base, dtype=np.float64), device=device))

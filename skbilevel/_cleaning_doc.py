@@ -1,0 +1,127 @@
+"""The docstring of :class:`~skbilevel.HyperCleaningClassifier` (kept apart: it is long)."""
+
+DOC = """Learn one weight per training sample from a small trusted set, then refit.
+
+Hyper-cleaning: the weight ``w_i`` in [0, 1] of every training sample is chosen so that a
+model fitted on the weighted training data does best on the trusted set ``(X_val,
+y_val)``, a bilevel problem. Samples whose label the trusted set contradicts get small
+weights, so the weights both clean the fit and rank the samples by how suspect their
+labels are. The final classifier is ``estimator`` refitted with the learned weights.
+
+Read more in the :ref:`User Guide <cleaning_guide>`.
+
+Parameters
+----------
+estimator : classifier, default=None
+    The final classifier, refitted with ``sample_weight`` = the learned weights; any
+    scikit-learn classifier whose ``fit`` takes ``sample_weight``. None is
+    ``LogisticRegression()``.
+model : {"linear", "mlp"}, default="linear"
+    The model inside the bilevel problem, the one the weights are learned for:
+    multinomial logistic regression, or a small torch MLP (``hidden``; nonconvex). It is
+    fitted on the columns standardised by the training set's mean and deviation.
+method : str, default="auto"
+    How the weights are learned, by name in the engine's registry
+    (``skbilevel.engine.cleaning.METHODS``): ``"pgd-cqa"`` (perturbed gradient descent
+    with a convex quadratic approximation, nonconvex-safe), ``"implicit"`` (implicit
+    differentiation of the weighted fit), ``"penalty"`` (value-function penalty) or
+    ``"reweight"`` (the one-step look-ahead of learning-to-reweight, a cheap baseline).
+    ``"auto"`` is the first registered of ``"pgd-cqa"``, ``"implicit"``, ``"reweight"``;
+    ``method_`` says which ran.
+variant : {"qp1", "qp2"}, default="qp1"
+    The step rule of ``method="pgd-cqa"`` (ignored by the methods without one).
+hidden : tuple of int, default=(32,)
+    Widths of the hidden layers of ``model="mlp"``.
+reg : float, default=1e-4
+    L2 penalty on the inner model's parameters.
+max_iter : int, default=100
+    Iterations of the method.
+validation_fraction : float in (0, 1) or None, default=None
+    What ``fit`` does without ``X_val`` and ``y_val``: None raises a ValueError (a
+    trusted set is the point of the method); a fraction holds out that share of ``(X,
+    y)``, stratified by class, as the trusted set, so that the estimator also works
+    where a tool calls ``fit(X, y)`` alone. Held-out labels are only as trustworthy as
+    the rest: the weights then find samples that disagree with the majority of a random
+    part of the data, a weaker signal. The held-out samples keep weight 1 and are never
+    flagged.
+refit_with_val : bool, default=False
+    Whether the final refit also gets the trusted set, with weight 1 per sample.
+threshold : float in [0, 1], default=0.5
+    ``label_issues_`` flags the samples whose ``label_quality_`` is below it.
+device : str or torch.device, default="cpu"
+    Where the inner problem runs (e.g. ``"cuda"``); float64 there.
+random_state : int, RandomState instance or None, default=None
+    Seeds the torch generator of the method (the MLP's initialisation, any perturbation)
+    and the split of ``validation_fraction``.
+verbose : int, default=0
+    0: silent; 1: a header, progress lines at iterations 1, 2, 5, 10, 20, 50 and every
+    100th, a final line; 2: a line every iteration.
+
+Attributes
+----------
+sample_weight_ : ndarray of shape (n_samples,)
+    The weights of the refit: ``label_quality_`` times the ``sample_weight`` given to
+    ``fit`` (1 without).
+label_quality_ : ndarray of shape (n_samples,)
+    The learned weight of each training sample in [0, 1] (``sigmoid`` of its logit),
+    as a score: low is suspect.
+label_issues_ : ndarray of bool of shape (n_samples,)
+    ``label_quality_ < threshold``. At the default 0.5 a sample is flagged when the
+    method moved its weight below the starting point (every logit starts at 0, weight
+    1/2): the trusted set pushes it down. Raise ``threshold`` to flag more.
+estimator_ : classifier
+    The clone of ``estimator`` fitted on ``X`` with ``sample_weight_`` (and the trusted
+    set with weight 1 when ``refit_with_val``); predictions come from it.
+method_ : str
+    The method that ran (``"auto"`` resolved).
+history_ : dict of ndarray
+    Per iteration: ``outer_value`` (trusted-set log-loss of the inner model),
+    ``sqrt_h`` (norm of the inner gradient, how far the inner model is from fitting the
+    weighted data), ``stationarity`` (the method's stationarity measure), ``lambda``
+    (its multiplier, NaN without one) and ``time`` (seconds).
+kkt_residual_ : float
+    The last ``stationarity``.
+n_iter_ : int
+    Iterations run.
+classes_ : ndarray of shape (n_classes,)
+    The classes of ``y`` (``np.unique``).
+n_features_in_ : int
+    Number of features seen during :meth:`fit`.
+feature_names_in_ : ndarray of shape (`n_features_in_`,)
+    Names of features seen during :meth:`fit`, when they are all strings.
+
+See Also
+--------
+sklearn.ensemble.HistGradientBoostingClassifier : Its ``fit`` takes ``X_val``, ``y_val``
+    in the same way.
+
+Notes
+-----
+**Metadata routing.** ``X_val`` and ``y_val`` are ``fit`` metadata. In a
+:class:`~sklearn.pipeline.Pipeline` or another meta-estimator, with
+``sklearn.set_config(enable_metadata_routing=True)``, request them:
+``clf.set_fit_request(X_val=True, y_val=True)``; a pipeline built with
+``transform_input=["X_val"]`` (scikit-learn >= 1.6) passes ``X_val`` through its
+transformers first.
+
+**GridSearchCV pitfall.** Routed to :class:`~sklearn.model_selection.GridSearchCV`
+(or ``cross_validate``), metadata with as many rows as ``X`` is sliced per fold like
+``X``: a trusted set the size of the training set would be cut into the folds' parts,
+silently. Keep ``X_val`` a different length (it is meant to be small), or use
+``validation_fraction``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.datasets import make_blobs
+>>> from skbilevel import HyperCleaningClassifier
+>>> X, y = make_blobs(300, centers=3, random_state=0)
+>>> noisy = y.copy()
+>>> noisy[:200:10] = (noisy[:200:10] + 1) % 3  # 20 wrong labels
+>>> clf = HyperCleaningClassifier(method="reweight", random_state=0)
+>>> clf = clf.fit(X[:200], noisy[:200], X_val=X[200:230], y_val=y[200:230])
+>>> clf.sample_weight_.shape
+(200,)
+>>> bool(clf.label_quality_[:200:10].mean() < clf.label_quality_.mean())
+True
+"""
