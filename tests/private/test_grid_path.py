@@ -13,7 +13,7 @@ from skbilevel._private_base import PrivateTask
 from skbilevel._private_erm import intercept_design
 from skbilevel._private_grid_path import GridPathMethod, path_event
 from skbilevel._private_random_search import bounded_losses
-from skbilevel.engine.dp import PrivacyLedger, epsilon_of
+from skbilevel.engine.dp import PrivacyLedger, epsilon_of, gaussian_event
 from skbilevel.utils._audit import audit, canary_row, method_release, with_row
 
 
@@ -28,20 +28,25 @@ def make_task(seed=0, n=400, d=8, fit_intercept=True, bounds=(1e-3, 1e4)):
                        [(perm[n // 4:], perm[:n // 4])])
 
 
+@pytest.mark.parametrize("boost", [1.0, 3.0])
 @pytest.mark.parametrize("epsilon, delta", [(0.3, 1e-8), (1.0, 1e-6), (4.0, 1e-5)])
-def test_releases_are_the_calibrated_event(epsilon, delta):
+def test_releases_are_the_calibrated_event(epsilon, delta, boost):
     ledger = PrivacyLedger()
-    method = GridPathMethod(n_values=6, steps_per_value=3)
+    method = GridPathMethod(n_values=6, steps_per_value=3, score_boost=boost)
     method.tune(make_task(n=80, d=3), epsilon, delta, ledger, np.random.default_rng(0))
     phases = [r.phase for r in ledger.releases]
     assert phases == ["tuning: Grams", "tuning: path gradients", "tuning: validation scores"]
     assert [r.releases for r in ledger.releases] == [1, 18, 1]
     sigma = ledger.releases[0].noise_multiplier
-    assert {r.noise_multiplier for r in ledger.releases} == {sigma}
+    assert [r.noise_multiplier for r in ledger.releases] == [sigma, sigma, sigma / boost]
     spent = ledger.epsilon(delta)
     assert spent <= epsilon and spent == pytest.approx(epsilon, rel=2e-3)
-    assert spent == pytest.approx(epsilon_of(path_event(sigma, 6, 3), delta), rel=1e-12)
-    assert epsilon_of(path_event(0.97 * sigma, 6, 3), delta) > epsilon
+    assert spent == pytest.approx(epsilon_of(path_event(sigma, 6, 3, boost), delta),
+                                  rel=1e-12)
+    assert epsilon_of(path_event(0.97 * sigma, 6, 3, boost), delta) > epsilon
+    # Gaussian RDP adds 1 / multiplier^2: the boosted score counts as boost^2 releases.
+    assert epsilon_of(gaussian_event(sigma, 18 + 1 + round(boost ** 2)), delta) == \
+        pytest.approx(spent, rel=1e-9)
     # The scores' sensitivity: one row moves each of the 6 bounded losses by <= bound.
     assert ledger.releases[2].sensitivity == pytest.approx(math.log(99) * math.sqrt(6))
 
