@@ -50,7 +50,8 @@ class LinearModel:
 
 
 class MLPModel:
-    """A small MLP ``X -> act(X W1 + b1) -> ... -> scores`` on a flat parameter vector.
+    """A small MLP on a flat parameter vector: ``X -> act(X W1 + b1) -> (more layers) ->
+    scores``.
 
     Parameters
     ----------
