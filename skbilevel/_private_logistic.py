@@ -68,6 +68,14 @@ class NoisyGram:
         return NoisyGram(self.matrix + other.matrix, math.hypot(self.noise_std,
                                                                 other.noise_std))
 
+    def combine(self, other):
+        """The inverse-variance weighted mean of two releases of the same Gram (both
+        unbiased; post-processing): its noise deviation is below either's."""
+        if self.noise_std == 0 or other.noise_std == 0:
+            return self if self.noise_std <= other.noise_std else other
+        a, b = self.noise_std ** -2, other.noise_std ** -2
+        return NoisyGram((a * self.matrix + b * other.matrix) / (a + b), (a + b) ** -0.5)
+
     def majorizer_inverse(self, C):
         """``(C G / 4 + I)^{-1}`` with ``G`` the noisy Gram made a safe upper bound:
         eigenvalues clipped at 0, plus ``2 sqrt(d) noise_std``, about the spectral norm of

@@ -125,9 +125,9 @@ def test_estimator_runs_it_and_bad_parameters():
                                      random_state=0).fit(X, y)
     assert search.method_ == "grid-path" and search.epsilon_ <= 2.0
     phases = [p["phase"] for p in search.privacy_report_["phases"]]
-    # The refit reuses the tuning's Grams: it releases only its gradients.
+    # The refit releases its own Gram (combined with the tuning's) and its gradients.
     assert phases == ["tuning: Grams", "tuning: path gradients", "tuning: validation scores",
-                      "refit: gradients"]
+                      "refit: Gram", "refit: gradients"]
     with pytest.raises(ValueError, match="n_values >= 2"):
         GridPathMethod(n_values=1)
     with pytest.raises(ValueError, match="p_min"):
