@@ -54,7 +54,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         "refit_with_val": ["boolean"],
         "threshold": [Interval(Real, 0, 1, closed="both")],
         "confidence": [StrOptions({"cv"}), None],
-        "cv": [Interval(Integral, 2, None, closed="left")],
+        "n_folds": [Interval(Integral, 2, None, closed="left")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -62,7 +62,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
 
     def __init__(self, estimator=None, *, model="linear", method="auto", variant="qp1",
                  hidden=(32,), reg=1e-4, max_iter=100, validation_fraction=None,
-                 refit_with_val=False, threshold=0.5, confidence="cv", cv=5, device="cpu",
+                 refit_with_val=False, threshold=0.5, confidence="cv", n_folds=5, device="cpu",
                  random_state=None, verbose=0):
         self.estimator = estimator
         self.model = model
@@ -75,7 +75,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         self.refit_with_val = refit_with_val
         self.threshold = threshold
         self.confidence = confidence
-        self.cv = cv
+        self.n_folds = n_folds
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -157,7 +157,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         self.bilevel_weight_ = weights
         if self.confidence == "cv":
             weights = cv_confidence(final, X_in, codes_in, X_t, codes_t,
-                                    base_in * minmax(weights), self.cv, seed)
+                                    base_in * minmax(weights), self.n_folds, seed)
         quality[train] = weights
         self.method_ = method.name
         self.label_quality_ = quality

@@ -57,14 +57,14 @@ threshold : float in [0, 1], default=0.5
 confidence : {"cv"} or None, default="cv"
     How ``label_quality_`` is made from the learned (bilevel) weights. ``"cv"``: the
     out-of-sample probability of each sample's given label, by clones of ``estimator``
-    fitted on the other ``cv`` folds weighted by the bilevel weights mapped affinely onto
+    fitted on the other ``n_folds`` folds weighted by the bilevel weights mapped affinely onto
     [0, 1] (their order counts, not their scale, which differs between methods: pgd-cqa's
     stay within ~1e-2 of 1/2), together with the trusted set at weight 1. It combines the
     trusted-set signal (through the weights and the trusted set in every fold) with
     cross-validated confidence, and needs ``predict_proba``. On the digits benchmark it
     raised the detection AUROC of every method to >= 0.99 (reweight alone: 0.94-0.97).
     None: ``label_quality_`` is the bilevel weight itself.
-cv : int, default=5
+n_folds : int, default=5
     Folds of ``confidence="cv"`` (stratified; fewer when a class has fewer samples).
 device : str or torch.device, default="cpu"
     Where the inner problem runs (e.g. ``"cuda"``); float64 there.

@@ -356,7 +356,8 @@ def test_cv_confidence_is_the_out_of_fold_probability_of_the_given_label(data):
     from sklearn.utils import check_random_state
 
     from skbilevel._cleaning_data import minmax
-    clf = HyperCleaningClassifier(method="reweight", max_iter=20, cv=3, random_state=0).fit(
+    clf = HyperCleaningClassifier(method="reweight", max_iter=20, n_folds=3,
+                                  random_state=0).fit(
         data["X"], data["y"], X_val=data["X_val"], y_val=data["y_val"])
     w = minmax(clf.bilevel_weight_)
     assert w.min() == 0.0 and w.max() == 1.0
