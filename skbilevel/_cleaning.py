@@ -62,7 +62,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
 
     def __init__(self, estimator=None, *, model="linear", method="auto", variant="qp1",
                  hidden=(32,), reg=1e-4, max_iter=100, validation_fraction=None,
-                 refit_with_val=False, threshold=0.5, confidence="cv", n_folds=5, device="cpu",
+                 refit_with_val=True, threshold=0.5, confidence="cv", n_folds=5, device="cpu",
                  random_state=None, verbose=0):
         self.estimator = estimator
         self.model = model

@@ -136,8 +136,10 @@ def test_predictions_delegate_to_the_refit_estimator(fitted, data):
     np.testing.assert_allclose(fitted.predict_proba(X_test), est.predict_proba(X_test))
     np.testing.assert_allclose(fitted.decision_function(X_test),
                                est.decision_function(X_test))
-    by_hand = LogisticRegression().fit(data["X"], data["y"],
-                                       sample_weight=fitted.sample_weight_)
+    # refit_with_val=True by default: the trusted set appended with weight 1.
+    by_hand = LogisticRegression().fit(
+        np.vstack([data["X"], data["X_val"]]), np.concatenate([data["y"], data["y_val"]]),
+        sample_weight=np.concatenate([fitted.sample_weight_, np.ones(len(data["y_val"]))]))
     np.testing.assert_allclose(est.coef_, by_hand.coef_)
     proba32 = fitted.predict_proba(X_test.astype(np.float32))
     assert proba32.dtype == est.predict_proba(X_test.astype(np.float32)).dtype
@@ -233,8 +235,8 @@ def test_refit_with_val_appends_the_trusted_set(data):
         np.vstack([data["X"], data["X_val"]]), np.concatenate([data["y"], data["y_val"]]),
         sample_weight=np.concatenate([clf.sample_weight_, np.ones(len(data["y_val"]))]))
     np.testing.assert_allclose(clf.estimator_.coef_, by_hand.coef_)
-    without = HyperCleaningClassifier(method="reweight", max_iter=20, random_state=0).fit(
-        data["X"], data["y"], **fit)
+    without = HyperCleaningClassifier(method="reweight", max_iter=20, refit_with_val=False,
+                                      random_state=0).fit(data["X"], data["y"], **fit)
     np.testing.assert_array_equal(without.label_quality_, clf.label_quality_)
     assert np.abs(without.estimator_.coef_ - clf.estimator_.coef_).max() > 1e-3
 
