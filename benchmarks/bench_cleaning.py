@@ -56,9 +56,10 @@ from skbilevel._cleaning_data import cv_confidence, minmax  # noqa: E402
 
 def cleaning_rows(data, method, variant, max_iter, seed, model="linear", derived=True):
     """One bilevel run; its rows (refit alone / +trusted, weights / cv confidence)."""
+    # The raw weights and the refit on the training set alone; the other rows derive.
     est = HyperCleaningClassifier(final_estimator(), model=model, method=method,
                                   variant=variant or "qp1", max_iter=max_iter,
-                                  random_state=seed)
+                                  confidence=None, refit_with_val=False, random_state=seed)
     with PeakMemory() as mem, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
