@@ -81,3 +81,41 @@ def build_problem(estimator, X, codes, X_val, codes_val, base, n_classes, device
         tensor(X), labels(codes), tensor(X_val), labels(codes_val), model,
         reg=estimator.reg,
         base_weights=torch.tensor(np.asarray(base, dtype=np.float64), device=device))
+
+
+def minmax(weights):
+    """``weights`` mapped affinely onto [0, 1] (all ones when they are all equal): the
+    learned weights' ORDER, whatever the method's scale (pgd-cqa's stay within ~1e-2 of
+    1/2, reweight's span [0, 1])."""
+    low, high = weights.min(), weights.max()
+    if not high > low:
+        return np.ones_like(weights)
+    return (weights - low) / (high - low)
+
+
+def cv_confidence(estimator, X, codes, X_val, codes_val, weights, cv, seed):
+    """Out-of-sample probability of each sample's given label (codes into ``classes_``).
+
+    ``cv`` stratified folds (fewer when a class has fewer samples; none below 2): a clone
+    of ``estimator`` is fitted on the other folds weighted by ``weights`` together with
+    the whole trusted set at weight 1, and predicts the held-out fold. The trusted set
+    makes every fold's model see clean labels; the weights (the bilevel ones) keep the
+    samples the trusted set already distrusts from teaching it. Classes a fold's model
+    never saw get probability 0.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n_splits = min(cv, int(np.bincount(codes).min()))
+    splitter = StratifiedKFold(n_splits, shuffle=True, random_state=seed) if n_splits >= 2 \
+        else KFold(min(cv, len(codes)), shuffle=True, random_state=seed)
+    quality = np.zeros(len(codes))
+    for train, held in splitter.split(np.zeros((len(codes), 1)), codes):
+        model = clone(estimator).fit(
+            np.concatenate([X[train], X_val]), np.concatenate([codes[train], codes_val]),
+            sample_weight=np.concatenate([weights[train], np.ones(len(codes_val))]))
+        proba = model.predict_proba(X[held])
+        column = {c: j for j, c in enumerate(model.classes_)}
+        quality[held] = [proba[i, column[c]] if c in column else 0.0
+                         for i, c in enumerate(codes[held])]
+    return quality

@@ -26,8 +26,14 @@ method : str, default="auto"
     with a convex quadratic approximation, nonconvex-safe), ``"implicit"`` (implicit
     differentiation of the weighted fit), ``"penalty"`` (value-function penalty) or
     ``"reweight"`` (the one-step look-ahead of learning-to-reweight, a cheap baseline).
-    ``"auto"`` is the first registered of ``"pgd-cqa"``, ``"implicit"``, ``"reweight"``;
-    ``method_`` says which ran.
+    ``"auto"`` is the first registered of ``"reweight"``, ``"pgd-cqa"``, ``"implicit"``:
+    on ``benchmarks/bench_cleaning.py`` (digits, results/cleaning.md, 5 seeds), with the
+    defaults ``confidence="cv"`` and ``refit_with_val=True``, reweight had the best test
+    accuracy at p = 0.4 (0.951), 0.6 (0.935) and with class-pair noise (0.952), within
+    0.001 of the best at p = 0.2 (0.955), detection AUROC >= 0.994 everywhere, at ~1 s a
+    fit. pgd-cqa runs faster (0.3-0.7 s for 100 steps) but its weights barely leave 1/2
+    in that many steps and its accuracy trails (0.947 at p = 0.4). ``method_`` says
+    which ran.
 variant : {"qp1", "qp2"}, default="qp1"
     The step rule of ``method="pgd-cqa"`` (ignored by the methods without one).
 hidden : tuple of int, default=(32,)
@@ -44,10 +50,29 @@ validation_fraction : float in (0, 1) or None, default=None
     the rest: the weights then find samples that disagree with the majority of a random
     part of the data, a weaker signal. The held-out samples keep weight 1 and are never
     flagged.
-refit_with_val : bool, default=False
-    Whether the final refit also gets the trusted set, with weight 1 per sample.
+refit_with_val : bool, default=True
+    Whether the final refit also gets the trusted set, with weight 1 per sample. On the
+    digits benchmark it raised the test accuracy of every ``confidence="cv"`` row, by
+    0.003-0.020 (p = 0.2 to 0.6 and class-pair noise, 5 seeds). Without ``X_val`` (the
+    held-out ``validation_fraction``) the trusted part is in ``X`` already, at weight 1.
 threshold : float in [0, 1], default=0.5
-    ``label_issues_`` flags the samples whose ``label_quality_`` is below it.
+    ``label_issues_`` flags the samples whose ``label_quality_`` is below it. With
+    ``confidence="cv"`` the quality is a probability of the given label: 0.5 flags the
+    labels a model that never saw them finds less likely than not.
+confidence : {"cv"} or None, default="cv"
+    How ``label_quality_`` is made from the learned (bilevel) weights. ``"cv"``: the
+    out-of-sample probability of each sample's given label, by clones of ``estimator``
+    fitted on the other ``n_folds`` folds weighted by the bilevel weights mapped affinely onto
+    [0, 1] (their order counts, not their scale, which differs between methods: pgd-cqa's
+    stay within ~1e-2 of 1/2), together with the trusted set at weight 1. It combines the
+    trusted-set signal (through the weights and the trusted set in every fold) with
+    cross-validated confidence, and needs ``predict_proba``. On the digits benchmark it
+    raised the detection AUROC of every method to >= 0.99 with uniform noise (reweight
+    alone: 0.96-0.97); with class-pair noise to 0.994 for reweight (0.978 alone), while
+    pgd-cqa's fell from 0.984 to 0.967.
+    None: ``label_quality_`` is the bilevel weight itself.
+n_folds : int, default=5
+    Folds of ``confidence="cv"`` (stratified; fewer when a class has fewer samples).
 device : str or torch.device, default="cpu"
     Where the inner problem runs (e.g. ``"cuda"``); float64 there.
 random_state : int, RandomState instance or None, default=None
@@ -63,12 +88,18 @@ sample_weight_ : ndarray of shape (n_samples,)
     The weights of the refit: ``label_quality_`` times the ``sample_weight`` given to
     ``fit`` (1 without).
 label_quality_ : ndarray of shape (n_samples,)
-    The learned weight of each training sample in [0, 1] (``sigmoid`` of its logit),
-    as a score: low is suspect.
+    A score in [0, 1] per training sample, low is suspect: the cross-validated
+    probability of the given label (``confidence="cv"``) or the learned weight
+    (``sigmoid`` of its logit, ``confidence=None``).
+bilevel_weight_ : ndarray of shape (n_inner_samples,)
+    The weights the bilevel method learned, one per sample of the inner problem (the
+    training samples not held out by ``validation_fraction``).
 label_issues_ : ndarray of bool of shape (n_samples,)
-    ``label_quality_ < threshold``. At the default 0.5 a sample is flagged when the
+    ``label_quality_ < threshold``. With ``confidence="cv"``: the given label is less
+    likely than not out of sample. With ``confidence=None`` a sample is flagged when the
     method moved its weight below the starting point (every logit starts at 0, weight
-    1/2): the trusted set pushes it down. Raise ``threshold`` to flag more.
+    1/2); pgd-cqa's weights barely leave 1/2, so there the flags mean little and the
+    order of ``label_quality_`` is what to read. Raise ``threshold`` to flag more.
 estimator_ : classifier
     The clone of ``estimator`` fitted on ``X`` with ``sample_weight_`` (and the trusted
     set with weight 1 when ``refit_with_val``); predictions come from it.

@@ -136,8 +136,10 @@ def test_predictions_delegate_to_the_refit_estimator(fitted, data):
     np.testing.assert_allclose(fitted.predict_proba(X_test), est.predict_proba(X_test))
     np.testing.assert_allclose(fitted.decision_function(X_test),
                                est.decision_function(X_test))
-    by_hand = LogisticRegression().fit(data["X"], data["y"],
-                                       sample_weight=fitted.sample_weight_)
+    # refit_with_val=True by default: the trusted set appended with weight 1.
+    by_hand = LogisticRegression().fit(
+        np.vstack([data["X"], data["X_val"]]), np.concatenate([data["y"], data["y_val"]]),
+        sample_weight=np.concatenate([fitted.sample_weight_, np.ones(len(data["y_val"]))]))
     np.testing.assert_allclose(est.coef_, by_hand.coef_)
     proba32 = fitted.predict_proba(X_test.astype(np.float32))
     assert proba32.dtype == est.predict_proba(X_test.astype(np.float32)).dtype
@@ -211,14 +213,14 @@ def test_user_sample_weight_multiplies_the_learned_one(data):
     fit = dict(X_val=data["X_val"], y_val=data["y_val"])
     weight = np.random.default_rng(1).uniform(0.5, 2.0, len(data["y"]))
     weight[:10] = 0.0
-    clf = HyperCleaningClassifier(method="reweight", max_iter=20).fit(
+    clf = HyperCleaningClassifier(method="reweight", max_iter=20, random_state=0).fit(
         data["X"], data["y"], sample_weight=weight, **fit)
     np.testing.assert_allclose(clf.sample_weight_, weight * clf.label_quality_)
     assert np.all(clf.sample_weight_[:10] == 0)
-    ones = HyperCleaningClassifier(method="reweight", max_iter=20).fit(
+    ones = HyperCleaningClassifier(method="reweight", max_iter=20, random_state=0).fit(
         data["X"], data["y"], sample_weight=np.ones(len(data["y"])), **fit)
-    plain = HyperCleaningClassifier(method="reweight", max_iter=20).fit(data["X"], data["y"],
-                                                                        **fit)
+    plain = HyperCleaningClassifier(method="reweight", max_iter=20, random_state=0).fit(
+        data["X"], data["y"], **fit)
     np.testing.assert_array_equal(ones.label_quality_, plain.label_quality_)
     # The weights enter the inner problem too: the learned qualities change.
     assert np.abs(clf.label_quality_ - plain.label_quality_).max() > 1e-3
@@ -226,14 +228,15 @@ def test_user_sample_weight_multiplies_the_learned_one(data):
 
 def test_refit_with_val_appends_the_trusted_set(data):
     fit = dict(X_val=data["X_val"], y_val=data["y_val"])
-    clf = HyperCleaningClassifier(method="reweight", max_iter=20, refit_with_val=True).fit(
+    clf = HyperCleaningClassifier(method="reweight", max_iter=20, refit_with_val=True,
+                                  random_state=0).fit(
         data["X"], data["y"], **fit)
     by_hand = LogisticRegression().fit(
         np.vstack([data["X"], data["X_val"]]), np.concatenate([data["y"], data["y_val"]]),
         sample_weight=np.concatenate([clf.sample_weight_, np.ones(len(data["y_val"]))]))
     np.testing.assert_allclose(clf.estimator_.coef_, by_hand.coef_)
-    without = HyperCleaningClassifier(method="reweight", max_iter=20).fit(
-        data["X"], data["y"], **fit)
+    without = HyperCleaningClassifier(method="reweight", max_iter=20, refit_with_val=False,
+                                      random_state=0).fit(data["X"], data["y"], **fit)
     np.testing.assert_array_equal(without.label_quality_, clf.label_quality_)
     assert np.abs(without.estimator_.coef_ - clf.estimator_.coef_).max() > 1e-3
 
@@ -272,10 +275,10 @@ def test_registered_methods_resolve_by_name(name, data):
     assert clf.method_ == name and set(clf.history_) == set(HISTORY_KEYS)
 
 
-def test_auto_prefers_pgd_cqa(data):
+def test_auto_prefers_reweight(data):
     clf = HyperCleaningClassifier(max_iter=2).fit(data["X"], data["y"], X_val=data["X_val"],
                                                   y_val=data["y_val"])
-    expected = next(m for m in ("pgd-cqa", "implicit", "reweight") if m in METHODS)
+    expected = next(m for m in ("reweight", "pgd-cqa", "implicit") if m in METHODS)
     assert clf.method_ == expected
 
 
@@ -298,13 +301,14 @@ def test_get_label_issues_frame(fitted, data):
 def test_pipeline_routes_and_transforms_the_trusted_set(data):
     """With metadata routing: X_val and y_val requested, X_val scaled by the pipeline."""
     with sklearn.config_context(enable_metadata_routing=True):
-        step = HyperCleaningClassifier(method="reweight", max_iter=10).set_fit_request(
+        step = HyperCleaningClassifier(method="reweight", max_iter=10,
+                                       random_state=0).set_fit_request(
             X_val=True, y_val=True)
         pipe = Pipeline([("scale", StandardScaler()), ("clean", step)],
                         transform_input=["X_val"])
         pipe.fit(data["X"], data["y"], X_val=data["X_val"], y_val=data["y_val"])
     scaler = StandardScaler().fit(data["X"])
-    alone = HyperCleaningClassifier(method="reweight", max_iter=10).fit(
+    alone = HyperCleaningClassifier(method="reweight", max_iter=10, random_state=0).fit(
         scaler.transform(data["X"]), data["y"], X_val=scaler.transform(data["X_val"]),
         y_val=data["y_val"])
     np.testing.assert_allclose(pipe[-1].label_quality_, alone.label_quality_, rtol=1e-10)
@@ -344,3 +348,56 @@ class torch_refusing_read_only:
     def __exit__(self, *exc):
         for name, original in self.saved.items():
             setattr(torch, name, original)
+
+
+# -- confidence="cv": the bilevel weights and cross-validated out-of-sample confidence --------
+def test_cv_confidence_is_the_out_of_fold_probability_of_the_given_label(data):
+    """label_quality_ is, per sample, predict_proba of a model that never saw it, fitted on
+    the other folds weighted by the min-max-scaled bilevel weights plus the trusted set."""
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.utils import check_random_state
+
+    from skbilevel._cleaning_data import minmax
+    clf = HyperCleaningClassifier(method="reweight", max_iter=20, n_folds=3,
+                                  random_state=0).fit(
+        data["X"], data["y"], X_val=data["X_val"], y_val=data["y_val"])
+    w = minmax(clf.bilevel_weight_)
+    assert w.min() == 0.0 and w.max() == 1.0
+    seed = check_random_state(0).randint(2**31 - 1)
+    expected = np.zeros(len(data["y"]))
+    for train, held in StratifiedKFold(3, shuffle=True, random_state=seed).split(
+            data["X"], data["y"]):
+        model = LogisticRegression().fit(
+            np.vstack([data["X"][train], data["X_val"]]),
+            np.concatenate([data["y"][train], data["y_val"]]),
+            sample_weight=np.concatenate([w[train], np.ones(len(data["y_val"]))]))
+        expected[held] = model.predict_proba(data["X"][held])[
+            np.arange(len(held)), data["y"][held]]
+    np.testing.assert_allclose(clf.label_quality_, expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(clf.label_issues_, clf.label_quality_ < 0.5)
+    np.testing.assert_allclose(clf.sample_weight_, clf.label_quality_)
+
+
+def test_cv_confidence_ranks_the_flips_better_than_the_weights_alone(data):
+    clf = HyperCleaningClassifier(method="reweight", max_iter=20, random_state=0).fit(
+        data["X"], data["y"], X_val=data["X_val"], y_val=data["y_val"])
+    alone = roc_auc_score(data["flipped"], -clf.bilevel_weight_)
+    combined = roc_auc_score(data["flipped"], -clf.label_quality_)
+    assert combined > max(alone, 0.95)
+
+
+def test_minmax_is_scale_free():
+    from skbilevel._cleaning_data import minmax
+    np.testing.assert_allclose(minmax(np.array([0.499, 0.5, 0.502])), [0.0, 1 / 3, 1.0])
+    np.testing.assert_array_equal(minmax(np.full(4, 0.5)), np.ones(4))
+
+
+def test_cv_confidence_needs_probabilities(data):
+    from sklearn.svm import LinearSVC
+    fit = dict(X_val=data["X_val"], y_val=data["y_val"])
+    with pytest.raises(ValueError, match="confidence=None"):
+        HyperCleaningClassifier(LinearSVC(), method="reweight", max_iter=2).fit(
+            data["X"], data["y"], **fit)
+    clf = HyperCleaningClassifier(LinearSVC(), method="reweight", max_iter=2,
+                                  confidence=None).fit(data["X"], data["y"], **fit)
+    np.testing.assert_array_equal(clf.label_quality_, clf.bilevel_weight_)

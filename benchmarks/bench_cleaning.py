@@ -1,0 +1,163 @@
+"""Benchmark of ``HyperCleaningClassifier`` (issue 15) against the scikit-learn baselines
+and cleanlab, on the issue's protocol.
+
+Digits: bundled ``load_digits``, X/16, 60/10/30 stratified split (train 1078, trusted 179,
+test 540), exactly ``p n`` training labels moved to a uniformly random *other* class (p =
+0.2, 0.4, 0.6) or to the next class (``pair``: asymmetric), ``LogisticRegression(C=1)`` as
+the final estimator, seeds 0-4. Rows: oracle, noisy, trusted only, noisy + trusted,
+cleanlab ``CleanLearning`` and "drop flagged, refit with trusted" (when cleanlab is
+importable), and every cleaning method with the linear inner model, each refitted on the
+training set alone ("-") or with the trusted set appended ("+trusted"), with the learned
+weights as they are (``confidence=None``) or turned into the cross-validated probability
+of the given label (``confidence="cv"``). Detection: F1 of ``label_issues_`` (quality <
+0.5) and AUROC of ``-label_quality_`` for the flipped samples. Also pgd-cqa with the MLP
+inner model on one setting, and a large synthetic problem (n = 50,000).
+
+The ``-`` / ``+trusted`` and ``confidence`` variants of one method share one bilevel run:
+the weights do not depend on them; the refits and the cross-validation are redone here
+with the estimator's own helper (checked once against ``fit(confidence="cv")``).
+
+Usage::
+
+    python benchmarks/bench_cleaning.py           # full, writes results/cleaning.md + png
+    python benchmarks/bench_cleaning.py --quick   # one seed, fewer rows, prints only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os  # noqa: I001
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# One BLAS thread: on a loaded machine two threads made a 1078 x 64 logistic fit 100x slower.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import torch  # noqa: E402
+from sklearn.utils import check_random_state  # noqa: E402
+
+from _cleaning_problems import (baseline_rows, blobs_split, cleanlab_rows,  # noqa: E402
+                                detection, digits_split, final_estimator, refit)
+from _cleaning_report import write_report  # noqa: E402
+from _common import PeakMemory, machine_info  # noqa: E402
+from skbilevel import HyperCleaningClassifier  # noqa: E402
+from skbilevel._cleaning_data import cv_confidence, minmax  # noqa: E402
+
+
+def cleaning_rows(data, method, variant, max_iter, seed, model="linear", derived=True):
+    """One bilevel run; its rows (refit alone / +trusted, weights / cv confidence)."""
+    # The raw weights and the refit on the training set alone; the other rows derive.
+    est = HyperCleaningClassifier(final_estimator(), model=model, method=method,
+                                  variant=variant or "qp1", max_iter=max_iter,
+                                  confidence=None, refit_with_val=False, random_state=seed)
+    with PeakMemory() as mem, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        est.fit(data["X"], data["y"], X_val=data["X_val"], y_val=data["y_val"])
+        wall = time.perf_counter() - t0
+    name = method + (f" {variant}" if method == "pgd-cqa" else "") + \
+        (f" ({model})" if model != "linear" else "")
+    w = est.bilevel_weight_
+    common = dict(iters=est.n_iter_, mem=mem.rss_peak)
+    f1, auroc = detection(data["flipped"], w, w < est.threshold)
+    rows = [dict(common, method=name, refit="-", acc=float(est.score(data["X_test"],
+                                                                      data["y_test"])),
+                 f1=f1, auroc=auroc, wall=wall)]
+    if not derived:
+        return rows
+    rows.append(dict(rows[0], refit="+trusted", acc=refit(data, w, with_val=True)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        q = cv_confidence(final_estimator(), data["X"], data["y"], data["X_val"],
+                          data["y_val"], minmax(w), 5,
+                          check_random_state(seed).randint(2**31 - 1))
+        wall_cv = wall + time.perf_counter() - t0
+    f1, auroc = detection(data["flipped"], q, q < est.threshold)
+    for with_val in (False, True):
+        rows.append(dict(common, method=name + " + cv", refit="+trusted" if with_val else "-",
+                         acc=refit(data, q, with_val), f1=f1, auroc=auroc, wall=wall_cv))
+    return rows
+
+
+def check_confidence(data, seed):
+    """The derived cv rows are the estimator's ``confidence="cv"`` (max abs difference)."""
+    kw = dict(method="reweight", max_iter=20, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = HyperCleaningClassifier(final_estimator(), confidence="cv", **kw).fit(
+            data["X"], data["y"], X_val=data["X_val"], y_val=data["y_val"])
+        q = cv_confidence(final_estimator(), data["X"], data["y"], data["X_val"],
+                          data["y_val"], minmax(est.bilevel_weight_), 5,
+                          check_random_state(seed).randint(2**31 - 1))
+    return float(np.abs(est.label_quality_ - q).max())
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    all_methods = [("reweight", None, 100), ("pgd-cqa", "qp1", 100), ("pgd-cqa", "qp2", 100),
+                   ("implicit", None, 10), ("penalty", None, 30)]
+    if args.quick:
+        settings = [("p=0.2", "uniform", 0.2, all_methods)]
+        seeds, mlp_seeds, large = [0], [0], dict(n=5000, iters={"reweight": 10,
+                                                              "pgd-cqa": 10, "penalty": 3,
+                                                              "implicit": 2})
+    else:
+        settings = [("p=0.2", "uniform", 0.2, all_methods),
+                    ("p=0.4", "uniform", 0.4, all_methods),
+                    ("p=0.6", "uniform", 0.6, all_methods),
+                    ("pair p=0.3", "pair", 0.3, all_methods)]
+        seeds, mlp_seeds, large = range(5), range(3), dict(
+            n=50_000, iters={"reweight": 100, "pgd-cqa": 100, "penalty": 20, "implicit": 5})
+    results = defaultdict(list)  # setting -> result dicts
+    t_start = time.perf_counter()
+    for label, kind, rate, methods in settings:
+        for seed in seeds:
+            data = digits_split(seed, kind, rate)
+            out = [dict(method=name, refit="", acc=acc, seed=seed)
+                   for name, acc in baseline_rows(data)]
+            out += cleanlab_rows(data, seed)
+            for method, variant, max_iter in methods:
+                out += cleaning_rows(data, method, variant, max_iter, seed)
+            for r in out:
+                r["seed"] = seed
+                print(f"[{label} seed={seed}] {r['method']:<24} {r['refit']:<9} "
+                      f"acc={r['acc']:.3f} auroc={r.get('auroc') or float('nan'):.3f} "
+                      f"wall={r.get('wall') or 0:.1f}s", flush=True)
+            results[label] += out
+    mlp = []
+    for seed in mlp_seeds:
+        data = digits_split(seed, "uniform", 0.4)
+        mlp += cleaning_rows(data, "pgd-cqa", "qp1", 100, seed, model="mlp")
+        print(f"[mlp seed={seed}] acc={mlp[-4]['acc']:.3f} auroc={mlp[-4]['auroc']:.3f}",
+              flush=True)
+    data = blobs_split(0, n=large["n"])
+    big = []
+    for method, variant, _ in all_methods:
+        big += cleaning_rows(data, method, variant, large["iters"][method], 0,
+                             derived=False)
+        print(f"[large n={large['n']}] {big[-1]['method']} wall={big[-1]['wall']:.1f}s "
+              f"mem={big[-1]['mem'] / 2**20:.0f} MiB", flush=True)
+    check = check_confidence(digits_split(0, "uniform", 0.2), 0)
+    total = time.perf_counter() - t_start
+    text = write_report(results, mlp, big, large, check, list(seeds), total,
+                        machine_info(), " ".join(sys.argv[1:]), HERE / "results",
+                        save=not args.quick)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
