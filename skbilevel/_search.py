@@ -11,7 +11,7 @@ from sklearn.model_selection import ParameterGrid, check_cv
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.model_selection._split import _yields_constant_splits
 from sklearn.pipeline import Pipeline
-from sklearn.utils import _safe_indexing, indexable
+from sklearn.utils import _safe_indexing, check_array, indexable
 
 from ._search_adapters import ADAPTERS, FoldData, adapter_for, tune_path
 from .utils._sklearn_compat import Interval, _check_method_params
@@ -85,6 +85,9 @@ class HypergradientSearchCV(BaseSearchCV):
         its combination's search, the screening grid first) and ``"hypergradient"`` (the
         derivative of the tuned CV criterion with respect to the log of the penalty; NaN on
         the screening grid, which is evaluated without gradients).
+    n_iter_ : int
+        Evaluations of the CV criterion by the hypergradient search, over all the
+        combinations (screening grids included; each also scored by scikit-learn).
     best_estimator_, best_score_, best_params_, best_index_, scorer_, n_splits_, \
 refit_time_, multimetric_ :
         As in ``GridSearchCV``.
@@ -132,7 +135,8 @@ refit_time_, multimetric_ :
     def __getstate__(self):
         # scikit-learn >= 1.9 pickles the search into every scoring task (caller=self):
         # the data and folds of a running fit stay behind.
-        state = super().__getstate__()
+        # (BaseEstimator's state can be the instance's own __dict__: copy, never pop it.)
+        state = dict(super().__getstate__())
         state.pop("_search_data", None)
         return state
 
@@ -176,6 +180,7 @@ refit_time_, multimetric_ :
         X, y, fit_params, folds = self._search_data
         key, adapter, (low, high) = self._resolve()
         objective = self._objective(adapter)
+        self.n_iter_ = 0
         for combo in ParameterGrid(self.param_grid or {}):
             estimator = clone(self.estimator).set_params(**combo)
             prefix, final, last = _split_pipeline(estimator)
@@ -183,6 +188,7 @@ refit_time_, multimetric_ :
                     for tr, va in folds]
             path = tune_path(adapter, final, data, low, high, objective,
                              max_iter=self.max_iter, tol=self.tol)
+            self.n_iter_ += len(path)
             values, iters, grads = [], [], []
             for i, (value, _, grad) in enumerate(path):
                 if value in values:  # a grid point solved again, with its gradient
@@ -265,4 +271,5 @@ def _transform_fold(prefix, last, X, y, fit_params, train, val):
 
 def _dense(X):
     # TODO: keep sparse transformer outputs sparse (the engine takes CSR tensors).
-    return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+    # check_array: the final step's own messages for NaN, inf and empty inputs.
+    return check_array(X.toarray() if sp.issparse(X) else X, dtype=np.float64)

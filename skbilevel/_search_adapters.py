@@ -131,6 +131,9 @@ class LogisticAdapter:
 
     def folds(self, estimator, data, objective):
         classes = np.unique(np.concatenate([np.unique(f.y_train) for f in data]))
+        if len(classes) < 2:  # LogisticRegression's own message
+            raise ValueError("This solver needs samples of at least 2 classes in the data, "
+                             f"but the data contains only one class: {classes[0]!r}")
         out = []
         for f in data:
             codes_tr = torch.as_tensor(np.searchsorted(classes, f.y_train))
