@@ -11,7 +11,7 @@ from sklearn.model_selection import ParameterGrid, check_cv
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.model_selection._split import _yields_constant_splits
 from sklearn.pipeline import Pipeline
-from sklearn.utils import _safe_indexing, check_array, indexable
+from sklearn.utils import _safe_indexing, check_array, get_tags, indexable
 
 from ._search_adapters import ADAPTERS, FoldData, adapter_for, tune_path
 from .utils._sklearn_compat import Interval, _check_method_params
@@ -131,6 +131,12 @@ refit_time_, multimetric_ :
         self.random_state = random_state
         self.max_iter = max_iter
         self.tol = tol
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Ridge's multi-output support is the search's (BaseSearchCV leaves the default).
+        tags.target_tags.multi_output = get_tags(self.estimator).target_tags.multi_output
+        return tags
 
     def __getstate__(self):
         # scikit-learn >= 1.9 pickles the search into every scoring task (caller=self):
