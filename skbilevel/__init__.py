@@ -14,6 +14,7 @@ _ESTIMATORS = {
     "BilevelRidgeCV": "._ridge",
     "HDMLogisticRegression": "._logistic",
     "HyperCleaningClassifier": "._cleaning",
+    "HypergradientSearchCV": "._search",
     "PrivateHyperparamSearch": "._private",
 }
 

@@ -65,11 +65,15 @@ CV_ZOO = [entry for entry in ZOO if entry.cv]
 # The contract items that apply to it (max_iter=0 rejected, read-only input reaching torch
 # writable, verbose=0 silent, errors naming the public class, output dtypes of the refit
 # estimator) are in tests/test_cleaning.py.
+# HypergradientSearchCV is scikit-learn's BaseSearchCV around scikit-learn's own Ridge or
+# LogisticRegression: fitted attributes, dtypes and refit are theirs.
 OUTSIDE_CONTRACT = {
     "PrivateHyperparamSearch": "meta-estimator under a privacy budget; "
                                "tests/test_common.py, tests/private/test_estimator.py",
     "HyperCleaningClassifier": "meta-estimator learning sample weights from a trusted set; "
                                "tests/test_common.py, tests/test_cleaning.py",
+    "HypergradientSearchCV": "a BaseSearchCV (its model is best_estimator_, scikit-learn's "
+                             "own Ridge / LogisticRegression); tests/test_search.py",
 }
 
 

@@ -1,0 +1,281 @@
+"""``HypergradientSearchCV``: a ``GridSearchCV`` drop-in that follows the hypergradient."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import clone, is_classifier
+from sklearn.model_selection import ParameterGrid, check_cv
+from sklearn.model_selection._search import BaseSearchCV
+from sklearn.model_selection._split import _yields_constant_splits
+from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing, check_array, get_tags, indexable
+
+from ._search_adapters import ADAPTERS, FoldData, adapter_for, tune_path
+from .utils._sklearn_compat import Interval, _check_method_params
+
+_SUPPORTED = ", ".join(f"{a.estimator_class.__name__} ({a.param!r})" for a in ADAPTERS)
+
+
+class HypergradientSearchCV(BaseSearchCV):
+    """Search a model's continuous penalty by cross-validated hypergradients.
+
+    A drop-in for ``GridSearchCV(estimator, {"ridge__alpha": np.logspace(...)})``: instead
+    of a grid of penalties, the penalty follows the exact gradient of the cross-validated
+    criterion (implicit differentiation of the fold fits) within ``param_bounds``, from the
+    best point of a coarse screening grid (one point per decade). Every evaluated point is
+    then scored by scikit-learn's own machinery (``evaluate_candidates``), so
+    ``cv_results_``, ``best_params_``, ``best_score_``, ``refit``, multimetric scoring and
+    ``return_train_score`` behave as in ``GridSearchCV``.
+
+    With a :class:`~sklearn.pipeline.Pipeline`, its transformers are fitted on each
+    training fold only (no leakage), once per fold and combination of ``param_grid``, and
+    the final step's penalty is tuned on the transformed folds.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        :class:`~sklearn.linear_model.Ridge` or :class:`~sklearn.linear_model.LogisticRegression`
+        (L2 penalty, ``class_weight=None``), or a ``Pipeline`` ending in one.
+    param_bounds : dict
+        One entry, the final step's penalty, to ``(low, high)`` with ``0 < low < high``,
+        searched on a log scale: ``{"alpha": ...}`` or ``{"ridge__alpha": ...}`` for Ridge,
+        ``{"C": ...}`` or ``{"logisticregression__C": ...}`` for LogisticRegression.
+    param_grid : dict or list of dicts, default=None
+        Discrete parameters anywhere in the pipeline (``{"polynomialfeatures__degree":
+        [1, 2]}``), searched as in ``GridSearchCV``: the penalty is tuned for each
+        combination.
+    scoring : str, callable, list, tuple or dict, default=None
+        As in ``GridSearchCV``; scikit-learn's scorers compute every reported score. The
+        criterion followed by the hypergradient is the refit metric when it is
+        differentiable: ``"neg_mean_squared_error"`` or ``"r2"`` (None: R^2, Ridge's
+        score) for Ridge, ``"neg_log_loss"`` for LogisticRegression. Any other metric
+        (``"accuracy"``, a callable, ...) is reported but not differentiated: the path
+        follows the CV mean squared error (Ridge) or log-loss (LogisticRegression), and
+        the best point is the evaluated one that scores best by the requested metric.
+    cv : int, cross-validation generator or iterable, default=5
+        As in ``GridSearchCV``. A splitter that shuffles must have an integer
+        ``random_state``: the folds are materialised once and must be the ones
+        scikit-learn scores on.
+    refit : bool, str or callable, default=True
+        As in ``GridSearchCV``.
+    n_jobs : int, default=None
+        Parallel fits of scikit-learn's scoring of the evaluated points (joblib).
+    verbose : int, default=0
+        As in ``GridSearchCV``; 1 also prints each combination's tuned penalty.
+    random_state : int, RandomState instance or None, default=None
+        Unused for now (reserved for randomised restarts); splitters take their own.
+    error_score : "raise" or float, default=np.nan
+        As in ``GridSearchCV``.
+    return_train_score : bool, default=False
+        As in ``GridSearchCV``.
+    max_iter : int, default=20
+        Evaluations of the hypergradient search per combination, after the screening grid.
+    tol : float, default=1e-6
+        Relative decrease of the CV criterion below which the search stops.
+    pre_dispatch : int or str, default="2*n_jobs"
+        As in ``GridSearchCV``.
+
+    Attributes
+    ----------
+    cv_results_ : dict of ndarray
+        ``GridSearchCV``'s, one row per evaluated point, plus ``"iter"`` (its position in
+        its combination's search, the screening grid first) and ``"hypergradient"`` (the
+        derivative of the tuned CV criterion with respect to the log of the penalty; NaN on
+        the screening grid, which is evaluated without gradients).
+    n_iter_ : int
+        Evaluations of the CV criterion by the hypergradient search, over all the
+        combinations (screening grids included; each also scored by scikit-learn).
+    best_estimator_, best_score_, best_params_, best_index_, scorer_, n_splits_, \
+refit_time_, multimetric_ :
+        As in ``GridSearchCV``.
+
+    See Also
+    --------
+    sklearn.model_selection.GridSearchCV : The same search over a fixed grid.
+    BilevelRidgeCV : Ridge tuned by hypergradients, with per-feature penalties.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.linear_model import Ridge
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skbilevel import HypergradientSearchCV
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> search = HypergradientSearchCV(make_pipeline(StandardScaler(), Ridge()),
+    ...                                {"ridge__alpha": (1e-4, 1e4)}).fit(X, y)
+    >>> 1e-4 <= search.best_params_["ridge__alpha"] <= 1e4
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseSearchCV._parameter_constraints,
+        "param_bounds": [dict],
+        "param_grid": [dict, list, None],
+        "random_state": ["random_state"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(self, estimator, param_bounds, *, param_grid=None, scoring=None, cv=5,
+                 refit=True, n_jobs=None, verbose=0, random_state=None, error_score=np.nan,
+                 return_train_score=False, max_iter=20, tol=1e-6, pre_dispatch="2*n_jobs"):
+        super().__init__(estimator=estimator, scoring=scoring, n_jobs=n_jobs, refit=refit,
+                         cv=cv, verbose=verbose, pre_dispatch=pre_dispatch,
+                         error_score=error_score, return_train_score=return_train_score)
+        self.param_bounds = param_bounds
+        self.param_grid = param_grid
+        self.random_state = random_state
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Ridge's multi-output support is the search's (BaseSearchCV leaves the default).
+        tags.target_tags.multi_output = get_tags(self.estimator).target_tags.multi_output
+        return tags
+
+    def __getstate__(self):
+        # scikit-learn >= 1.9 pickles the search into every scoring task (caller=self):
+        # the data and folds of a running fit stay behind.
+        # (BaseEstimator's state can be the instance's own __dict__: copy, never pop it.)
+        state = dict(super().__getstate__())
+        state.pop("_search_data", None)
+        return state
+
+    def fit(self, X, y=None, **params):
+        """Tune the penalty of every ``param_grid`` combination, then refit the best.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets.
+        **params : dict
+            As in ``GridSearchCV.fit``: fit parameters of the estimator (``sample_weight``
+            of a bare estimator, ``step__param`` of a pipeline's steps; the final step's
+            ``sample_weight`` weights its training losses in the tuning too) and
+            ``groups`` of a group splitter.
+
+        Returns
+        -------
+        self : object
+            The fitted search.
+        """
+        self._resolve()  # clear errors before any fit
+        X, y = indexable(X, y)
+        params = _check_method_params(X, params=params)
+        routed = self._get_routed_params_for_fit(params)
+        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        if not _yields_constant_splits(cv):
+            raise ValueError("HypergradientSearchCV needs the same folds at every call to "
+                             "cv.split(): set the splitter's random_state to an int, or "
+                             "shuffle=False")
+        folds = list(cv.split(X, y, **routed.splitter.split))
+        self._search_data = (X, y, routed.estimator.fit, folds)
+        try:
+            return super().fit(X, y, **params)
+        finally:
+            del self._search_data
+
+    def _run_search(self, evaluate_candidates):
+        X, y, fit_params, folds = self._search_data
+        key, adapter, (low, high) = self._resolve()
+        objective = self._objective(adapter)
+        self.n_iter_ = 0
+        for combo in ParameterGrid(self.param_grid or {}):
+            estimator = clone(self.estimator).set_params(**combo)
+            prefix, final, last = _split_pipeline(estimator)
+            data = [_transform_fold(prefix, last, X, y, fit_params, tr, va)
+                    for tr, va in folds]
+            path = tune_path(adapter, final, data, low, high, objective,
+                             max_iter=self.max_iter, tol=self.tol)
+            self.n_iter_ += len(path)
+            values, iters, grads = [], [], []
+            for i, (value, _, grad) in enumerate(path):
+                if value in values:  # a grid point solved again, with its gradient
+                    if np.isnan(grads[values.index(value)]):
+                        grads[values.index(value)] = grad
+                    continue
+                values.append(value)
+                iters.append(i)
+                grads.append(grad)
+            if self.verbose > 0:
+                best = min(path, key=lambda p: p[1])
+                print(f"[HypergradientSearchCV] {combo or ''} {key}={best[0]:.4g} "
+                      f"(CV {objective} {best[1]:.6g}, {len(path)} evaluations)")
+            evaluate_candidates([{**combo, key: v} for v in values],
+                                more_results={"iter": iters, "hypergradient": grads})
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _resolve(self):
+        """``(key, adapter, (low, high))``, or a ValueError naming what is supported."""
+        _, final, last = _split_pipeline(self.estimator)
+        adapter = adapter_for(final)
+        if adapter is None:
+            raise ValueError(f"HypergradientSearchCV supports {_SUPPORTED}, alone or as the "
+                             f"last step of a Pipeline; got {type(final).__name__}")
+        adapter.check(final)
+        key = adapter.param if last is None else f"{last}__{adapter.param}"
+        if set(self.param_bounds) != {key}:
+            raise ValueError(f"param_bounds must have the one key {key!r} (the penalty of "
+                             f"{type(final).__name__}; supported: {_SUPPORTED}), got "
+                             f"{sorted(self.param_bounds)}")
+        try:
+            low, high = (float(b) for b in self.param_bounds[key])
+        except (TypeError, ValueError):
+            low = high = np.nan
+        if not 0 < low < high < np.inf:
+            raise ValueError(f"param_bounds[{key!r}] must be (low, high) with "
+                             f"0 < low < high, got {self.param_bounds[key]!r}")
+        grids = [self.param_grid] if isinstance(self.param_grid, dict) else \
+            (self.param_grid or [])
+        if any(key in grid for grid in grids):
+            raise ValueError(f"{key!r} is tuned within param_bounds; remove it from "
+                             "param_grid")
+        return key, adapter, (low, high)
+
+    def _objective(self, adapter):
+        """The engine's criterion for the refit metric (see ``scoring``)."""
+        scoring = self.scoring
+        if isinstance(scoring, (list, tuple, set, dict)):
+            name = self.refit if isinstance(self.refit, str) else None
+            scoring = scoring.get(name) if isinstance(scoring, dict) else name
+        if scoring is not None and not isinstance(scoring, str):
+            return adapter.default_objective  # a callable: not differentiable here
+        return adapter.objectives.get(scoring, adapter.default_objective)
+
+
+def _split_pipeline(estimator):
+    """``(prefix Pipeline or None, final estimator, final step name or None)``."""
+    if isinstance(estimator, Pipeline):
+        name, final = estimator.steps[-1]
+        prefix = Pipeline(estimator.steps[:-1]) if len(estimator.steps) > 1 else None
+        return prefix, final, name
+    return None, estimator, None
+
+
+def _transform_fold(prefix, last, X, y, fit_params, train, val):
+    """One fold after the pipeline prefix, fitted on the training rows only."""
+    train_params = _check_method_params(X, params=fit_params, indices=train)
+    own = f"{last}__" if last is not None else ""
+    weight = train_params.get(f"{own}sample_weight")
+    X_tr, X_va = _safe_indexing(X, train), _safe_indexing(X, val)
+    y_tr, y_va = _safe_indexing(y, train), _safe_indexing(y, val)
+    if prefix is not None:
+        step_params = {k: v for k, v in train_params.items() if not k.startswith(own)}
+        prefix = clone(prefix)
+        X_tr = prefix.fit_transform(X_tr, y_tr, **step_params)
+        X_va = prefix.transform(X_va)
+    return FoldData(_dense(X_tr), np.asarray(y_tr), None if weight is None else
+                    np.asarray(weight, dtype=np.float64), _dense(X_va), np.asarray(y_va))
+
+
+def _dense(X):
+    # TODO: keep sparse transformer outputs sparse (the engine takes CSR tensors).
+    # check_array: the final step's own messages for NaN, inf and empty inputs.
+    return check_array(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
