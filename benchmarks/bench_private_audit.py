@@ -43,7 +43,7 @@ EPSILON, DELTA = 1.0, 1e-5
 FACTORS = (1.0, 1 / 2, 1 / 4, 1 / 10, 1 / 30, 0.0)
 SIGMA = calibrate(gaussian_event, EPSILON, DELTA)
 SIGMA_FIT = calibrate(fit_event, EPSILON, DELTA)  # the logistic fit: Gram + 20 gradients
-SIGMA_PATH = calibrate(lambda s: path_event(s, 4, 2), EPSILON, DELTA)
+SIGMA_PATH = calibrate(lambda s: path_event(s, 4, 2, 3.0), EPSILON, DELTA)  # its default boost
 
 
 def dataset(n=24, d=3, classes=False, seed=0):
@@ -133,7 +133,7 @@ def grid_path_score(factor):
                            [(np.arange(12), np.arange(12, Xd.shape[0]))])
     release = method_release(method, make_task, EPSILON, DELTA,
                              lambda t: min(t.history["noisy_score_sum"]))
-    return release, neighbours(X, y), path_event(factor * SIGMA_PATH, 4, 2)
+    return release, neighbours(X, y), path_event(factor * SIGMA_PATH, 4, 2, 3.0)
 
 
 MECHANISMS = {
