@@ -1,6 +1,7 @@
 """Accounting by dp-accounting, pinned to published values (issue 14's golden table)."""
 
 import math
+import warnings
 
 import dp_accounting
 import numpy as np
@@ -168,3 +169,25 @@ def test_calibrate_after_depends_on_what_was_spent(fresh_memo):
         ledger.spend("refit", gaussian_event(multiplier), mechanism="gaussian")
         assert ledger.epsilon(1e-5) <= 2.0 + 1e-9
         assert ledger.epsilon(1e-5) >= 1.98
+
+
+@pytest.mark.parametrize("kind, steps, q, rdp, prv", [("gaussian", 100, 1.0, 96.1163, 91.8295),
+                                                      ("poisson", 1000, 0.01, 2.1014, 1.8384)])
+def test_opacus_accountants_agree_with_the_ledgers_events(kind, steps, q, rdp, prv):
+    """A second, independent accountant (opacus, optional): its RDP accountant finds the
+    ledger's epsilon for the same events, and its PRV accountant the published values
+    (close to dp-accounting's PLD, 91.8173 / 1.8282)."""
+    accountants = pytest.importorskip("opacus.accountants")
+    event = gaussian_event(1.0, steps) if kind == "gaussian" else \
+        dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(1.0)), steps)
+    ours = epsilon_of(event, 1e-5)
+    theirs = accountants.RDPAccountant()
+    theirs.history = [(1.0, q, steps)]
+    assert theirs.get_epsilon(1e-5) == pytest.approx(ours, rel=1e-4)
+    assert ours == pytest.approx(rdp, abs=1e-4)
+    with warnings.catch_warnings():  # opacus' PRV takes log(0) at q = 1, on purpose
+        warnings.simplefilter("ignore", RuntimeWarning)
+        prv_accountant = accountants.PRVAccountant()
+        prv_accountant.history = [(1.0, q, steps)]
+        assert prv_accountant.get_epsilon(1e-5) == pytest.approx(prv, abs=1e-3)
