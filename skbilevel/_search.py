@@ -168,6 +168,8 @@ refit_time_, multimetric_ :
         """
         self._resolve()  # clear errors before any fit
         X, y = indexable(X, y)
+        if y is not None:  # the engine would carry a NaN target into every fold silently
+            check_array(y, ensure_2d=False, dtype=None, input_name="y")
         params = _check_method_params(X, params=params)
         routed = self._get_routed_params_for_fit(params)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))

@@ -44,7 +44,9 @@ class FoldData:
 
 
 def _t(a):
-    return None if a is None else torch.as_tensor(np.ascontiguousarray(a), dtype=_DTYPE)
+    # A copy: the caller's array may be read-only (torch warns on those) and must not be
+    # shared with the engine.
+    return None if a is None else torch.from_numpy(np.array(a, dtype=np.float64))
 
 
 class RidgeAdapter:

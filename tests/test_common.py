@@ -6,7 +6,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skbilevel import (BilevelElasticNetCV, BilevelLassoCV, BilevelLogisticRegressionCV,
                        BilevelRidgeCV, HDMLogisticRegression, HyperCleaningClassifier,
-                       PrivateHyperparamSearch)
+                       HypergradientSearchCV, PrivateHyperparamSearch)
 
 # The checks call fit(X, y) alone: a held-out part of (X, y) is the trusted set.
 CLEANING = HyperCleaningClassifier(method="reweight", validation_fraction=0.2, max_iter=20,
@@ -35,6 +35,8 @@ ESTIMATORS = [
     PrivateHyperparamSearch(HDMLogisticRegression(), {"C": (1e-2, 1e2)}, epsilon=1e8,
                             delta=1e-6, data_norm=8.0, random_state=0),
     CLEANING,
+    # Ridge only: with LogisticRegression the search's checks take ~5 min on 2 cores.
+    HypergradientSearchCV(Ridge(), {"alpha": (1e-3, 1e3)}, cv=3),
 ]
 KNOWN_FAILURES: dict = {
     # Every row gets its own learned weight and the trusted set is drawn by rows: a row
