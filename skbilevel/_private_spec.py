@@ -6,7 +6,6 @@ would itself be a release.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +15,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from ._logistic import HDMLogisticRegression
 from ._logistic_cv import BilevelLogisticRegressionCV
 from ._ridge import BilevelRidgeCV
+from ._tuning import positive_bounds
 
 
 def _off(value):
@@ -180,14 +180,7 @@ def check_spec(search):
         raise ValueError(f"PrivateHyperparamSearch tunes {name!r} of {cls} only: "
                          f"param_bounds must be {{{name!r}: (low, high)}}, got keys "
                          f"{sorted(search.param_bounds)}")
-    try:
-        lo, hi = (float(b) for b in search.param_bounds[name])
-    except (TypeError, ValueError):
-        raise ValueError(f"param_bounds[{name!r}] must be a pair (low, high), got "
-                         f"{search.param_bounds[name]!r}") from None
-    if not 0 < lo < hi < math.inf:
-        raise ValueError(f"param_bounds[{name!r}] must satisfy 0 < low < high < inf, got "
-                         f"({lo}, {hi})")
+    lo, hi = positive_bounds(search.param_bounds, name)
     if search.delta is None:
         raise ValueError("delta is required (0 < delta < 1), e.g. well below 1/n for a "
                          "public bound n on the number of rows; see the docstring")

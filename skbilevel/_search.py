@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_array, get_tags, indexable
 
 from ._search_adapters import ADAPTERS, FoldData, adapter_for, tune_path
+from ._tuning import positive_bounds
 from .utils._sklearn_compat import Interval, _check_method_params
 
 _SUPPORTED = ", ".join(f"{a.estimator_class.__name__} ({a.param!r})" for a in ADAPTERS)
@@ -227,13 +228,7 @@ refit_time_, multimetric_ :
             raise ValueError(f"param_bounds must have the one key {key!r} (the penalty of "
                              f"{type(final).__name__}; supported: {_SUPPORTED}), got "
                              f"{sorted(self.param_bounds)}")
-        try:
-            low, high = (float(b) for b in self.param_bounds[key])
-        except (TypeError, ValueError):
-            low = high = np.nan
-        if not 0 < low < high < np.inf:
-            raise ValueError(f"param_bounds[{key!r}] must be (low, high) with "
-                             f"0 < low < high, got {self.param_bounds[key]!r}")
+        low, high = positive_bounds(self.param_bounds, key)
         grids = [self.param_grid] if isinstance(self.param_grid, dict) else \
             (self.param_grid or [])
         if any(key in grid for grid in grids):
@@ -273,11 +268,14 @@ def _transform_fold(prefix, last, X, y, fit_params, train, val):
         prefix = clone(prefix)
         X_tr = prefix.fit_transform(X_tr, y_tr, **step_params)
         X_va = prefix.transform(X_va)
-    return FoldData(_dense(X_tr), np.asarray(y_tr), None if weight is None else
-                    np.asarray(weight, dtype=np.float64), _dense(X_va), np.asarray(y_va))
+    # Named as what the final step receives: X itself, or the prefix's output.
+    name = "X" if prefix is None else "X (after the pipeline's transformers)"
+    return FoldData(_dense(X_tr, name), np.asarray(y_tr), None if weight is None else
+                    np.asarray(weight, dtype=np.float64), _dense(X_va, name), np.asarray(y_va))
 
 
-def _dense(X):
+def _dense(X, name="X"):
     # TODO: keep sparse transformer outputs sparse (the engine takes CSR tensors).
     # check_array: the final step's own messages for NaN, inf and empty inputs.
-    return check_array(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+    return check_array(X.toarray() if sp.issparse(X) else X, dtype=np.float64,
+                       input_name=name)

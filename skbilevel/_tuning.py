@@ -31,6 +31,19 @@ N_JOBS_DOC = """n_jobs : int, default=None
         see the user guide)."""
 
 
+def positive_bounds(param_bounds, key):
+    """``(low, high)`` of ``param_bounds[key]`` as floats with ``0 < low < high < inf`` (a
+    log-scale box), or a ValueError naming the entry."""
+    try:
+        low, high = (float(b) for b in param_bounds[key])
+    except (TypeError, ValueError):
+        low = high = np.nan
+    if not 0 < low < high < np.inf:
+        raise ValueError(f"param_bounds[{key!r}] must be a pair (low, high) with "
+                         f"0 < low < high < inf, got {param_bounds[key]!r}")
+    return low, high
+
+
 def make_splits(cv, X, y, rows=None, classifier=False, params=None):
     """Materialise ``cv`` into a list of ``(train, validation)`` positions into ``X[rows]``.
 
