@@ -49,6 +49,13 @@ def sensitivity(kind, alpha, row_norm, y_bound=None, coef_bound=None):
     return lip * (1.0 + 2.0 * RELATIVE_TOL) / alpha
 
 
+def symmetric_noise(d, scale, rng):
+    """Gaussian noise of standard deviation ``scale`` on the upper triangle (diagonal
+    included), mirrored: the noise of a released symmetric matrix."""
+    upper = np.triu(rng.normal(0.0, scale, (d, d)))
+    return upper + np.triu(upper, 1).T
+
+
 def intercept_design(X, fit_intercept, data_norm):
     """``(Z, row_norm)``: ``X`` with a constant column ``data_norm`` when there is an
     intercept, and the bound on its rows' norm (``sqrt(2) data_norm``, else ``data_norm``).

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
+from ._private_erm import symmetric_noise
 from .engine.dp import gaussian_event
 
 #: Gradient steps of every private logistic fit (20: within 1e-3 of the exact fit's test
@@ -47,13 +48,6 @@ STEPS = 20
 def fit_event(multiplier, steps=STEPS, with_gram=True):
     """The fit's releases: the Gram (optional) and ``steps`` gradients, one multiplier."""
     return gaussian_event(multiplier, steps + int(with_gram))
-
-
-def symmetric_noise(d, scale, rng):
-    """Gaussian noise of standard deviation ``scale`` on the upper triangle (diagonal
-    included), mirrored: the noise of a released symmetric matrix."""
-    upper = np.triu(rng.normal(0.0, scale, (d, d)))
-    return upper + np.triu(upper, 1).T
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from scipy.optimize import brentq
 from scipy.special import expit
 
 from ._private_base import PrivateMethod, PrivateTuning
-from ._private_erm import intercept_design
-from ._private_logistic import STEPS, private_logistic_fit, release_grams, symmetric_noise
+from ._private_erm import intercept_design, symmetric_noise
+from ._private_logistic import STEPS, private_logistic_fit, release_grams
 from .engine.dp import calibrate, gaussian_event
 
 
@@ -114,12 +114,6 @@ def calibrated_noise(epsilon: float, delta: float, mean: float, shape: float,
 
 # --- one run: private training and noisy scoring --------------------------------------
 
-def _design(X, fit_intercept, data_norm):
-    """``X`` with a constant column ``data_norm`` for the intercept (rows of norm at most
-    ``sqrt(2) data_norm``), and that row-norm bound (see :func:`intercept_design`)."""
-    return intercept_design(X, fit_intercept, data_norm)
-
-
 def train_ridge(Z, y, alpha, *, norm, y_bound, intercept, sigma, rng):
     """Ridge from noisy sufficient statistics ``(Z'Z, Z'y)``.
 
@@ -195,7 +189,7 @@ class RandomSearchMethod(PrivateMethod):
         sigma = calibrated_noise(float(epsilon), float(delta), mean, shape, task.kind)
         noise = sigma * self._noise_factor
         train, val = task.splits[0]
-        Z, norm = _design(task.X, task.fit_intercept, task.data_norm)
+        Z, norm = intercept_design(task.X, task.fit_intercept, task.data_norm)
         refit_gram = None
         if task.kind == "logistic":
             # The Gram does not depend on C: released once for the training rows (and the

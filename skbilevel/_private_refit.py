@@ -12,7 +12,7 @@ is more than ``(1 - budget_split) * epsilon``.
   the tuning already released total moments they are reused and nothing is spent.
 * Logistic: the noisy majorize-minimize fit of scikit-learn's objective ``C sum_i
   log-loss_i(w) + ||w||^2 / 2`` (:mod:`skbilevel._private_logistic`): a noisy Gram of all the
-  rows (or the one the tuning released, summed over its blocks, at no further cost) and
+  rows (combined, when the tuning released one too, with the sum of the tuning's blocks) and
   ``STEPS`` noisy gradients, all with one noise multiplier. With an intercept each row is
   augmented with the constant ``data_norm`` whose (penalised) weight times that constant is
   the intercept, as liblinear does with ``intercept_scaling``: the intercept is regularised

@@ -22,6 +22,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from ._private_base import PrivateMethod, PrivateTask, PrivateTuning
+from ._private_erm import symmetric_noise
 from .engine.dp import calibrate, gaussian_event
 
 # Points of the search over log(alpha): the noisy criterion can have several local minima
@@ -109,8 +110,8 @@ def release_moments(task: PrivateTask, blocks, multiplier, ledger, rng, *, phase
     released = []
     for rows in blocks:
         Vb = V[rows]
-        E = np.triu(rng.normal(scale=sigma, size=(V.shape[1], V.shape[1])))
-        released.append(NoisyMoments(Vb.T @ Vb + E + np.triu(E, 1).T, task.X.shape[1], a,
+        released.append(NoisyMoments(Vb.T @ Vb + symmetric_noise(V.shape[1], sigma, rng),
+                                     task.X.shape[1], a,
                                      const))
     return released
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from skbilevel._private_erm import symmetric_noise
 from skbilevel._private_logistic import (STEPS, NoisyGram, fit_event, private_logistic_fit,
-                                         release_grams, symmetric_noise)
+                                         release_grams)
 from skbilevel.engine.dp import PrivacyLedger, epsilon_of
 
 

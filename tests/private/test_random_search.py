@@ -9,7 +9,8 @@ from dp_accounting.dp_event import RepeatAndSelectDpEvent
 
 from skbilevel._private_base import PrivateTask
 from skbilevel._private_logistic import NoisyGram, private_logistic_fit
-from skbilevel._private_random_search import (RandomSearchMethod, _design, bounded_losses,
+from skbilevel._private_erm import intercept_design
+from skbilevel._private_random_search import (RandomSearchMethod, bounded_losses,
                                               calibrated_noise, repeat_and_select_event,
                                               sample_repetitions, search_event, train_ridge)
 from skbilevel.engine.dp import PrivacyLedger, epsilon_of
@@ -35,7 +36,7 @@ def make_task(kind, seed=0, n=300, d=40, fit_intercept=True):
 def exact_validation_loss(task, theta):
     """The non-private counterpart: exact fit, exact mean of the same bounded loss."""
     train, val = task.splits[0]
-    Z, norm = _design(task.X, task.fit_intercept, task.data_norm)
+    Z, norm = intercept_design(task.X, task.fit_intercept, task.data_norm)
     rng = np.random.default_rng(0)  # unused: sigma=0
     if task.kind == "ridge":
         w = train_ridge(Z[train], task.y[train], math.exp(theta), norm=norm, y_bound=1.0,
