@@ -26,11 +26,11 @@ rule of its own (``converged`` is False).
 
 from __future__ import annotations
 
-import time
 
 import torch
 
 from ._base import CleaningMethod, CleaningResult
+from ._shared import new_history, record
 
 __all__ = ["ReweightCleaning"]
 
@@ -58,10 +58,8 @@ class ReweightCleaning(CleaningMethod):
         self.lr0 = float(lr0)
 
     def run(self, problem, *, max_iter, x0=None, y0=None, generator=None, callback=None):
-        start = time.perf_counter()
+        history, start = new_history()
         x, y = self.start(problem, x0, y0, generator)
-        history = {key: [] for key in ("outer_value", "sqrt_h", "stationarity", "lambda",
-                                       "time")}
         # The running mean of the normalised products; a given x0 counts as one earlier step.
         total, count = x.clone(), 0 if x0 is None else 1
         lr = self.lr0
@@ -73,17 +71,10 @@ class ReweightCleaning(CleaningMethod):
             x = total / count
             weights = self.step_weights(problem, align)
             y, lr = self.descend(problem, weights, y, lr)
-            record = {
-                "outer_value": float(problem.outer_value(y.detach())),
-                "sqrt_h": float(problem.inner_grad(x, y).norm()),
-                "stationarity": float((problem.base * align).norm() / problem.n),
-                "lambda": float("nan"),
-                "time": time.perf_counter() - start,
-            }
-            for key, value in record.items():
-                history[key].append(value)
-            if callback is not None:
-                callback(k, record)
+            record(history, start, callback,
+                   outer_value=problem.outer_value(y.detach()),
+                   sqrt_h=problem.inner_grad(x, y).norm(),
+                   stationarity=(problem.base * align).norm() / problem.n, lam=float("nan"))
         return CleaningResult(x=x.detach(), y=y.detach(), history=history,
                               n_iter=int(max_iter),
                               kkt_residual=history["stationarity"][-1] if max_iter else
