@@ -13,11 +13,11 @@ from sklearn.model_selection._split import _yields_constant_splits
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_array, get_tags, indexable
 
-from ._search_adapters import ADAPTERS, FoldData, adapter_for, tune_path
-from ._tuning import positive_bounds
+from ._search_adapters import ADAPTERS, FoldData, adapter_for
 from .utils._sklearn_compat import Interval, _check_method_params
 
-_SUPPORTED = ", ".join(f"{a.estimator_class.__name__} ({a.param!r})" for a in ADAPTERS)
+_SUPPORTED = ", ".join(f"{a.estimator_class.__name__} ({', '.join(map(repr, a.params))})"
+                       for a in ADAPTERS)
 
 
 class HypergradientSearchCV(BaseSearchCV):
@@ -187,54 +187,59 @@ refit_time_, multimetric_ :
 
     def _run_search(self, evaluate_candidates):
         X, y, fit_params, folds = self._search_data
-        key, adapter, (low, high) = self._resolve()
+        prefix, adapter, bounds = self._resolve()
         objective = self._objective(adapter)
         self.n_iter_ = 0
         for combo in ParameterGrid(self.param_grid or {}):
             estimator = clone(self.estimator).set_params(**combo)
-            prefix, final, last = _split_pipeline(estimator)
-            data = [_transform_fold(prefix, last, X, y, fit_params, tr, va)
+            transformers, final, last = _split_pipeline(estimator)
+            data = [_transform_fold(transformers, last, X, y, fit_params, tr, va)
                     for tr, va in folds]
-            path = tune_path(adapter, final, data, low, high, objective,
-                             max_iter=self.max_iter, tol=self.tol)
+            path = adapter.tune(final, data, bounds, objective, max_iter=self.max_iter,
+                                tol=self.tol)
             self.n_iter_ += len(path)
-            values, iters, grads = [], [], []
-            for i, (value, _, grad) in enumerate(path):
-                if value in values:  # a grid point solved again, with its gradient
-                    if np.isnan(grads[values.index(value)]):
-                        grads[values.index(value)] = grad
-                    continue
-                values.append(value)
-                iters.append(i)
-                grads.append(grad)
+            candidates, iters, grads = _distinct_points(path, list(bounds))
             if self.verbose > 0:
-                best = min(path, key=lambda p: p[1])
-                print(f"[HypergradientSearchCV] {combo or ''} {key}={best[0]:.4g} "
-                      f"(CV {objective} {best[1]:.6g}, {len(path)} evaluations)")
-            evaluate_candidates([{**combo, key: v} for v in values],
-                                more_results={"iter": iters, "hypergradient": grads})
+                best, value, _ = min(path, key=lambda p: p[1])
+                tuned = " ".join(f"{prefix}{k}={v:.4g}" for k, v in best.items())
+                print(f"[HypergradientSearchCV] {combo or ''} {tuned} "
+                      f"(CV {objective} {value:.6g}, {len(path)} evaluations)")
+            more = {"iter": iters}
+            for i, name in enumerate(bounds):  # the penalty's column keeps the plain name
+                more["hypergradient" if i == 0 else f"hypergradient_{name}"] = grads[name]
+            evaluate_candidates(
+                [{**combo, **{prefix + k: v for k, v in c.items()}} for c in candidates],
+                more_results=more)
 
     # -- helpers ----------------------------------------------------------------------------
     def _resolve(self):
-        """``(key, adapter, (low, high))``, or a ValueError naming what is supported."""
+        """``(key prefix, adapter, {name: (low, high)})``, or a ValueError naming what is
+        supported."""
         _, final, last = _split_pipeline(self.estimator)
         adapter = adapter_for(final)
         if adapter is None:
             raise ValueError(f"HypergradientSearchCV supports {_SUPPORTED}, alone or as the "
                              f"last step of a Pipeline; got {type(final).__name__}")
         adapter.check(final)
-        key = adapter.param if last is None else f"{last}__{adapter.param}"
-        if set(self.param_bounds) != {key}:
-            raise ValueError(f"param_bounds must have the one key {key!r} (the penalty of "
-                             f"{type(final).__name__}; supported: {_SUPPORTED}), got "
+        prefix = "" if last is None else f"{last}__"
+        names = {prefix + name: name for name in adapter.params}
+        required = prefix + adapter.param
+        if required not in self.param_bounds or set(self.param_bounds) - set(names):
+            optional = [k for k in names if k != required]
+            also = f" and optionally {optional}" if optional else ""
+            raise ValueError(f"param_bounds must have the key {required!r} (the penalty of "
+                             f"{type(final).__name__}){also}; supported: {_SUPPORTED}; got "
                              f"{sorted(self.param_bounds)}")
-        low, high = positive_bounds(self.param_bounds, key)
+        # The adapter's order (the penalty first), whatever the user's.
+        bounds = {names[k]: adapter.parse_bounds(names[k], k, self.param_bounds)
+                  for k in names if k in self.param_bounds}
         grids = [self.param_grid] if isinstance(self.param_grid, dict) else \
             (self.param_grid or [])
-        if any(key in grid for grid in grids):
-            raise ValueError(f"{key!r} is tuned within param_bounds; remove it from "
-                             "param_grid")
-        return key, adapter, (low, high)
+        for key in names:
+            if key in self.param_bounds and any(key in grid for grid in grids):
+                raise ValueError(f"{key!r} is tuned within param_bounds; remove it from "
+                                 "param_grid")
+        return prefix, adapter, bounds
 
     def _objective(self, adapter):
         """The engine's criterion for the refit metric (see ``scoring``)."""
@@ -245,6 +250,28 @@ refit_time_, multimetric_ :
         if scoring is not None and not isinstance(scoring, str):
             return adapter.default_objective  # a callable: not differentiable here
         return adapter.objectives.get(scoring, adapter.default_objective)
+
+
+def _distinct_points(path, names):
+    """The distinct points of ``path`` in order, their positions in it and their
+    hypergradients ``{name: [...]}``; a point evaluated again (a grid point solved again
+    with its gradient) lends its gradient to the first evaluation."""
+    seen, candidates, iters = {}, [], []
+    grads = {name: [] for name in names}
+    for i, (point, _, grad) in enumerate(path):
+        key = tuple(point[name] for name in names)
+        if key in seen:
+            j = seen[key]
+            for name in names:
+                if np.isnan(grads[name][j]):
+                    grads[name][j] = grad[name]
+            continue
+        seen[key] = len(candidates)
+        candidates.append(point)
+        iters.append(i)
+        for name in names:
+            grads[name].append(grad[name])
+    return candidates, iters, grads
 
 
 def _split_pipeline(estimator):

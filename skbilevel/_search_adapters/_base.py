@@ -1,0 +1,123 @@
+"""The adapters' shared parts: the fold data, the base class and the one-parameter path.
+
+An adapter knows, for one scikit-learn model family, which continuous parameter it tunes,
+how that parameter maps to the engine's ``theta``, which inner problem and held-out
+criterion a training / validation pair is, and which inner solver and hypergradient method
+solve it. :func:`tune_path` runs the engine's outer loop (a screening grid over the user's
+bounds, then a bracketing search on the hypergradient) and returns every evaluated point.
+
+The folds come already transformed by the pipeline prefix fitted on each training fold
+(see ``_search.py``), as numpy arrays; nothing here sees the pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .._tuning import positive_bounds
+from ..engine.loop import BestEvaluated, FoldEvaluator, GridScreening, OptimizerDriver, OuterLoop
+from ..engine.outer import make_optimizer
+
+DTYPE = torch.float64
+
+
+@dataclass
+class FoldData:
+    """One training / validation pair after the pipeline prefix (numpy)."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    sample_weight: np.ndarray | None  # of the training rows (the final step's fit)
+    X_val: np.ndarray
+    y_val: np.ndarray
+
+
+def as_tensor(a):
+    # A copy: the caller's array may be read-only (torch warns on those) and must not be
+    # shared with the engine.
+    return None if a is None else torch.from_numpy(np.array(a, dtype=np.float64))
+
+
+class SearchAdapter:
+    """One scikit-learn model family as ``HypergradientSearchCV`` tunes it.
+
+    A subclass sets ``estimator_class`` (matched exactly), ``param`` (the continuous
+    penalty, always bounded), ``objectives`` (scoring name -> engine criterion name) and
+    ``default_objective``, and writes ``check``, ``to_theta`` / ``from_theta`` / ``dtheta``,
+    ``folds`` and ``solvers`` for :func:`tune_path`. A family with more continuous
+    parameters lists them in ``params`` (the penalty first; the others are optional in
+    ``param_bounds`` and otherwise keep the estimator's value) and overrides
+    ``parse_bounds`` and ``tune``.
+    """
+
+    estimator_class = None
+    param = None
+    objectives: dict = {}
+    default_objective = None
+    grid_patience = None  # GridScreening's patience (None: screen the whole grid)
+
+    @property
+    def params(self):
+        """The tunable continuous parameters, the penalty first."""
+        return (self.param,)
+
+    def check(self, estimator):
+        """Raise a ValueError if ``estimator``'s fixed settings are not supported."""
+
+    def parse_bounds(self, name, key, param_bounds):
+        """``(low, high)`` of ``param_bounds[key]`` (parameter ``name``): a log-scale box."""
+        return positive_bounds(param_bounds, key)
+
+    def tune(self, estimator, data, bounds, objective, *, max_iter, tol):
+        """Tune on the transformed folds ``data`` within ``bounds`` (``{name: (low, high)}``).
+
+        Returns the evaluated points in order, as ``(params, objective, hypergradient)``
+        with ``params`` and ``hypergradient`` dicts keyed by parameter name (the
+        hypergradient with respect to the log of a log-scale parameter; NaN where the
+        point was evaluated without gradients).
+        """
+        low, high = bounds[self.param]
+        path = tune_path(self, estimator, data, low, high, objective, max_iter=max_iter,
+                         tol=tol)
+        return [({self.param: v}, obj, {self.param: g}) for v, obj, g in path]
+
+
+def tune_path(adapter, estimator, data, low, high, objective, *, max_iter, tol):
+    """Tune ``adapter.param`` of ``estimator`` on the transformed folds ``data``.
+
+    A screening grid of one point per decade of ``[low, high]`` (at least 5), then a
+    bracketing search on the hypergradient within one grid step of the best grid point.
+    Returns the evaluated points in order: a list of ``(value, objective, hypergradient)``
+    with ``hypergradient`` the derivative of the objective with respect to
+    ``log(value)`` (NaN for the screening grid, evaluated without gradients).
+    """
+    folds = adapter.folds(estimator, data, objective)
+    solver, method, grid_solver = adapter.solvers(folds)
+    n_grid = max(5, int(np.ceil(np.log10(high / low))) + 1)
+    values = np.geomspace(high, low, n_grid) if adapter.param == "alpha" else \
+        np.geomspace(low, high, n_grid)  # strong penalty first: cheap fits lead the path
+    theta = torch.as_tensor(adapter.to_theta(values), dtype=DTYPE)[:, None]
+    box = sorted((float(adapter.to_theta(low)), float(adapter.to_theta(high))))
+    step = float(abs(theta[1, 0] - theta[0, 0]))
+    grads = []
+
+    def record(grad, theta):  # the signed hypergradient of every optimize-phase record
+        grads.append(float(grad[0]))
+        return grad
+
+    evaluator = FoldEvaluator(folds, solver, method, transform=record)
+    optimizer = make_optimizer("bracket", max_iter=max_iter, tol=tol, first_step=step / 2)
+    loop = OuterLoop(evaluator, OptimizerDriver(optimizer, local_radius=np.array([step])),
+                     screening=GridScreening(list(theta), patience=adapter.grid_patience,
+                                             solver=grid_solver),
+                     selection=BestEvaluated(), bounds=(box[0], box[1]))
+    result = loop.run(theta[0])
+    out, it = [], iter(grads)
+    for rec in result.history:
+        value = float(np.clip(adapter.from_theta(float(rec["theta"][0])), low, high))
+        grad = next(it, np.nan) if rec["phase"] == "optimize" else np.nan
+        out.append((value, float(rec["objective"]), grad * adapter.dtheta()))
+    return out
