@@ -128,16 +128,38 @@ def _rss_bytes():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _reset_high_water():
+    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; False where it cannot
+    (not Linux >= 4.0, or /proc not writable)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _high_water_bytes():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM in /proc/self/status")
+
+
 class PeakMemory:
-    """Peak resident memory above the starting RSS, sampled by a thread every ``interval`` s.
+    """Peak resident memory above the starting RSS.
 
     Covers everything the process allocates (numpy, scipy, torch's CPU allocator, BLAS
-    buffers), unlike tracemalloc which sees only Python/numpy allocations. It is a lower
-    bound: memory that glibc kept from earlier fits and hands out again does not raise the
-    RSS. (Pinning glibc's mmap threshold would make it exact, but then every temporary vector
-    above the threshold is mmapped afresh, which made the Krylov solvers ~3x slower.) With
-    ``trace=True`` tracemalloc runs as well (slower: it hooks every allocation) and its
-    peak is reported in ``traced_peak``.
+    buffers), unlike tracemalloc which sees only Python/numpy allocations. On Linux the
+    kernel's own high-water mark is reset on entry and read on exit, so no short-lived peak
+    is missed; elsewhere a thread samples the RSS every ``interval`` s. Either way it is a
+    lower bound within a long-lived process: memory that glibc kept from earlier fits and
+    hands out again does not raise the RSS. (Pinning glibc's mmap threshold would make it
+    exact, but then every temporary vector above the threshold is mmapped afresh, which made
+    the Krylov solvers ~3x slower.) :func:`run_isolated` measures in a fresh process, where
+    that reuse cannot happen. With ``trace=True`` tracemalloc runs as well (slower: it hooks
+    every allocation) and its peak is reported in ``traced_peak``.
     """
 
     def __init__(self, interval=0.005, trace=False):
@@ -149,6 +171,7 @@ class PeakMemory:
         self._stop = threading.Event()
         self._base = _rss_bytes()
         self._peak = self._base
+        self._kernel = _reset_high_water()
 
         def sample():
             while not self._stop.is_set():
@@ -156,7 +179,8 @@ class PeakMemory:
                 time.sleep(self.interval)
 
         self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
+        if not self._kernel:
+            self._thread.start()
         if self.trace:
             tracemalloc.start()
         return self
@@ -165,11 +189,30 @@ class PeakMemory:
         if self.trace:
             self.traced_peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-        self._peak = max(self._peak, _rss_bytes())
-        self._stop.set()
-        self._thread.join()
+        if self._kernel:
+            self._peak = _high_water_bytes()
+        else:
+            self._peak = max(self._peak, _rss_bytes())
+            self._stop.set()
+            self._thread.join()
         self.rss_peak = self._peak - self._base
         return False
+
+
+def _measured_call(fn, args, kwargs):
+    with PeakMemory() as mem:
+        out = fn(*args, **kwargs)
+    return out, mem.rss_peak
+
+
+def run_isolated(fn, *args, **kwargs):
+    """``(fn(*args, **kwargs), peak bytes above the RSS before the call)``, run in a fresh
+    interpreter (multiprocessing "spawn"): no memory freed by earlier runs can be reused
+    unseen, so on Linux the peak is exact. ``fn`` must be importable (module level); the
+    arguments and the result travel by pickle."""
+    import multiprocessing
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_measured_call, (fn, args, kwargs))
 
 
 # ---------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from sklearn.utils import check_random_state  # noqa: E402
 from _cleaning_problems import (baseline_rows, blobs_split, cleanlab_rows,  # noqa: E402
                                 detection, digits_split, final_estimator, refit)
 from _cleaning_report import write_report  # noqa: E402
-from _common import PeakMemory, machine_info  # noqa: E402
+from _common import PeakMemory, machine_info, run_isolated  # noqa: E402
 from skbilevel import HyperCleaningClassifier  # noqa: E402
 from skbilevel._cleaning_data import cv_confidence, minmax  # noqa: E402
 
@@ -88,6 +88,13 @@ def cleaning_rows(data, method, variant, max_iter, seed, model="linear", derived
         rows.append(dict(common, method=name + " + cv", refit="+trusted" if with_val else "-",
                          acc=refit(data, q, with_val), f1=f1, auroc=auroc, wall=wall_cv))
     return rows
+
+
+def isolated_rows(*args, **kwargs):
+    """:func:`cleaning_rows` in a fresh process, with its exact peak memory (the large
+    problem: one bilevel fit per process, so no method reuses another's freed memory)."""
+    torch.set_num_threads(1)
+    return cleaning_rows(*args, **kwargs)
 
 
 def check_confidence(data, seed):
@@ -147,8 +154,9 @@ def main():
     data = blobs_split(0, n=large["n"])
     big = []
     for method, variant, _ in all_methods:
-        big += cleaning_rows(data, method, variant, large["iters"][method], 0,
-                             derived=False)
+        rows, peak = run_isolated(isolated_rows, data, method, variant,
+                                  large["iters"][method], 0, derived=False)
+        big += [dict(r, mem=peak) for r in rows]
         print(f"[large n={large['n']}] {big[-1]['method']} wall={big[-1]['wall']:.1f}s "
               f"mem={big[-1]['mem'] / 2**20:.0f} MiB", flush=True)
     check = check_confidence(digits_split(0, "uniform", 0.2), 0)
