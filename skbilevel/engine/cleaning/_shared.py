@@ -13,6 +13,7 @@ import time
 import torch
 
 from ..linalg import CG, MINRES
+from ..outer import adam_direction
 from ._base import HISTORY_KEYS
 
 # Logits are kept in [-LOGIT_BOUND, LOGIT_BOUND]: sigmoid(8) = 0.99966, so every weight
@@ -131,14 +132,8 @@ def adam_step(x, grad, state, *, step, betas=(0.9, 0.999), eps=1e-12):
     -------
     x, state
     """
-    m, v, k = state
-    k += 1
-    b1, b2 = betas
-    m = b1 * m + (1 - b1) * grad
-    v = b2 * v + (1 - b2) * grad * grad
-    direction = (m / (1 - b1 ** k)) / (torch.sqrt(v / (1 - b2 ** k)) + eps)
-    x = (x - step * direction).clamp(-LOGIT_BOUND, LOGIT_BOUND)
-    return x, (m, v, k)
+    direction, state = adam_direction(grad, state, betas, eps)
+    return (x - step * direction).clamp(-LOGIT_BOUND, LOGIT_BOUND), state
 
 
 def new_history():

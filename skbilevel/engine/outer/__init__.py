@@ -2,7 +2,7 @@
 
 from ._criteria import HeldOutLogLoss, HeldOutMSE
 from ._optimizers import (OPTIMIZERS, LBFGSB, Adam, Bracket, GradientDescent, OptimizeOutcome,
-                          OuterHDM, make_optimizer)
+                          OuterHDM, adam_direction, make_optimizer)
 
 __all__ = ["HeldOutLogLoss", "HeldOutMSE", "Adam", "Bracket", "GradientDescent", "LBFGSB",
-           "OptimizeOutcome", "OuterHDM", "OPTIMIZERS", "make_optimizer"]
+           "OptimizeOutcome", "OuterHDM", "OPTIMIZERS", "adam_direction", "make_optimizer"]

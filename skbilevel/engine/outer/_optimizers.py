@@ -86,6 +86,22 @@ class LBFGSB:
         return OptimizeOutcome(res.x * s, int(res.nit), bool(res.success), message)
 
 
+def adam_direction(grad, state, betas=(0.9, 0.999), eps=1e-12):
+    """One Adam update of the moments ``state = (m, v, k)`` by ``grad``.
+
+    Returns the bias-corrected direction ``m_hat / (sqrt(v_hat) + eps)`` (a step subtracts
+    ``learning_rate`` times it) and the new state. The same arithmetic on numpy arrays
+    (:class:`Adam`, the outer loop's black-box optimizer) and on torch tensors (the
+    step-wise cleaning methods), so the two are one Adam.
+    """
+    m, v, k = state
+    k += 1
+    b1, b2 = betas
+    m = b1 * m + (1 - b1) * grad
+    v = b2 * v + (1 - b2) * grad * grad
+    return (m / (1 - b1 ** k)) / ((v / (1 - b2 ** k)) ** 0.5 + eps), (m, v, k)
+
+
 class Adam:
     """Adam on the hyperparameters, with projection onto the bounds.
 
@@ -107,16 +123,13 @@ class Adam:
 
     def run(self, fun, theta0, bounds=None) -> OptimizeOutcome:
         theta = theta0.copy()
-        m, v = np.zeros_like(theta), np.zeros_like(theta)
-        b1, b2 = self.betas
+        state = (np.zeros_like(theta), np.zeros_like(theta), 0)
         for k in range(1, self.max_iter + 1):
             _, grad = fun(theta)
             if _projected_grad_norm(theta, grad, bounds) <= self.tol:
                 return OptimizeOutcome(theta, k - 1, True, "projected gradient below tol")
-            m = b1 * m + (1 - b1) * grad
-            v = b2 * v + (1 - b2) * grad ** 2
-            step = self.learning_rate * (m / (1 - b1 ** k)) / (np.sqrt(v / (1 - b2 ** k)) + 1e-12)
-            theta = _project(theta - step, bounds)
+            direction, state = adam_direction(grad, state, self.betas)
+            theta = _project(theta - self.learning_rate * direction, bounds)
         return OptimizeOutcome(theta, self.max_iter, False, "maximum iterations reached")
 
 
