@@ -51,7 +51,7 @@ from _cleaning_problems import (baseline_rows, blobs_split, cleanlab_rows,  # no
 from _cleaning_report import write_report  # noqa: E402
 from _common import PeakMemory, machine_info, run_isolated  # noqa: E402
 from skbilevel import HyperCleaningClassifier  # noqa: E402
-from skbilevel._cleaning_data import cv_confidence, minmax  # noqa: E402
+from skbilevel._cleaning_data import cv_confidence, minmax, refit_weights  # noqa: E402
 
 
 def cleaning_rows(data, method, variant, max_iter, seed, model="linear", derived=True):
@@ -75,7 +75,9 @@ def cleaning_rows(data, method, variant, max_iter, seed, model="linear", derived
                  f1=f1, auroc=auroc, wall=wall)]
     if not derived:
         return rows
-    rows.append(dict(rows[0], refit="+trusted", acc=refit(data, w, with_val=True)))
+    # The refits use the estimator's rule (refit_threshold), as est.score's row does.
+    rows.append(dict(rows[0], refit="+trusted",
+                     acc=refit(data, refit_weights(w, est.refit_threshold), with_val=True)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
@@ -86,7 +88,8 @@ def cleaning_rows(data, method, variant, max_iter, seed, model="linear", derived
     f1, auroc = detection(data["flipped"], q, q < est.threshold)
     for with_val in (False, True):
         rows.append(dict(common, method=name + " + cv", refit="+trusted" if with_val else "-",
-                         acc=refit(data, q, with_val), f1=f1, auroc=auroc, wall=wall_cv))
+                         acc=refit(data, refit_weights(q, est.refit_threshold), with_val),
+                         f1=f1, auroc=auroc, wall=wall_cv))
     return rows
 
 

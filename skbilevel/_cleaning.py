@@ -16,6 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from ._cleaning_data import (build_problem, check_trusted_set, cv_confidence, hold_out,
+                             refit_weights,
                              minmax)
 from ._cleaning_doc import DOC
 from .engine.cleaning import METHODS, make_cleaning_method
@@ -53,6 +54,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "refit_with_val": ["boolean"],
         "threshold": [Interval(Real, 0, 1, closed="both")],
+        "refit_threshold": [Interval(Real, 0, 1, closed="both"), None],
         "confidence": [StrOptions({"cv"}), None],
         "n_folds": [Interval(Integral, 2, None, closed="left")],
         "device": [str, torch.device],
@@ -62,8 +64,8 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
 
     def __init__(self, estimator=None, *, model="linear", method="auto", variant="qp1",
                  hidden=(32,), reg=1e-4, max_iter=100, validation_fraction=None,
-                 refit_with_val=True, threshold=0.5, confidence="cv", n_folds=5, device="cpu",
-                 random_state=None, verbose=0):
+                 refit_with_val=True, threshold=0.5, refit_threshold=0.1, confidence="cv",
+                 n_folds=5, device="cpu", random_state=None, verbose=0):
         self.estimator = estimator
         self.model = model
         self.method = method
@@ -74,6 +76,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         self.validation_fraction = validation_fraction
         self.refit_with_val = refit_with_val
         self.threshold = threshold
+        self.refit_threshold = refit_threshold
         self.confidence = confidence
         self.n_folds = n_folds
         self.device = device
@@ -161,7 +164,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         quality[train] = weights
         self.method_ = method.name
         self.label_quality_ = quality
-        self.sample_weight_ = base * quality
+        self.sample_weight_ = base * refit_weights(quality, self.refit_threshold)
         self.label_issues_ = quality < self.threshold
         self.history_ = {key: np.asarray(value, dtype=np.float64)
                          for key, value in result.history.items()}

@@ -83,6 +83,15 @@ def build_problem(estimator, X, codes, X_val, codes_val, base, n_classes, device
         base_weights=torch.tensor(np.asarray(base, dtype=np.float64), device=device))
 
 
+def refit_weights(quality, refit_threshold):
+    """Per-sample weights of the final refit from ``label_quality_``: 1 at or above
+    ``refit_threshold`` and 0 below (the suspect samples left out), or the quality itself
+    when ``refit_threshold`` is None."""
+    if refit_threshold is None:
+        return quality
+    return (quality >= refit_threshold).astype(np.float64)
+
+
 def minmax(weights):
     """``weights`` mapped affinely onto [0, 1] (all ones when they are all equal): the
     learned weights' ORDER, whatever the method's scale (pgd-cqa's stay within ~1e-2 of

@@ -59,6 +59,15 @@ threshold : float in [0, 1], default=0.5
     ``label_issues_`` flags the samples whose ``label_quality_`` is below it. With
     ``confidence="cv"`` the quality is a probability of the given label: 0.5 flags the
     labels a model that never saw them finds less likely than not.
+refit_threshold : float in [0, 1] or None, default=0.1
+    The final refit leaves out the samples whose ``label_quality_`` is below it and keeps
+    the others at full weight (times ``sample_weight``); None: every sample is weighted by
+    its ``label_quality_``. Chosen on digits seeds 5-14, which the benchmark does not
+    report (seeds 0-4): against the soft weights it raised the test accuracy by 0.007 /
+    0.002 at p = 0.2 / 0.4 (mean paired difference over 5 seeds, ``confidence="cv"``,
+    ``refit_with_val=True``), more than thresholds 0.2 or 0.5 (which removes too many
+    clean samples: -0.007) or weights ``sqrt(quality)``. Lower than ``threshold``:
+    flagging asks "less likely than not", leaving out asks "almost surely wrong".
 confidence : {"cv"} or None, default="cv"
     How ``label_quality_`` is made from the learned (bilevel) weights. ``"cv"``: the
     out-of-sample probability of each sample's given label, by clones of ``estimator``
@@ -85,8 +94,9 @@ verbose : int, default=0
 Attributes
 ----------
 sample_weight_ : ndarray of shape (n_samples,)
-    The weights of the refit: ``label_quality_`` times the ``sample_weight`` given to
-    ``fit`` (1 without).
+    The weights of the refit: 0 for the samples whose ``label_quality_`` is below
+    ``refit_threshold`` and 1 for the others (``label_quality_`` itself when
+    ``refit_threshold=None``), times the ``sample_weight`` given to ``fit`` (1 without).
 label_quality_ : ndarray of shape (n_samples,)
     A score in [0, 1] per training sample, low is suspect: the cross-validated
     probability of the given label (``confidence="cv"``) or the learned weight

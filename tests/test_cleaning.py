@@ -215,8 +215,12 @@ def test_user_sample_weight_multiplies_the_learned_one(data):
     weight[:10] = 0.0
     clf = HyperCleaningClassifier(method="reweight", max_iter=20, random_state=0).fit(
         data["X"], data["y"], sample_weight=weight, **fit)
-    np.testing.assert_allclose(clf.sample_weight_, weight * clf.label_quality_)
+    np.testing.assert_allclose(clf.sample_weight_, weight * (clf.label_quality_ >= 0.1))
     assert np.all(clf.sample_weight_[:10] == 0)
+    soft = HyperCleaningClassifier(method="reweight", max_iter=20, random_state=0,
+                                   refit_threshold=None).fit(
+        data["X"], data["y"], sample_weight=weight, **fit)
+    np.testing.assert_allclose(soft.sample_weight_, weight * soft.label_quality_)
     ones = HyperCleaningClassifier(method="reweight", max_iter=20, random_state=0).fit(
         data["X"], data["y"], sample_weight=np.ones(len(data["y"])), **fit)
     plain = HyperCleaningClassifier(method="reweight", max_iter=20, random_state=0).fit(
@@ -375,7 +379,10 @@ def test_cv_confidence_is_the_out_of_fold_probability_of_the_given_label(data):
             np.arange(len(held)), data["y"][held]]
     np.testing.assert_allclose(clf.label_quality_, expected, rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(clf.label_issues_, clf.label_quality_ < 0.5)
-    np.testing.assert_allclose(clf.sample_weight_, clf.label_quality_)
+    # The refit leaves out the samples below refit_threshold (0.1), the others at weight 1.
+    kept = clf.label_quality_ >= 0.1
+    assert 0 < (~kept).sum() < clf.label_issues_.sum()
+    np.testing.assert_array_equal(clf.sample_weight_, kept.astype(float))
 
 
 def test_cv_confidence_ranks_the_flips_better_than_the_weights_alone(data):
