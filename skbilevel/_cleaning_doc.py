@@ -63,10 +63,10 @@ refit_threshold : float in [0, 1] or None, default=0.1
     The final refit leaves out the samples whose ``label_quality_`` is below it and keeps
     the others at full weight (times ``sample_weight``); None: every sample is weighted by
     its ``label_quality_``. Chosen on digits seeds 5-14, which the benchmark does not
-    report (seeds 0-4): against the soft weights it raised the test accuracy by 0.007 /
+    report (seeds 0-4): against the soft weights it raised the test accuracy by 0.008 /
     0.002 at p = 0.2 / 0.4 (mean paired difference over 5 seeds, ``confidence="cv"``,
     ``refit_with_val=True``), more than thresholds 0.2 or 0.5 (which removes too many
-    clean samples: -0.007) or weights ``sqrt(quality)``. Lower than ``threshold``:
+    clean samples: -0.006) or weights ``sqrt(quality)``. Lower than ``threshold``:
     flagging asks "less likely than not", leaving out asks "almost surely wrong".
 confidence : {"cv"} or None, default="cv"
     How ``label_quality_`` is made from the learned (bilevel) weights. ``"cv"``: the
