@@ -15,6 +15,7 @@ _ESTIMATORS = {
     "HDMLogisticRegression": "._logistic",
     "HyperCleaningClassifier": "._cleaning",
     "HypergradientSearchCV": "._search",
+    "HypergradientSearchDisplay": "._search_display",
     "PrivateHyperparamSearch": "._private",
 }
 

@@ -1,7 +1,9 @@
 """The one module that imports private scikit-learn API, so upgrades touch one file."""
 
 from sklearn.base import _fit_context  # noqa: F401
+from sklearn.utils._optional_dependencies import check_matplotlib_support  # noqa: F401
 from sklearn.utils._param_validation import Interval, StrOptions  # noqa: F401
+from sklearn.utils._plotting import _validate_score_name  # noqa: F401
 from sklearn.utils.metadata_routing import _raise_for_params, _routing_enabled  # noqa: F401
 from sklearn.utils.validation import (_check_method_params, _check_sample_weight,  # noqa: F401
                                       validate_data)
@@ -14,4 +16,5 @@ except ImportError:  # older: no callback API, nothing to support
 
 __all__ = ["_fit_context", "CallbackSupportMixin", "Interval", "StrOptions",
            "_check_method_params", "_check_sample_weight", "_raise_for_params",
-           "_routing_enabled", "validate_data"]
+           "_routing_enabled", "_validate_score_name", "check_matplotlib_support",
+           "validate_data"]

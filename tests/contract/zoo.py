@@ -74,6 +74,8 @@ OUTSIDE_CONTRACT = {
                                "tests/test_common.py, tests/test_cleaning.py",
     "HypergradientSearchCV": "a BaseSearchCV (its model is best_estimator_, scikit-learn's "
                              "own Ridge / LogisticRegression); tests/test_search.py",
+    "HypergradientSearchDisplay": "a plotting Display, not an estimator; "
+                                  "tests/test_search_display.py",
 }
 
 

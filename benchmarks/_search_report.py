@@ -1,0 +1,84 @@
+"""The markdown report of ``bench_search.py``: one table per problem, profile, targets."""
+
+from __future__ import annotations
+
+from _common import fmt, markdown_table
+
+HEADER = ["method", "CV score", "vs grid best (rel.)", "test score", "wall s", "CPU s",
+          "× grid wall", "points", "s to grid best", "peak MiB"]
+
+
+def _rel(value, reference):
+    return (value - reference) / abs(reference)
+
+
+def report(results, machine, load, args, rel_tol):
+    out = ["# `HypergradientSearchCV` against grid, randomized, halving and Optuna searches",
+           "", "Written by `benchmarks/bench_search.py` (`--enet-l1-points "
+           f"{args.enet_l1_points}`). One process, one thread, the same 5 folds of the same "
+           "75 % training split for every method. CV score: `cross_val_score` of each "
+           "method's choice on those folds (higher is better; negative MSE or negative "
+           "log-loss). Test score: the refitted estimator on the 25 % held out. \"s to grid "
+           "best\": wall seconds until scikit-learn had scored on all folds the first "
+           f"candidate whose mean CV score is within {rel_tol:g} (relative) of the "
+           "41-point grid's best (Halving: its whole fit, if its choice gets there). "
+           "Randomized search: log-uniform (uniform for `l1_ratio`), with the number of "
+           "points the hypergradient search evaluated and with 41. Optuna: TPE, 41 trials. "
+           "Wall times on a loaded shared machine: CPU seconds are the steadier measure.",
+           "", "Machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()),
+           f"Load average at the end: {load}", ""]
+    profile, targets = [], []
+    for problem, rows in results:
+        grid = next(r for r in rows if r["method"].startswith("GridSearchCV"))
+        out += [f"## {problem.name}", "",
+                f"n_train={len(problem.y_train)}, n_features={problem.X_train.shape[1]}, "
+                f"scoring `{problem.scoring}`, bounds {problem.bounds}"
+                + (f", param_grid {problem.param_grid}" if problem.param_grid else ""), ""]
+        table = []
+        for r in rows:
+            if "unsupported" in r:
+                table.append([r["method"], "not supported yet"] + [""] * (len(HEADER) - 2))
+                continue
+            table.append([r["method"], fmt(r["cv"], ".7g"), fmt(_rel(r["cv"], grid["cv"]),
+                                                               "+.1e"),
+                          fmt(r["test"], ".6g"), fmt(r["wall"], ".2f"), fmt(r["cpu"], ".2f"),
+                          fmt(r["ratio"], ".3f"), r["points"],
+                          fmt(r["reach"], ".2f") if r["reach"] is not None else "never",
+                          fmt(r["memory"], ".0f")])
+        out += [markdown_table(HEADER, table), ""]
+        hg = rows[0]
+        if "unsupported" in hg:
+            out += [f"HypergradientSearchCV: `{hg['unsupported']}`", ""]
+            targets.append([problem.name, "not supported yet", "", ""])
+            continue
+        p = hg["profile"]
+        other = hg["wall"] - p["prefix"] - p["engine"] - p["scoring"] - p["refit"]
+        profile.append([problem.name, fmt(hg["wall"], ".2f"), fmt(p["prefix"], ".2f"),
+                        fmt(p["engine"], ".2f"), fmt(p["scoring"], ".2f"),
+                        fmt(p["refit"], ".2f"), fmt(other, ".2f"),
+                        p["engine evaluations"], hg["points"]])
+        optuna = next((r for r in rows if r["method"].startswith("OptunaSearchCV")), None)
+        versus = "optuna not installed" if optuna is None else (
+            f"{fmt(hg['reach'], '.2f') if hg['reach'] is not None else 'never'} s vs "
+            f"{fmt(optuna['reach'], '.2f') if optuna['reach'] is not None else 'never'} s")
+        met = optuna is not None and hg["reach"] is not None and (
+            optuna["reach"] is None or hg["reach"] < optuna["reach"])
+        no_worse = hg["cv"] >= grid["cv"] - 1e-12 * abs(grid["cv"])
+        targets.append([problem.name,
+                        f"{fmt(_rel(hg['cv'], grid['cv']), '+.1e')} "
+                        f"({'met' if no_worse else 'MISSED'})",
+                        f"{hg['ratio']:.3f} ({'met' if hg['ratio'] <= 0.25 else 'MISSED'})",
+                        f"{versus} ({'met' if met else 'MISSED'})"])
+    out += ["## Where the hypergradient search's time goes (wall seconds)", "",
+            "prefix: fitting the pipeline's transformers on each fold (once per fold and "
+            "combination); engine: the path (screening grid + hypergradient steps); "
+            "scoring: scikit-learn's fit + score of every evaluated point on every fold "
+            "(`evaluate_candidates`, from `cv_results_`); refit: `refit_time_`; other: the "
+            "rest (joblib, bookkeeping).", "",
+            markdown_table(["problem", "wall", "prefix", "engine", "scoring", "refit",
+                            "other", "engine evaluations", "scored points"], profile), "",
+            "## Targets", "",
+            markdown_table(["problem", "CV score vs the 41-point grid's best (rel.)",
+                            "wall / GridSearchCV wall (≤ 0.25)",
+                            "to the grid's best: hypergradient vs Optuna"], targets), ""]
+    return "\n".join(out)
