@@ -78,10 +78,11 @@ class HypergradientSearchCV(BaseSearchCV):
         Printed by the process that runs the tuning: a joblib or Dask worker's output
         when ``n_jobs`` or a Dask backend sends the tuning there.
     random_state : int, RandomState instance or None, default=None
-        Reserved; unused. The path is deterministic (a screening grid, then a bracketing
-        search on the hypergradient), and restarts from random points were not kept: on
-        the problems measured they never found a better CV score than the screening
-        grid's start. Splitters take their own ``random_state``.
+        Reserved; unused. The path is deterministic (a screening grid of one point per
+        decade over the bounds, then a bracketing search on the hypergradient), so there
+        is nothing random to seed; randomised restarts are not implemented, as none was
+        shown to improve on the screening grid's start. Splitters take their own
+        ``random_state``.
     error_score : "raise" or float, default=np.nan
         As in ``GridSearchCV``.
     return_train_score : bool, default=False
@@ -207,8 +208,9 @@ refit_time_, multimetric_ :
         # One joblib task per combination: its prefix fits on the K training folds and its
         # whole tuning path (a sequence of dependent evaluations). Only the path, a few
         # floats per point, comes back; X travels once (joblib's Dask backend scatters it).
-        # Finer tasks (one per fold) cost more in transfers of the transformed folds than
-        # they save: see doc/user_guide/search_dask.rst.
+        # Finer tasks (per prefix fit, per fold evaluation) would ship the transformed
+        # folds or each fold's problem back and forth (measured in the user guide,
+        # doc/user_guide/search_dask.rst).
         tasks = (delayed(_tune_combination)(
             clone(self.estimator).set_params(**combo), adapter, X, y, fit_params, folds,
             bounds, objective, self.max_iter, self.tol, self.verbose,
