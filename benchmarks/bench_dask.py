@@ -5,10 +5,11 @@ The data are generated chunk by chunk on the workers (``map_blocks`` from a seed
 chunk): no process ever holds all of X. Rows: the dask path at n = 10^7 (and at the
 in-memory n, on the same data as the in-memory fits), the in-memory ``BilevelRidgeCV`` and
 ``RidgeCV(alphas=np.logspace(-6, 6, 50))`` (efficient leave-one-out, its default) at the
-largest n that fits comfortably here. Columns: wall time of ``fit``, peak memory (dask: the
-workers' own high-water RSS, ``ru_maxrss`` read on each worker after the fit, workers
-restarted before it, and its value at rest; in memory: this process's RSS sampled during
-the fit, above its level before), the chosen alpha and the R^2 on 200k fresh rows.
+largest n that fits comfortably here. Columns: wall time of ``fit``, peak memory (dask:
+the workers' own high-water RSS, ``ru_maxrss`` read on each worker after the fit, on a
+fresh cluster per fit, and its value at rest after the imports; in memory: this process's
+RSS sampled during the fit, above its level before), the chosen alpha and the R^2 on 200k
+fresh rows.
 
 Usage::
 
@@ -77,17 +78,23 @@ def r2_on_fresh_rows(model):
     return model.score(X, y)
 
 
-def run_dask(client, n):
+def run_dask(n):
+    """Fit on a fresh 2-worker LocalCluster (fresh processes: their high-water marks are
+    this fit's)."""
+    from distributed import Client, LocalCluster
+
     from skbilevel import BilevelRidgeCV
 
-    client.restart()
-    client.run(lambda: __import__("skbilevel"))  # the imports' memory is the baseline
-    rest = worker_peaks(client)
-    X, y = dask_data(n)
-    start = time.perf_counter()
-    model = BilevelRidgeCV(cv=5).fit(X, y)
-    wall = time.perf_counter() - start
-    return model, wall, worker_peaks(client), rest
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None, memory_limit="6GiB") as cluster, \
+            Client(cluster) as client:
+        client.run(lambda: __import__("skbilevel"))  # the imports' memory is the baseline
+        rest = worker_peaks(client)
+        X, y = dask_data(n)
+        start = time.perf_counter()
+        model = BilevelRidgeCV(cv=5).fit(X, y)
+        wall = time.perf_counter() - start
+        return model, wall, worker_peaks(client), rest
 
 
 def run_memory(estimator, X, y):
@@ -103,25 +110,24 @@ def main():
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    from distributed import Client, LocalCluster
     from sklearn.linear_model import RidgeCV
 
     from skbilevel import BilevelRidgeCV
 
     n_big, n_mem = (10**6, 250_000) if args.quick else (10**7, 2_000_000)
     rows = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, memory_limit="6GiB") as cluster, \
-            Client(cluster) as client:
-        for n in (n_mem, n_big):
-            model, wall, peaks, rest = run_dask(client, n)
-            rows.append(("BilevelRidgeCV, dask.array, 2 workers", n, wall,
-                         " / ".join(f"{p:.0f}" for p in peaks),
-                         " / ".join(f"{p:.0f}" for p in rest), model.alpha_,
-                         r2_on_fresh_rows(model)))
-            print(rows[-1], flush=True)
-        X, y = dask_data(n_mem)
-        X, y = X.compute(), y.compute()  # the in-memory competitors' copy, same rows
+    for n in (n_mem, n_big):
+        model, wall, peaks, rest = run_dask(n)
+        rows.append(("BilevelRidgeCV, dask.array, 2 workers", n, wall,
+                     " / ".join(f"{p:.0f}" for p in peaks),
+                     " / ".join(f"{p:.0f}" for p in rest), model.alpha_,
+                     r2_on_fresh_rows(model)))
+        print(rows[-1], flush=True)
+    import dask
+
+    X, y = dask_data(n_mem)
+    with dask.config.set(scheduler="threads"):  # the in-memory competitors' copy, same rows
+        X, y = X.compute(), y.compute()
     for name, est in (("BilevelRidgeCV, numpy, this process", BilevelRidgeCV(cv=5)),
                       ("RidgeCV (LOO, 50 alphas), this process",
                        RidgeCV(alphas=np.logspace(-6, 6, 50)))):
