@@ -19,6 +19,7 @@ from ._tuning import (N_JOBS_DOC, build_part, early_stopping_rows, history_to_ar
 from ._evidence import evidence_log_penalties
 from ._routing import FIT_PARAMS_DOC, SplitterRoutingMixin, check_groups
 from ._moments import fold_moments
+from ._ridge_dask import fit_dask, is_dask_array
 from ._progress import FitProgress
 from ._scaling import history_in_user_units, ldexp, rescale_exponent, scale_back
 from .engine import Fold, minimize_hyperparams
@@ -279,6 +280,8 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
             Fitted estimator.
         """
         progress = FitProgress(self, self._user_params)
+        if is_dask_array(X):  # data larger than one machine: moments on the cluster
+            return fit_dask(self, X, y, sample_weight, params, progress)
         split_params = self._split_params(params, sample_weight)
         X, y = validate_data(self, X, y, accept_sparse="csr", multi_output=True,
                              y_numeric=True, dtype=[np.float64, np.float32])

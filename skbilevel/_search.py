@@ -12,8 +12,10 @@ from sklearn.model_selection._search import BaseSearchCV
 from sklearn.model_selection._split import _yields_constant_splits
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_array, get_tags, indexable
+from sklearn.utils.parallel import Parallel, delayed
 
-from ._search_adapters import ADAPTERS, FoldData, adapter_for
+from ._search_adapters import ADAPTERS, FoldData, adapter_for, reporting
+from .engine.loop import Progress
 from .utils._sklearn_compat import Interval, _check_method_params
 
 _SUPPORTED = ", ".join(f"{a.estimator_class.__name__} ({', '.join(map(repr, a.params))})"
@@ -63,11 +65,24 @@ class HypergradientSearchCV(BaseSearchCV):
     refit : bool, str or callable, default=True
         As in ``GridSearchCV``.
     n_jobs : int, default=None
-        Parallel fits of scikit-learn's scoring of the evaluated points (joblib).
+        Jobs run in parallel by joblib, as in ``GridSearchCV``: scikit-learn's scoring
+        fits of the evaluated points and, before them, the tuning of the ``param_grid``
+        combinations (one task each: its prefix fits on the training folds and its whole
+        hypergradient path). Under ``joblib.parallel_config(backend="dask")`` with a
+        ``distributed.Client`` both run on the Dask cluster, with the same results as
+        ``n_jobs=None`` (see the user guide's "Scaling out on Dask").
     verbose : int, default=0
-        As in ``GridSearchCV``; 1 also prints each combination's tuned penalty.
+        As in ``GridSearchCV`` (scikit-learn's messages about its fits), and: 1 prints
+        each combination's tuned penalty; 2 also every evaluated point as it is
+        evaluated (the CV criterion and the penalty), 3 with the hypergradient norm.
+        Printed by the process that runs the tuning: a joblib or Dask worker's output
+        when ``n_jobs`` or a Dask backend sends the tuning there.
     random_state : int, RandomState instance or None, default=None
-        Unused for now (reserved for randomised restarts); splitters take their own.
+        Reserved; unused. The path is deterministic (a screening grid of one point per
+        decade over the bounds, then a bracketing search on the hypergradient), so there
+        is nothing random to seed; randomised restarts are not implemented, as none was
+        shown to improve on the screening grid's start. Splitters take their own
+        ``random_state``.
     error_score : "raise" or float, default=np.nan
         As in ``GridSearchCV``.
     return_train_score : bool, default=False
@@ -189,14 +204,23 @@ refit_time_, multimetric_ :
         X, y, fit_params, folds = self._search_data
         prefix, adapter, bounds = self._resolve()
         objective = self._objective(adapter)
+        combos = list(ParameterGrid(self.param_grid or {}))
+        # One joblib task per combination: its prefix fits on the K training folds and its
+        # whole tuning path (a sequence of dependent evaluations). Only the path, a few
+        # floats per point, comes back; X travels once (joblib's Dask backend scatters it).
+        # Finer tasks (per prefix fit, per fold evaluation) would ship the transformed
+        # folds or each fold's problem back and forth (measured in the user guide,
+        # doc/user_guide/search_dask.rst).
+        tasks = (delayed(_tune_combination)(
+            clone(self.estimator).set_params(**combo), adapter, X, y, fit_params, folds,
+            bounds, objective, self.max_iter, self.tol, self.verbose,
+            f"[HypergradientSearchCV] {combo}" if combo else "[HypergradientSearchCV]")
+            for combo in combos)
+        # All paths first (in order, whatever finishes first): scikit-learn's scoring then
+        # opens a Parallel of its own.
+        paths = Parallel(n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch)(tasks)
         self.n_iter_ = 0
-        for combo in ParameterGrid(self.param_grid or {}):
-            estimator = clone(self.estimator).set_params(**combo)
-            transformers, final, last = _split_pipeline(estimator)
-            data = [_transform_fold(transformers, last, X, y, fit_params, tr, va)
-                    for tr, va in folds]
-            path = adapter.tune(final, data, bounds, objective, max_iter=self.max_iter,
-                                tol=self.tol)
+        for combo, path in zip(combos, paths):
             self.n_iter_ += len(path)
             candidates, iters, grads = _distinct_points(path, list(bounds))
             if self.verbose > 0:
@@ -272,6 +296,22 @@ def _distinct_points(path, names):
         for name in names:
             grads[name].append(grad[name])
     return candidates, iters, grads
+
+
+def _tune_combination(estimator, adapter, X, y, fit_params, folds, bounds, objective,
+                      max_iter, tol, verbose, label):
+    """One joblib task: fit the prefix of ``estimator`` (one ``param_grid`` combination)
+    on each training fold, then tune its final step on the transformed folds.
+
+    Returns the adapter's path, plain floats. With ``verbose >= 2`` every evaluation is
+    printed as it is made, by the process that runs the task (a Dask worker's log).
+    """
+    transformers, final, last = _split_pipeline(estimator)
+    data = [_transform_fold(transformers, last, X, y, fit_params, tr, va) for tr, va in folds]
+    progress = None if verbose < 2 else \
+        (lambda describe: Progress(verbose - 1, describe=describe, prefix=label))
+    with reporting(progress):
+        return adapter.tune(final, data, bounds, objective, max_iter=max_iter, tol=tol)
 
 
 def _split_pipeline(estimator):

@@ -3,7 +3,7 @@
 One module per model family; each adapter is registered once in ``ADAPTERS``.
 """
 
-from ._base import FoldData, SearchAdapter, tune_path
+from ._base import FoldData, SearchAdapter, reporting, tune_path
 from ._logistic import LogisticAdapter
 from ._ridge import RidgeAdapter
 
@@ -15,4 +15,5 @@ def adapter_for(estimator):
     return next((a for a in ADAPTERS if type(estimator) is a.estimator_class), None)
 
 
-__all__ = ["ADAPTERS", "FoldData", "SearchAdapter", "adapter_for", "tune_path"]
+__all__ = ["ADAPTERS", "FoldData", "SearchAdapter", "adapter_for", "reporting",
+           "tune_path"]

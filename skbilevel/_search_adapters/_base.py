@@ -12,6 +12,8 @@ The folds come already transformed by the pipeline prefix fitted on each trainin
 
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +24,23 @@ from ..engine.loop import BestEvaluated, FoldEvaluator, GridScreening, Optimizer
 from ..engine.outer import make_optimizer
 
 DTYPE = torch.float64
+
+# What reports each evaluation of the running tuning path: a factory ``describe ->
+# Progress`` (``describe`` names theta in the user's units) or None. A context variable set
+# by the search around ``adapter.tune``, so that the adapters' ``tune`` keep one signature
+# and a thread tuning another combination keeps its own.
+_PROGRESS = ContextVar("skbilevel_search_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting(progress):
+    """Report the evaluations of the tuning paths run in the block through ``progress``
+    (``describe -> Progress`` or None, see ``_PROGRESS``)."""
+    token = _PROGRESS.set(progress)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 @dataclass
@@ -108,7 +127,11 @@ def tune_path(adapter, estimator, data, low, high, objective, *, max_iter, tol):
         grads.append(float(grad[0]))
         return grad
 
-    evaluator = FoldEvaluator(folds, solver, method, transform=record)
+    progress = _PROGRESS.get()
+    if progress is not None:
+        progress = progress(lambda theta: f"{adapter.param}="
+                            f"{float(adapter.from_theta(float(theta[0]))):.4g}")
+    evaluator = FoldEvaluator(folds, solver, method, transform=record, progress=progress)
     optimizer = make_optimizer("bracket", max_iter=max_iter, tol=tol, first_step=step / 2)
     loop = OuterLoop(evaluator, OptimizerDriver(optimizer, local_radius=np.array([step])),
                      screening=GridScreening(list(theta), patience=adapter.grid_patience,

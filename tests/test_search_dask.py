@@ -1,0 +1,135 @@
+"""Scale-out: HypergradientSearchCV's joblib tasks (Dask backend) and BilevelRidgeCV on a
+dask.array (the folds' moments by map-reduce on a LocalCluster)."""
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from sklearn.datasets import make_regression
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold, ShuffleSplit
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skbilevel import BilevelRidgeCV, HypergradientSearchCV
+from skbilevel.engine.inner import RidgeProblem
+from skbilevel.engine.outer import HeldOutMSE, MomentMSE
+
+CV = KFold(3, shuffle=True, random_state=0)
+FLOAT_COLUMNS = ("mean_test_score", "std_test_score", "param_ridge__alpha", "hypergradient")
+
+
+def _search(**kwargs):
+    return HypergradientSearchCV(make_pipeline(StandardScaler(), Ridge()),
+                                 {"ridge__alpha": (1e-2, 1e2)},
+                                 param_grid={"ridge__fit_intercept": [True, False]}, cv=CV,
+                                 scoring="neg_mean_squared_error", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_regression(n_samples=120, n_features=8, noise=10.0, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    return _search().fit(*data)
+
+
+def _assert_same_results(a, b):
+    assert len(a.cv_results_["params"]) == len(b.cv_results_["params"])
+    for key in FLOAT_COLUMNS:
+        assert_allclose(np.asarray(a.cv_results_[key], float),
+                        np.asarray(b.cv_results_[key], float), rtol=1e-12, equal_nan=True)
+    assert a.best_params_.keys() == b.best_params_.keys()
+    assert_allclose(a.best_params_["ridge__alpha"], b.best_params_["ridge__alpha"], rtol=1e-12)
+    assert a.n_iter_ == b.n_iter_
+
+
+def test_verbose_2_prints_every_evaluation(data, capsys):
+    search = _search(verbose=2).fit(*data)
+    lines = [line for line in capsys.readouterr().out.splitlines() if " eval " in line]
+    assert len(lines) == search.n_iter_  # one line per evaluated point, as it goes
+    assert sum("{'ridge__fit_intercept': False}" in line for line in lines) > 0
+
+
+def test_n_jobs_gives_the_sequential_results(data, reference):
+    _assert_same_results(_search(n_jobs=2).fit(*data), reference)
+
+
+def test_moment_mse_is_the_held_out_mse():
+    rng = np.random.default_rng(0)
+    X, Y, s = rng.standard_normal((30, 4)), rng.standard_normal((30, 2)), rng.uniform(1, 2, 30)
+    t = [torch.from_numpy(a) for a in (X, Y, s)]
+    problem = RidgeProblem(t[0][:20], t[1][:20], t[2][:20], fit_intercept=True)
+    Xv, Yv, sv = (a[20:] for a in t)
+    held = HeldOutMSE.for_problem(problem, Xv, Yv, sv)
+    sY = sv[:, None] * Yv
+    moments = MomentMSE.for_problem(problem, sv.sum(), Xv.T @ sv, sY.sum(0),
+                                    Xv.T @ (sv[:, None] * Xv), Xv.T @ sY, (sY * Yv).sum())
+    w = torch.from_numpy(rng.standard_normal((4, 2)))
+    assert_allclose(moments.value(w), held.value(w), rtol=1e-12)
+    assert_allclose(moments.grad_w(w), held.grad_w(w), rtol=1e-12)
+
+
+# -- on a Dask cluster ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        yield client
+
+
+def _workers(stream, name):
+    return {t["worker"] for t in stream.data if name in str(t["key"])}
+
+
+def test_search_on_a_dask_cluster_gives_the_sequential_results(data, reference, client):
+    from distributed import get_task_stream
+
+    with joblib.parallel_config(backend="dask"), get_task_stream(client) as stream:
+        search = _search().fit(*data)
+    _assert_same_results(search, reference)
+    workers = set(client.scheduler_info()["workers"])
+    assert _workers(stream, "_tune_combination")  # the tuning ran on the cluster ...
+    assert _workers(stream, "") == workers  # ... and the tasks on both workers
+
+
+@pytest.mark.parametrize("fit_intercept, weighted, n_targets",
+                         [(True, False, 1), (False, True, 1), (True, True, 2)])
+def test_ridge_on_a_dask_array_gives_the_in_memory_fit(client, fit_intercept, weighted,
+                                                       n_targets):
+    da = pytest.importorskip("dask.array")
+    from distributed import get_task_stream
+
+    X, y = make_regression(n_samples=1000, n_features=12, n_targets=n_targets, noise=30.0,
+                           random_state=1)
+    weight = np.random.default_rng(0).uniform(0.5, 2.0, len(y)) if weighted else None
+    expected = BilevelRidgeCV(fit_intercept=fit_intercept).fit(X, y, sample_weight=weight)
+    # Chunks that straddle the fold boundaries (every 200 rows).
+    Xd, yd = da.from_array(X, chunks=(130, 5)), da.from_array(y, chunks=170)
+    with get_task_stream(client) as stream:
+        got = BilevelRidgeCV(fit_intercept=fit_intercept).fit(Xd, yd, sample_weight=weight)
+    for name in ("alpha_", "coef_", "intercept_", "best_score_", "best_cv_error_"):
+        assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-10, atol=1e-12)
+    assert got.n_iter_ == expected.n_iter_
+    assert_allclose(got.history_["objective"], expected.history_["objective"], rtol=1e-10)
+    assert _workers(stream, "_pack") == set(client.scheduler_info()["workers"])
+    assert_allclose(got.predict(X), expected.predict(X), rtol=1e-10)
+
+
+def test_ridge_on_a_dask_array_refuses_what_needs_the_rows():
+    da = pytest.importorskip("dask.array")
+    X, y = make_regression(n_samples=100, n_features=5, random_state=0)
+    Xd = da.from_array(X, chunks=50)
+    with pytest.raises(ValueError, match="partition the rows"):
+        BilevelRidgeCV(cv=ShuffleSplit(3, random_state=0)).fit(Xd, y)
+    with pytest.raises(ValueError, match="alpha_per_feature"):
+        BilevelRidgeCV(alpha_per_feature=True).fit(Xd, y)
+    with pytest.raises(ValueError, match="linear_solver"):
+        BilevelRidgeCV(linear_solver="cg").fit(Xd, y)
+    with pytest.raises(ValueError, match="sample_weight must have shape"):
+        BilevelRidgeCV().fit(Xd, y, sample_weight=np.ones(3))
