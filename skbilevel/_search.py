@@ -91,19 +91,34 @@ class HypergradientSearchCV(BaseSearchCV):
         Evaluations of the hypergradient search per combination, after the screening grid.
     tol : float, default=1e-6
         Relative decrease of the CV criterion below which the search stops.
+    score_screening : bool, default=False
+        Whether scikit-learn also scores the screening grid's points. By default only the
+        hypergradient search's points (which start from the screening grid's best) are
+        scored and reported in ``cv_results_``: scikit-learn's fit-and-score of a point
+        on every fold costs as much as a grid point of ``GridSearchCV``, and on the
+        benchmark it was most of the search's time. The screening values computed by the
+        engine stay in ``path_``.
     pre_dispatch : int or str, default="2*n_jobs"
         As in ``GridSearchCV``.
 
     Attributes
     ----------
     cv_results_ : dict of ndarray
-        ``GridSearchCV``'s, one row per evaluated point, plus ``"iter"`` (its position in
-        its combination's search, the screening grid first) and ``"hypergradient"`` (the
-        derivative of the tuned CV criterion with respect to the log of the penalty; NaN on
-        the screening grid, which is evaluated without gradients).
+        ``GridSearchCV``'s, one row per point scored by scikit-learn (see
+        ``score_screening``), plus ``"iter"`` (its position in its combination's path, the
+        screening grid first) and ``"hypergradient"`` (the derivative of the tuned CV
+        criterion with respect to the log of the penalty; NaN on the screening grid, which
+        is evaluated without gradients), ``"hypergradient_<name>"`` for a further tuned
+        parameter (``l1_ratio``: with respect to the parameter itself).
     n_iter_ : int
-        Evaluations of the CV criterion by the hypergradient search, over all the
-        combinations (screening grids included; each also scored by scikit-learn).
+        Evaluations of the CV criterion by the engine, over all the combinations
+        (screening grids included).
+    path_ : list of dict
+        Every evaluation by the engine in order, combination after combination:
+        ``params`` (as in ``cv_results_["params"]``), ``objective`` (the tuned CV
+        criterion, lower is better: mean squared error, 1 - R^2 or log-loss),
+        ``hypergradient`` (per tuned parameter; NaN on the screening grid) and ``scored``
+        (whether the point is in ``cv_results_``).
     best_estimator_, best_score_, best_params_, best_index_, scorer_, n_splits_, \
 refit_time_, multimetric_ :
         As in ``GridSearchCV``.
@@ -134,11 +149,13 @@ refit_time_, multimetric_ :
         "random_state": ["random_state"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "score_screening": ["boolean"],
     }
 
     def __init__(self, estimator, param_bounds, *, param_grid=None, scoring=None, cv=5,
                  refit=True, n_jobs=None, verbose=0, random_state=None, error_score=np.nan,
-                 return_train_score=False, max_iter=20, tol=1e-6, pre_dispatch="2*n_jobs"):
+                 return_train_score=False, max_iter=20, tol=1e-6, score_screening=False,
+                 pre_dispatch="2*n_jobs"):
         super().__init__(estimator=estimator, scoring=scoring, n_jobs=n_jobs, refit=refit,
                          cv=cv, verbose=verbose, pre_dispatch=pre_dispatch,
                          error_score=error_score, return_train_score=return_train_score)
@@ -147,6 +164,7 @@ refit_time_, multimetric_ :
         self.random_state = random_state
         self.max_iter = max_iter
         self.tol = tol
+        self.score_screening = score_screening
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -219,21 +237,30 @@ refit_time_, multimetric_ :
         # All paths first (in order, whatever finishes first): scikit-learn's scoring then
         # opens a Parallel of its own.
         paths = Parallel(n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch)(tasks)
-        self.n_iter_ = 0
+        self.n_iter_, self.path_ = 0, []
         for combo, path in zip(combos, paths):
             self.n_iter_ += len(path)
             candidates, iters, grads = _distinct_points(path, list(bounds))
+            scored = _scored(path, candidates, grads, self.score_screening)
+            reported = [candidates[j] for j in scored]
+            self.path_ += [{"params": {**combo, **{prefix + k: v for k, v in point.items()}},
+                            "objective": float(value),
+                            "hypergradient": {k: float(g) for k, g in grad.items()},
+                            "scored": point in reported}
+                           for i, (point, value, grad) in enumerate(path)]
             if self.verbose > 0:
                 best, value, _ = min(path, key=lambda p: p[1])
                 tuned = " ".join(f"{prefix}{k}={v:.4g}" for k, v in best.items())
                 print(f"[HypergradientSearchCV] {combo or ''} {tuned} "
-                      f"(CV {objective} {value:.6g}, {len(path)} evaluations)")
-            more = {"iter": iters}
+                      f"(CV {objective} {value:.6g}, {len(path)} evaluations, "
+                      f"{len(scored)} scored)")
+            more = {"iter": [iters[j] for j in scored]}
             for i, name in enumerate(bounds):  # the penalty's column keeps the plain name
-                more["hypergradient" if i == 0 else f"hypergradient_{name}"] = grads[name]
+                key = "hypergradient" if i == 0 else f"hypergradient_{name}"
+                more[key] = [grads[name][j] for j in scored]
             evaluate_candidates(
-                [{**combo, **{prefix + k: v for k, v in c.items()}} for c in candidates],
-                more_results=more)
+                [{**combo, **{prefix + k: v for k, v in candidates[j].items()}}
+                 for j in scored], more_results=more)
 
     # -- helpers ----------------------------------------------------------------------------
     def _resolve(self):
@@ -312,6 +339,17 @@ def _tune_combination(estimator, adapter, X, y, fit_params, folds, bounds, objec
         (lambda describe: Progress(verbose - 1, describe=describe, prefix=label))
     with reporting(progress):
         return adapter.tune(final, data, bounds, objective, max_iter=max_iter, tol=tol)
+
+
+def _scored(path, candidates, grads, score_screening):
+    """Positions in ``candidates`` that scikit-learn scores: all of them, or the points of
+    the hypergradient search (a gradient was computed there) and the path's best point,
+    whatever its phase (the engine's criterion is what the path minimised)."""
+    if score_screening:
+        return list(range(len(candidates)))
+    best = min(path, key=lambda p: p[1])[0]
+    return [j for j, point in enumerate(candidates)
+            if point == best or any(np.isfinite(g[j]) for g in grads.values())]
 
 
 def _split_pipeline(estimator):

@@ -111,7 +111,8 @@ class HypergradientSearchDisplay:
         Parameters
         ----------
         search : HypergradientSearchCV
-            A fitted search; its ``cv_results_`` are what is plotted.
+            A fitted search; its ``cv_results_`` are what is plotted (fitted with
+            ``score_screening=True``, they include the screening grid).
         param_name : str, default=None
             The key of ``param_bounds`` on the x-axis; None: the only one. With several
             continuous parameters the others vary along the path, so the curve is a

@@ -59,11 +59,11 @@ def test_cv_results_are_scikit_learns_plus_the_path(regression, ridge_search):
     assert ridge_search.n_splits_ == 5
     n = len(results["params"])
     assert results["iter"].shape == results["hypergradient"].shape == (n,)
-    # The screening grid (9 decades) has no gradient, but for the point the search starts
-    # from; the search's points have one, and it is smallest at the best (a flat CV
-    # curve: the search stops on the predicted decrease, tol, not on the gradient).
+    # Only the hypergradient search's points are scored (score_screening=False): each has
+    # a gradient, smallest at the best (a flat CV curve: the search stops on the
+    # predicted decrease, tol, not on the gradient).
     grads = np.asarray(results["hypergradient"], dtype=float)
-    assert np.isnan(grads[:9]).sum() == 8 and np.isfinite(grads[9:]).all()
+    assert np.isfinite(grads).all() and n < ridge_search.n_iter_ - 8
     assert abs(grads[ridge_search.best_index_]) == np.nanmin(np.abs(grads))
     assert abs(grads[ridge_search.best_index_]) < 0.2 * np.nanmax(np.abs(grads))
     assert results["rank_test_score"][ridge_search.best_index_] == 1
@@ -73,6 +73,29 @@ def test_cv_results_are_scikit_learns_plus_the_path(regression, ridge_search):
     pipe = make_pipeline(StandardScaler(), Ridge(alpha=results["params"][i]["ridge__alpha"]))
     pred = pipe.fit(X[train], y[train]).predict(X[test])
     assert results["split0_test_score"][i] == pytest.approx(-np.mean((pred - y[test]) ** 2))
+
+
+def test_path_holds_every_engine_evaluation(regression, ridge_search):
+    X, y = regression
+    path = ridge_search.path_
+    assert len(path) == ridge_search.n_iter_
+    # The screening grid: 9 points, one per decade of the bounds, unscored, no gradient.
+    assert [p["scored"] for p in path[:9]].count(False) >= 8
+    assert all(np.isnan(p["hypergradient"]["alpha"]) for p in path[:8])
+    # The engine's criterion is scikit-learn's CV mean squared error (closed-form fits):
+    # every scored point's objective is minus its mean test score.
+    results = ridge_search.cv_results_
+    scored = {p["params"]["ridge__alpha"]: p["objective"] for p in path if p["scored"]}
+    assert len(scored) == len(results["params"])
+    for params, score in zip(results["params"], results["mean_test_score"]):
+        assert scored[params["ridge__alpha"]] == pytest.approx(-score, rel=1e-9)
+    # score_screening=True scores the screening grid too, with the same path.
+    full = clone(ridge_search).set_params(score_screening=True).fit(X, y)
+    assert len(full.cv_results_["params"]) == len({p["params"]["ridge__alpha"]
+                                                    for p in path})
+    assert np.isnan(np.asarray(full.cv_results_["hypergradient"][:9], float)).sum() == 8
+    assert full.best_params_ == ridge_search.best_params_
+    assert [p["objective"] for p in full.path_] == [p["objective"] for p in path]
 
 
 def test_refit_gives_a_fitted_pipeline(regression, ridge_search):

@@ -31,7 +31,8 @@ def search(data):
     pipe = make_pipeline(StandardScaler(), PolynomialFeatures(), Ridge())
     return HypergradientSearchCV(pipe, {KEY: (1e-3, 1e3)}, cv=CV,
                                  param_grid={"polynomialfeatures__degree": [1, 2]},
-                                 scoring="neg_mean_squared_error").fit(*data)
+                                 scoring="neg_mean_squared_error",
+                                 score_screening=True).fit(*data)
 
 
 @pytest.fixture(scope="module")
