@@ -94,10 +94,12 @@ def _fd_scores(pipe, X, y, params, sample_weight=None, score="mse"):
     return total / CV.get_n_splits()
 
 
-def test_lasso_hypergradient_equals_finite_differences_of_sklearn_refits(data):
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_lasso_hypergradient_equals_finite_differences_of_sklearn_refits(data, fit_intercept):
     # With sample weights in the fits: the engine's weighted problem is scikit-learn's.
     X, y, sw = data
-    pipe = make_pipeline(StandardScaler(), Lasso(**TIGHT))
+    y = y + 50.0  # an intercept to fit, or not
+    pipe = make_pipeline(StandardScaler(), Lasso(fit_intercept=fit_intercept, **TIGHT))
     search = HypergradientSearchCV(pipe, {"lasso__alpha": (1e-2, 1e1)}, cv=CV,
                                    scoring="neg_mean_squared_error", refit=False)
     search.fit(X, y, lasso__sample_weight=sw)
