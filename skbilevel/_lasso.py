@@ -15,8 +15,8 @@ from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BasePr
 from ._routing import FIT_PARAMS_DOC
 from ._scaling import (common_exponent, exponent, ldexp, out_of_range, rescale_exponent,
                        scale_back)
-from .engine.inner import L1, ElasticNet, ProximalProblem, WeightedL1
-from .engine.outer import HeldOutMSE
+from ._search_adapters._lasso import (alpha_max, enet_penalty, held_out_mse, lasso_penalties,
+                                      least_squares_problem)
 from .utils._sklearn_compat import _check_sample_weight, _fit_context, validate_data
 from .utils._tensor import resolve_dtype, to_numpy
 from .utils._threads import single_threaded_if_small
@@ -114,22 +114,19 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
             method.__doc__ = getattr(_LinearRegressionCV, method.__name__).__doc__
             setattr(cls, method.__name__, method)
 
+    # The problems, criteria and penalties are the search adapters' (one source of truth).
     def _problem(self, X, y, sample_weight, penalty):
-        return ProximalProblem.least_squares(X, y[:, None], penalty, sample_weight,
-                                             self.fit_intercept)
+        return least_squares_problem(X, y, sample_weight, penalty, self.fit_intercept)
 
     def _criterion(self, problem, X, y, sample_weight):
-        return HeldOutMSE.for_problem(problem, X, y[:, None], sample_weight)
+        return held_out_mse(problem, X, y, sample_weight)
 
     def _fold_score(self, problem, w, X, y, sample_weight):
         pred = safe_sparse_dot(X, to_numpy(w)[:, 0], dense_output=True) + \
             float(to_numpy(problem.intercept(w))[0])
         return r2_score(y, pred, sample_weight=sample_weight)
 
-    @staticmethod
-    def _alpha_max(problem, l1_ratio=1.0):
-        """The smallest ``alpha`` whose solution is 0 (the top of ``LassoCV``'s path)."""
-        return float(problem.datafit.xty.abs().max()) / l1_ratio or 1.0
+    _alpha_max = staticmethod(alpha_max)
 
     @_fit_context(prefer_skip_nested_validation=True)
     @single_threaded_if_small
@@ -322,7 +319,7 @@ class BilevelLassoCV(_LinearRegressionCV):
         self.random_state = random_state
 
     def _penalties(self, n_features):
-        return L1(), (WeightedL1(n_features) if self.alpha_per_feature else None)
+        return lasso_penalties(n_features, self.alpha_per_feature)
 
     def _grid(self, problem):
         alpha_max = self._alpha_max(problem)
@@ -429,7 +426,7 @@ class BilevelElasticNetCV(_LinearRegressionCV):
     _grid_step = np.log(_ENET_ALPHA_GRID[0] / _ENET_ALPHA_GRID[1])
 
     def _penalties(self, n_features):
-        return ElasticNet(), None
+        return enet_penalty(), None
 
     def _grid(self, problem):
         alpha_max = self._alpha_max(problem)

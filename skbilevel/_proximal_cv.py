@@ -67,6 +67,64 @@ def _with_penalty(problem, penalty):
     return ProximalProblem(problem.datafit, penalty if shift is None else Shifted(penalty, shift))
 
 
+def select_solver(problem, solver, hypergradient):
+    """The inner solver's name: ``solver``, checked against ``problem`` and the
+    hypergradient method; for ``"auto"`` the first of ``_AUTO_SOLVERS`` that can serve
+    both. Shared by the estimators and the search adapters."""
+    method = _METHODS[hypergradient]
+    if solver == "auto":
+        for name in _AUTO_SOLVERS:
+            candidate = _SOLVERS[name]
+            if candidate.supports(problem) and \
+                    (candidate.unrollable or not method.differentiates_iterations):
+                return name
+        raise ValueError(f"no inner solver among {_AUTO_SOLVERS} can solve this "
+                         f"{type(problem).__name__}")
+    chosen = _SOLVERS[solver]
+    if method.differentiates_iterations and not chosen.unrollable:
+        unrollable = " or ".join(repr(name) for name in _SOLVER_OPTIONS
+                                 if name in _SOLVERS and _SOLVERS[name].unrollable)
+        raise ValueError(f"hypergradient={hypergradient!r} differentiates the "
+                         f"solver's iterations and needs solver={unrollable}, "
+                         f"got solver={solver!r}")
+    if not chosen.supports(problem):
+        needs = _UNSUPPORTED.get(solver, f"a problem {chosen.__name__} supports")
+        raise ValueError(f"solver={solver!r} needs {needs}")
+    return solver
+
+
+def tolerance_scale(problem, solver_name, hypergradient):
+    """The gradient scale of the inner tolerances, ``||grad f(0)||_inf`` (``alpha_max``
+    for the Lasso). L-BFGS, and proximal gradient under implicit differentiation
+    (``solve``; the unrolled methods iterate on ``w``), measure gradients in a
+    diagonally scaled variable (see LBFGS and ProximalGradient.solve), which keeps one
+    badly scaled feature from setting every tolerance."""
+    grad = problem.smooth_grad(problem.init_params())
+    # The unrolled methods differentiate run(), which iterates on w itself.
+    scaled = _SOLVERS[solver_name].scaled_residual and \
+        not _METHODS[hypergradient].differentiates_iterations
+    scale = problem.unit_scale() if scaled else None
+    if scale is not None:
+        grad = grad / scale.reshape(grad.shape)
+    return float(grad.abs().max()) or 1.0
+
+
+def make_solver(name, scale, tol, *, step="constant", max_iter=10000):
+    """The inner solver ``name``. ``tol`` is relative to the gradient scale ``scale``
+    for residuals in gradient units; a duality gap's goes as is (scikit-learn's
+    coordinate descent makes it relative itself)."""
+    if _SOLVERS[name].residual_kind != "duality_gap":
+        tol = tol * scale
+    return build_part(make_inner_solver, _SOLVERS, name, step=step, max_iter=max_iter,
+                      tol=tol)
+
+
+def make_method(hypergradient):
+    """The hypergradient method ``hypergradient`` ("implicit", "forward", "reverse"),
+    its adjoint systems solved to ``_ADJOINT_RTOL``."""
+    return build_part(make_hypergradient, _METHODS, hypergradient, rtol=_ADJOINT_RTOL)
+
+
 # Parameters of the estimators with a per-feature stage (numpydoc, 4-space indent).
 EARLY_STOPPING_DOC = """early_stopping : bool or "auto", default="auto"
         For the per-feature stage: keep ``validation_fraction`` of the samples out of the
@@ -172,28 +230,9 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
                                    self.validation_fraction, self.random_state, groups)
 
     def _solver_name(self, problem):
-        """``solver``, checked against ``problem`` and the hypergradient method; for
-        ``"auto"`` the first of ``_AUTO_SOLVERS`` that can serve both."""
-        method = _METHODS[self.hypergradient]
-        if self.solver == "auto":
-            for name in _AUTO_SOLVERS:
-                solver = _SOLVERS[name]
-                if solver.supports(problem) and \
-                        (solver.unrollable or not method.differentiates_iterations):
-                    return name
-            raise ValueError(f"no inner solver among {_AUTO_SOLVERS} can solve this "
-                             f"{type(problem).__name__}")
-        solver = _SOLVERS[self.solver]
-        if method.differentiates_iterations and not solver.unrollable:
-            unrollable = " or ".join(repr(name) for name in _SOLVER_OPTIONS
-                                     if name in _SOLVERS and _SOLVERS[name].unrollable)
-            raise ValueError(f"hypergradient={self.hypergradient!r} differentiates the "
-                             f"solver's iterations and needs solver={unrollable}, "
-                             f"got solver={self.solver!r}")
-        if not solver.supports(problem):
-            needs = _UNSUPPORTED.get(self.solver, f"a problem {solver.__name__} supports")
-            raise ValueError(f"solver={self.solver!r} needs {needs}")
-        return self.solver
+        """``solver``, checked against ``problem`` and the hypergradient method (see
+        :func:`select_solver`)."""
+        return select_solver(problem, self.solver, self.hypergradient)
 
     def _inner_tol(self, X):
         """``inner_tol``, with ``"auto"`` resolved by the size of the design."""
@@ -203,28 +242,12 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
             _AUTO_TOL_LARGE
 
     def _tolerance_scale(self, problem, solver_name):
-        """The gradient scale of the inner tolerances, ``||grad f(0)||_inf`` (``alpha_max``
-        for the Lasso). L-BFGS, and proximal gradient under implicit differentiation
-        (``solve``; the unrolled methods iterate on ``w``), measure gradients in a
-        diagonally scaled variable (see LBFGS and ProximalGradient.solve), which keeps one
-        badly scaled feature from setting every tolerance."""
-        grad = problem.smooth_grad(problem.init_params())
-        # The unrolled methods differentiate run(), which iterates on w itself.
-        scaled = _SOLVERS[solver_name].scaled_residual and \
-            not _METHODS[self.hypergradient].differentiates_iterations
-        scale = problem.unit_scale() if scaled else None
-        if scale is not None:
-            grad = grad / scale.reshape(grad.shape)
-        return float(grad.abs().max()) or 1.0
+        """The gradient scale of the inner tolerances (see :func:`tolerance_scale`)."""
+        return tolerance_scale(problem, solver_name, self.hypergradient)
 
     def _make_solver(self, name, scale, tol):
-        """The inner solver ``name``. ``tol`` is relative to the gradient scale ``scale``
-        for residuals in gradient units; a duality gap's goes as is (scikit-learn's
-        coordinate descent makes it relative itself)."""
-        if _SOLVERS[name].residual_kind != "duality_gap":
-            tol = tol * scale
-        return build_part(make_inner_solver, _SOLVERS, name, step=self.step,
-                          max_iter=self.inner_max_iter, tol=tol)
+        """The inner solver ``name`` (see :func:`make_solver`)."""
+        return make_solver(name, scale, tol, step=self.step, max_iter=self.inner_max_iter)
 
     def _fit_proximal(self, X, y, sample_weight, progress=None, split_params=None,
                       theta_shift=0.0, value_exponent=0, grid_shift=0.0):
@@ -278,8 +301,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         inner_tol = self._inner_tol(X)
         solver = self._make_solver(solver_name, scale, inner_tol)
         # Lasso-type CV errors are piecewise smooth: stop zigzagging across a kink.
-        method = build_part(make_hypergradient, _METHODS, self.hypergradient,
-                            rtol=_ADJOINT_RTOL)
+        method = make_method(self.hypergradient)
         tune = dict(solver=solver, method=method,
                     optimizer=make_optimizer("lbfgs", max_iter=self.max_iter, tol=self.tol),
                     stall_patience=_STALL_PATIENCE, stall_tol=self.tol * 0.1,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.datasets import make_classification, make_regression
-from sklearn.linear_model import Lasso, LogisticRegression, Ridge
+from sklearn.linear_model import Lars, LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
@@ -168,7 +168,7 @@ def test_logistic_pipeline_neg_log_loss():
 
 
 @pytest.mark.parametrize("estimator, bounds, match", [
-    (Lasso(), {"alpha": (1e-2, 1.0)}, "supports Ridge .'alpha'., LogisticRegression .'C'."),
+    (Lars(), {"alpha": (1e-2, 1.0)}, "supports Ridge .'alpha'., LogisticRegression .'C'."),
     (make_pipeline(StandardScaler(), Ridge()), {"alpha": (1e-2, 1.0)}, "'ridge__alpha'"),
     (Ridge(), {"alpha": (1.0, 1e-2)}, "0 < low < high"),
     (LogisticRegression(l1_ratio=1.0, solver="saga"), {"C": (1e-2, 1.0)}, "L2 penalty"),

@@ -4,10 +4,11 @@ One module per model family; each adapter is registered once in ``ADAPTERS``.
 """
 
 from ._base import FoldData, SearchAdapter, reporting, tune_path
+from ._lasso import ElasticNetAdapter, LassoAdapter
 from ._logistic import LogisticAdapter
 from ._ridge import RidgeAdapter
 
-ADAPTERS = (RidgeAdapter(), LogisticAdapter())
+ADAPTERS = (RidgeAdapter(), LogisticAdapter(), LassoAdapter(), ElasticNetAdapter())
 
 
 def adapter_for(estimator):

@@ -104,6 +104,13 @@ class SearchAdapter:
         return [({self.param: v}, obj, {self.param: g}) for v, obj, g in path]
 
 
+def evaluation_progress(describe):
+    """The ``Progress`` for a path's ``FoldEvaluator`` under :func:`reporting`, or None;
+    ``describe(theta)`` names the point being evaluated."""
+    progress = _PROGRESS.get()
+    return None if progress is None else progress(describe)
+
+
 def tune_path(adapter, estimator, data, low, high, objective, *, max_iter, tol):
     """Tune ``adapter.param`` of ``estimator`` on the transformed folds ``data``.
 
@@ -127,10 +134,8 @@ def tune_path(adapter, estimator, data, low, high, objective, *, max_iter, tol):
         grads.append(float(grad[0]))
         return grad
 
-    progress = _PROGRESS.get()
-    if progress is not None:
-        progress = progress(lambda theta: f"{adapter.param}="
-                            f"{float(adapter.from_theta(float(theta[0]))):.4g}")
+    progress = evaluation_progress(lambda theta: f"{adapter.param}="
+                                   f"{float(adapter.from_theta(float(theta[0]))):.4g}")
     evaluator = FoldEvaluator(folds, solver, method, transform=record, progress=progress)
     optimizer = make_optimizer("bracket", max_iter=max_iter, tol=tol, first_step=step / 2)
     loop = OuterLoop(evaluator, OptimizerDriver(optimizer, local_radius=np.array([step])),

@@ -58,6 +58,8 @@ def _penalty_cases(d):
     return {"l1": (L1(), T([np.log(0.3)])),
             "weighted_l1": (WeightedL1(d), T(np.log(rng.uniform(0.1, 0.6, d)))),
             "elastic_net": (ElasticNet(), T([np.log(0.4), 0.7])),
+            "elastic_net_linear": (ElasticNet(scale="linear"), T([np.log(0.4), 0.3])),
+            "elastic_net_fixed": (ElasticNet(l1_ratio=0.6), T([np.log(0.4)])),
             "l2": (L2(), T([np.log(0.8)])),
             "l2_per_feature": (L2(d), T(np.log(rng.uniform(0.2, 2.0, d))))}
 
@@ -67,8 +69,10 @@ def _closed_form(name, z, s, theta):
     if name in ("l1", "weighted_l1"):
         tau = s * np.exp(th) if name == "weighted_l1" else s * np.exp(th[0])
         return np.sign(z) * np.maximum(np.abs(z) - tau, 0)
-    if name == "elastic_net":
-        alpha, rho = np.exp(th[0]), 1 / (1 + np.exp(-th[1]))
+    if name.startswith("elastic_net"):
+        alpha, rho = np.exp(th[0]), {"elastic_net": lambda: 1 / (1 + np.exp(-th[1])),
+                                     "elastic_net_linear": lambda: th[1],
+                                     "elastic_net_fixed": lambda: 0.6}[name]()
         return np.sign(z) * np.maximum(np.abs(z) - s * alpha * rho, 0) / (1 + s * alpha * (1 - rho))
     lam = np.exp(th) if name == "l2_per_feature" else np.exp(th[0])
     return z / (1 + s * lam)
@@ -91,7 +95,8 @@ def test_prox_closed_forms_and_derivatives(name):
                                rtol=1e-12, atol=1e-14)
     if not support.all():
         strength = torch.exp(theta).reshape(-1, 1) if name == "weighted_l1" else \
-            torch.exp(theta[0]) * (torch.sigmoid(theta[1]) if name == "elastic_net" else 1)
+            torch.exp(theta[0]) * penalty.split(theta)[1] if name.startswith("elastic_net") \
+            else torch.exp(theta[0])
         bound = (strength * torch.ones_like(z))[~support]
         assert bool((z[~support].abs() <= s * bound + 1e-15).all())  # |z| <= tau
     # d prox / d z (diagonal) and d prox / d theta against autograd

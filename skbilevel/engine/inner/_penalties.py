@@ -124,20 +124,48 @@ class WeightedL1:
 
 
 class ElasticNet:
-    """``alpha rho ||w||_1 + alpha (1 - rho) / 2 ||w||^2``, ``theta = [log alpha, logit rho]``.
+    """``alpha rho ||w||_1 + alpha (1 - rho) / 2 ||w||^2``: scikit-learn's ``ElasticNet``.
 
-    scikit-learn's ``ElasticNet(alpha, l1_ratio=rho)`` penalty; the logit keeps ``rho`` in
-    (0, 1) for an unconstrained outer optimizer. The prox is the soft threshold at
-    ``s alpha rho`` divided by ``1 + s alpha (1 - rho)``.
+    ``theta = [log alpha, logit rho]`` by default: the logit keeps ``rho`` (``l1_ratio``) in
+    (0, 1) for an unconstrained outer optimizer. ``scale="linear"`` makes it
+    ``theta = [log alpha, rho]`` for a box-constrained one (``rho`` in [0, 1], ends
+    included); a fixed ``l1_ratio`` leaves ``theta = [log alpha]``. The prox is the soft
+    threshold at ``s alpha rho`` divided by ``1 + s alpha (1 - rho)``.
+
+    Parameters
+    ----------
+    l1_ratio : float or None, default=None
+        None: ``rho`` is the hyperparameter ``theta[1]``; a float in [0, 1]: ``rho`` fixed.
+    scale : {"logit", "linear"}, default="logit"
+        How ``theta[1]`` gives a tuned ``rho``.
     """
 
-    n_hyper = 2
     smooth = False
 
-    @staticmethod
-    def split(theta):
-        """``(alpha, rho)`` from the unconstrained ``theta``."""
-        return torch.exp(theta[0]), torch.sigmoid(theta[1])
+    def __init__(self, l1_ratio=None, scale="logit"):
+        if scale not in ("logit", "linear"):
+            raise ValueError(f"scale must be 'logit' or 'linear', got {scale!r}")
+        if l1_ratio is not None and not 0 <= l1_ratio <= 1:
+            raise ValueError(f"l1_ratio must be in [0, 1] or None, got {l1_ratio!r}")
+        self.l1_ratio, self.scale = l1_ratio, scale
+        self.n_hyper = 2 if l1_ratio is None else 1
+
+    def split(self, theta):
+        """``(alpha, rho)`` at ``theta``."""
+        alpha = torch.exp(theta[0])
+        if self.l1_ratio is not None:
+            return alpha, torch.as_tensor(float(self.l1_ratio), dtype=theta.dtype,
+                                          device=theta.device)
+        return alpha, (theta[1] if self.scale == "linear" else torch.sigmoid(theta[1]))
+
+    def _times_drho(self, x, rho):
+        """``x * d rho / d theta[1]`` (as ``x * rho * (1 - rho)`` under the logit)."""
+        return x if self.scale == "linear" else x * rho * (1 - rho)
+
+    def _columns(self, d0, d1):
+        """The ``(numel, n_hyper)`` derivative matrix from its columns."""
+        cols = [d0.reshape(-1)] if d1 is None else [d0.reshape(-1), d1.reshape(-1)]
+        return torch.stack(cols, dim=1)
 
     def value(self, w, theta):
         alpha, rho = self.split(theta)
@@ -153,11 +181,12 @@ class ElasticNet:
         active = (z.abs() > tau).to(z.dtype)
         st = soft_threshold(z, tau)
         # prox = st(z, tau) / c: d/dtau = -sign(z) active / c, d/dc = -st / c^2, with
-        # dtau/dtheta = (tau, tau (1 - rho)) and dc/dtheta = (c - 1, -tau (1 - rho)).
+        # dtau/dtheta = (tau, s alpha drho) and dc/dtheta = (c - 1, -s alpha drho).
         d_tau, d_c = -torch.sign(z) * active / c, -st / c ** 2
         d0 = d_tau * tau + d_c * (c - 1)
-        d1 = (d_tau - d_c) * tau * (1 - rho)
-        return active / c, torch.stack([d0.reshape(-1), d1.reshape(-1)], dim=1)
+        d1 = None if self.l1_ratio is not None else (d_tau - d_c) * (step * alpha) \
+            if self.scale == "linear" else (d_tau - d_c) * tau * (1 - rho)
+        return active / c, self._columns(d0, d1)
 
     def hessian_diag(self, w, theta):
         alpha, rho = self.split(theta)
@@ -165,11 +194,12 @@ class ElasticNet:
 
     def cross_jacobian(self, w, theta):
         # grad = alpha rho sign(w) + alpha (1 - rho) w: d/dlog alpha is itself, and
-        # d/dlogit rho = alpha rho (1 - rho) (sign(w) - w).
+        # d/dtheta[1] = alpha drho (sign(w) - w).
         alpha, rho = self.split(theta)
         grad = alpha * rho * torch.sign(w) + alpha * (1 - rho) * w
-        d1 = alpha * rho * (1 - rho) * (torch.sign(w) - w)
-        return torch.stack([grad.reshape(-1), d1.reshape(-1)], dim=1)
+        d1 = self._times_drho(alpha, rho) * (torch.sign(w) - w) if self.l1_ratio is None \
+            else None
+        return self._columns(grad, d1)
 
     def support(self, w):
         return w != 0
