@@ -148,13 +148,20 @@ def test_cv_results_columns(data, lasso_search, enet_search):
     enet = enet_search.cv_results_
     assert {"param_elasticnet__alpha", "param_elasticnet__l1_ratio", "hypergradient",
             "hypergradient_l1_ratio", "iter"} <= set(enet)
-    ratios = np.array([p["elasticnet__l1_ratio"] for p in enet["params"]])
+    path = enet_search.path_
+    ratios = np.array([p["params"]["elasticnet__l1_ratio"] for p in path])
     # The screening grid's 5 values of l1_ratio (dense near the Lasso), the optimum at 1.
     np.testing.assert_array_equal(np.unique(ratios), [0.0, 0.5, 0.9, 0.99, 1.0])
-    # The screening grid (no gradient) then the L-BFGS-B points (both gradients).
-    assert np.isnan(enet["hypergradient"][0]) and np.isfinite(enet["hypergradient"][-1])
-    assert np.array_equal(np.isnan(enet["hypergradient"].astype(float)),
-                          np.isnan(enet["hypergradient_l1_ratio"].astype(float)))
+    # The screening grid (no gradient) then the L-BFGS-B points (both gradients); only
+    # the latter are scored by scikit-learn (score_screening=False).
+    grads = np.array([[p["hypergradient"]["alpha"], p["hypergradient"]["l1_ratio"]]
+                      for p in path])
+    assert np.isnan(grads[0]).all() and np.isfinite(grads[-1]).all()
+    assert np.array_equal(np.isnan(grads[:, 0]), np.isnan(grads[:, 1]))
+    assert np.isfinite(enet["hypergradient"].astype(float)).all()
+    assert np.isfinite(enet["hypergradient_l1_ratio"].astype(float)).all()
+    scored = {tuple(p["params"].values()) for p in path if p["scored"]}
+    assert scored == {tuple(params.values()) for params in enet["params"]}
 
 
 def test_elastic_net_alpha_only_keeps_its_l1_ratio(data):
