@@ -14,32 +14,23 @@ from sklearn.model_selection import RepeatedKFold
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
-from ._tuning import (N_JOBS_DOC, build_part, early_stopping_rows, history_to_arrays, make_splits,
+from ._tuning import (N_JOBS_DOC, early_stopping_rows, history_to_arrays, make_splits,
                       warn_if_not_converged)
 from ._evidence import evidence_log_penalties
 from ._routing import FIT_PARAMS_DOC, SplitterRoutingMixin, check_groups
 from ._moments import fold_moments
+from ._ridge_folds import one_shot, ridge_fold, ridge_solvers, uses_moments
 from ._progress import FitProgress
 from ._scaling import history_in_user_units, ldexp, rescale_exponent, scale_back
 from .engine import Fold, minimize_hyperparams
-from .engine.hypergrad import make_hypergradient
 from .engine.loop import broadcast_first_stage
 from .engine.inner import RidgeProblem
-from .engine.linalg import LINEAR_SOLVERS, make_linear_solver
-from .engine.outer import HeldOutMSE, make_optimizer
-from .engine.solvers import ClosedFormSolver, make_inner_solver
+from .engine.outer import make_optimizer
 from .utils._sklearn_compat import (CallbackSupportMixin, Interval, StrOptions,
                                     _check_sample_weight, _fit_context, validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 from .utils._threads import single_threaded_if_small
 
-# Above this many features "auto" goes matrix-free: a d x d Gram and its factorisation stop
-# paying for themselves. Sparse X below it gets the Gram from sparse products, so that the
-# same data give the same path and alpha_ whatever their container.
-_N_SNAPSHOTS = 10  # solutions carried in the recycle space (inner and adjoint alternate)
-_MAX_DENSE_FEATURES = 4000
-# Relative residual of the matrix-free fits and adjoint solves: hypergradients to ~1e-7.
-_KRYLOV_RTOL = 1e-8
 # Safety-net grid: alpha / scale over 1e-6..1e6, scale = mean diagonal of the Gram; one
 # point a decade where a point costs an eigen-solve, every second decade where each point
 # is a Krylov fit per fold. Large alpha first: well-conditioned fits warm-start the rest.
@@ -305,11 +296,11 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         progress.header(X, len(splits), n_hyper, "alpha" if n_hyper == 1 else
                         "alpha per feature" if self.alpha_per_feature is True else
                         "alpha per group of features")
-        solver, method = self._engine(X, d, dtype)
+        solver, method = ridge_solvers(self.linear_solver, d, dtype, self.recycle_dim)
         shared = torch.zeros(d, dtype=torch.long, device=device)
 
         moments, total = [None] * len(splits), None
-        if isinstance(solver, ClosedFormSolver):
+        if uses_moments(solver):
             data = (X, Y, sample_weight) if held is None else \
                 (X[rows], Y[rows], sample_weight[rows])
             moments, total = fold_moments(*data, splits, to_t)
@@ -317,19 +308,12 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         full_gram = None if total is None else total.centred(self.fit_intercept)["gram"]
 
         def fold(train, val, raw=None):
-            if raw is not None and len(train) >= d:
-                # From the fold's moments: no copy of the training rows. (With fewer rows
-                # than features the data stay, for the thin SVD of the shared-alpha stage.)
-                problem = RidgeProblem.from_moments(**raw.centred(self.fit_intercept),
-                                                    groups=shared)
-            else:
-                problem = RidgeProblem(
-                    to_t(X[train]), to_t(Y[train]), to_t(sample_weight[train]), groups=shared,
-                    fit_intercept=self.fit_intercept,
-                    gram=None if raw is None else raw.centred(self.fit_intercept)["gram"])
-            criterion = HeldOutMSE.for_problem(problem, to_t(X[val]), to_t(Y[val]),
-                                               to_t(sample_weight[val]))
-            return Fold(problem, criterion)
+            # From the fold's moments when given: no copy of the training rows.
+            return ridge_fold((to_t(X[val]), to_t(Y[val]), to_t(sample_weight[val])),
+                              lambda: (to_t(X[train]), to_t(Y[train]),
+                                       to_t(sample_weight[train])),
+                              n_train=len(train), moments=raw,
+                              fit_intercept=self.fit_intercept, groups=shared)
 
         folds = [fold(rows[tr], rows[va], m) for (tr, va), m in zip(splits, moments)]
         tuned_folds = folds  # the folds of the last stage (regrouped with several alphas)
@@ -348,7 +332,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
                        n_jobs=self.n_jobs, progress=progress.loop)
         # Stage 1, one alpha from the better of alpha_init and a coarse log-grid: the whole
         # answer for a shared alpha, the safety net and the starting point otherwise.
-        coarse = _GRID if isinstance(solver, ClosedFormSolver) else _GRID_MATRIX_FREE
+        coarse = _GRID if uses_moments(solver) else _GRID_MATRIX_FREE
         grid = torch.as_tensor(np.log(scale * coarse), dtype=dtype, device=device)[:, None]
         theta0 = torch.full((1,), float(np.log(self.alpha_init) - log_shift), dtype=dtype,
                             device=device)
@@ -463,31 +447,6 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
             raise ValueError(message)
         return low, high
 
-    def _engine(self, X, d, dtype):
-        """Resolve ``linear_solver`` into an inner solver and a hypergradient method."""
-        name = self.linear_solver
-        if name == "auto":
-            dense_ok = d <= _MAX_DENSE_FEATURES
-            # Recycled MINRES: its space and snapshots are re-paired for free along the
-            # path of alphas; on the sparse benchmark it needs about half CG's matvecs.
-            name = "cholesky" if dense_ok else "recycled_minres"
-        if name == "cholesky":  # the adjoint solves reuse the exact solve's factorisation
-            return make_inner_solver("closed_form"), make_hypergradient("implicit")
-        # float32 cannot resolve residuals of 1e-8: stop a few orders above its epsilon.
-        # Snapshots of the last solutions (recycled MINRES): their pairing follows the
-        # Hessian's diagonal shift for free, and they halve the Krylov iterations on the
-        # sparse benchmark. Consecutive solutions are nearly parallel: in float32
-        # orthonormalising them loses the accuracy of C = H U that deflation relies on, so
-        # none are kept.
-        linear_solver = build_part(
-            make_linear_solver, LINEAR_SOLVERS, name,
-            rtol=max(_KRYLOV_RTOL, 100 * torch.finfo(dtype).eps), recycle_dim=self.recycle_dim,
-            n_snapshots=_N_SNAPSHOTS if dtype == torch.float64 else 0)
-        # One Krylov method for the fit and the adjoint system: they share the Hessian, so
-        # a recycling solver carries one space through both and across outer iterations.
-        return (make_inner_solver("krylov", linear_solver=linear_solver),
-                make_hypergradient("implicit", linear_solver=linear_solver))
-
     def _per_feature_starts(self, problem, groups, n_hyper, theta_shared, solver, bounds):
         """Starting candidates for several penalties, best first by the caller's grid.
 
@@ -497,7 +456,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         surface is flat around the shared optimum (small alpha, n >> d), where gradient
         steps from the broadcast point barely move.
         """
-        w = _one_shot(solver).solve(problem, theta_shared).w
+        w = one_shot(solver).solve(problem, theta_shared).w
         sigma2 = problem.weighted_rss(w) / (problem.weight_sum * w.shape[1])
         tau2 = torch.zeros(n_hyper, dtype=w.dtype, device=w.device).index_add_(
             0, groups, (w ** 2).mean(1)) / torch.bincount(groups, minlength=n_hyper)
@@ -522,7 +481,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         rows of each fold's fit at ``theta`` (``GridSearchCV``'s ``mean_test_score``)."""
         scores = []
         for fold, val in zip(folds, validation_rows):
-            w = _one_shot(solver).solve(fold.problem, theta).w
+            w = one_shot(solver).solve(fold.problem, theta).w
             pred = safe_sparse_dot(X[val], to_numpy(w), dense_output=True) + \
                 to_numpy(fold.problem.intercept(w))
             scores.append(r2_score(Y[val], pred, sample_weight=sample_weight[val]))
@@ -530,7 +489,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
 
     def _refit(self, problem, theta, solver, y_ndim, out_dtype):
         """Fit ``problem`` (all the rows) at ``theta`` into ``coef_`` and ``intercept_``."""
-        w = _one_shot(solver).solve(problem, theta).w
+        w = one_shot(solver).solve(problem, theta).w
         # float32 in, float32 coefficients and intercept out, as Ridge does; without an
         # intercept Ridge stores the Python float 0.0, for one target or several.
         coef = to_numpy(w).T.astype(out_dtype)
@@ -542,11 +501,6 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
 
 
 BilevelRidgeCV.__doc__ = BilevelRidgeCV.__doc__.replace("{n_jobs}", N_JOBS_DOC)
-
-
-def _one_shot(solver):
-    """The solver for a single solve: a Cholesky factor beats an eigendecomposition."""
-    return ClosedFormSolver("cholesky") if isinstance(solver, ClosedFormSolver) else solver
 
 
 def _gram_scale(X, sample_weight, fit_intercept):
