@@ -6,7 +6,6 @@ from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
@@ -16,10 +15,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._tuning import (N_JOBS_DOC, early_stopping_rows, history_to_arrays, make_splits,
                       warn_if_not_converged)
-from ._evidence import evidence_log_penalties
 from ._routing import FIT_PARAMS_DOC, SplitterRoutingMixin, check_groups
 from ._moments import fold_moments
-from ._ridge_folds import one_shot, ridge_fold, ridge_solvers, uses_moments
+from ._ridge_folds import gram_scale, one_shot, ridge_fold, ridge_solvers, uses_moments
+from ._ridge_per_feature import feature_groups, per_feature_starts, shrinkage_penalty
 from ._progress import FitProgress
 from ._scaling import history_in_user_units, ldexp, rescale_exponent, scale_back
 from .engine import Fold, minimize_hyperparams
@@ -277,7 +276,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
                                              ensure_non_negative=True)
         n, d = X.shape
         progress.begin(X, y, sample_weight)
-        groups, n_hyper = self._feature_groups(d)
+        groups, n_hyper = feature_groups(self.alpha_per_feature, d)
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
         # Extreme scales are fitted on X / 2**ex, y / 2**ey: alpha maps by 4**ex, the
         # coefficients by 2**(ey - ex), the intercept by 2**ey, squared errors by 4**ey.
@@ -320,7 +319,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         holdout = fold(rows, held) if held is not None else None
         # The natural unit of alpha: the Gram's mean diagonal (read off it when computed).
         scale = float(full_gram.diagonal().mean()) if full_gram is not None else \
-            _gram_scale(X, sample_weight, self.fit_intercept)
+            gram_scale(X, sample_weight, self.fit_intercept)
         scale = scale if scale > 0 else 1.0
         bounds = (np.log(scale * 1e-10), np.log(scale * 1e10)) \
             if self.alpha_bounds == "auto" else \
@@ -344,15 +343,15 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
             scalar = result
             tuning_rows = self._whole_problem(X[rows], Y[rows], sample_weight[rows], to_t,
                                               shared, total if len(rows) >= d else None)
-            starts = self._per_feature_starts(tuning_rows, g_t, n_hyper, scalar.theta,
-                                              solver, bounds)
+            starts = per_feature_starts(tuning_rows, g_t, n_hyper, scalar.theta, solver,
+                                        bounds)
             progress.grid(to_numpy(starts), "per-feature starting points")
             regrouped = tuned_folds = [Fold(f.problem.regroup(g_t), f.criterion)
                                        for f in folds]
             if holdout is not None:
                 holdout = Fold(holdout.problem.regroup(g_t), holdout.criterion)
             result = tune(regrouped, starts[0], start_grid=starts[1:], holdout=holdout,
-                          penalty=_shrinkage_penalty(self.alpha_shrinkage, scalar.value))
+                          penalty=shrinkage_penalty(self.alpha_shrinkage, scalar.value))
             result = broadcast_first_stage(scalar, result, n_hyper)  # one history
         warn_if_not_converged(result, type(self).__name__)
 
@@ -405,19 +404,6 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         return safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
 
     # -- helpers -------------------------------------------------------------------------
-    def _feature_groups(self, d):
-        """Map every feature to its entry of theta; returns (groups, n_hyper)."""
-        spec = self.alpha_per_feature
-        if isinstance(spec, (bool, np.bool_)):
-            groups = np.arange(d) if spec else np.zeros(d, dtype=np.int64)
-        else:
-            labels = np.asarray(spec)
-            if labels.shape != (d,):
-                raise ValueError(f"alpha_per_feature as group labels must have shape "
-                                 f"(n_features,)=({d},), got {labels.shape}")
-            groups = np.unique(labels, return_inverse=True)[1].ravel()
-        return groups.astype(np.int64), int(groups.max()) + 1 if d else 1
-
     def _cv(self, n_hyper):
         """``cv``, turned into repeated K-fold when asked for (see ``cv_repeats``)."""
         repeats = self.cv_repeats if self.cv_repeats != "auto" else (3 if n_hyper > 1 else 1)
@@ -446,27 +432,6 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         if not 0 < low < high:
             raise ValueError(message)
         return low, high
-
-    def _per_feature_starts(self, problem, groups, n_hyper, theta_shared, solver, bounds):
-        """Starting candidates for several penalties, best first by the caller's grid.
-
-        The shared optimum broadcast to every group, and the Gaussian-prior ridge
-        ``alpha_g = sigma^2 / mean_{j in g} w_j^2`` at three scales, with ``w`` and the
-        noise level ``sigma^2`` from the shared-alpha fit. The latter matters where the CV
-        surface is flat around the shared optimum (small alpha, n >> d), where gradient
-        steps from the broadcast point barely move.
-        """
-        w = one_shot(solver).solve(problem, theta_shared).w
-        sigma2 = problem.weighted_rss(w) / (problem.weight_sum * w.shape[1])
-        tau2 = torch.zeros(n_hyper, dtype=w.dtype, device=w.device).index_add_(
-            0, groups, (w ** 2).mean(1)) / torch.bincount(groups, minlength=n_hyper)
-        tau2 = tau2.clamp_min(1e-12 * float(tau2.max()) + 1e-300)
-        prior = torch.log(sigma2 / tau2)
-        starts = [theta_shared.expand(n_hyper)] + [prior + np.log(c) for c in (0.1, 1.0, 10.0)]
-        evidence = evidence_log_penalties(problem, theta_shared, groups, n_hyper, bounds)
-        if evidence is not None:
-            starts.append(evidence)
-        return torch.stack(starts).clamp(bounds[0], bounds[1])
 
     def _whole_problem(self, X, Y, sample_weight, to_t, groups, moments):
         """The ridge problem on the given rows, from their moments when already computed."""
@@ -501,27 +466,3 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
 
 
 BilevelRidgeCV.__doc__ = BilevelRidgeCV.__doc__.replace("{n_jobs}", N_JOBS_DOC)
-
-
-def _gram_scale(X, sample_weight, fit_intercept):
-    """Mean diagonal of the centred weighted Gram: the natural unit of alpha."""
-    sq = X.multiply(X) if sp.issparse(X) else X ** 2
-    col_sq = np.asarray(sq.T @ sample_weight).ravel()
-    if fit_intercept:
-        mean = np.asarray(X.T @ sample_weight).ravel() / sample_weight.sum()
-        col_sq = col_sq - sample_weight.sum() * mean ** 2
-    scale = float(np.mean(np.maximum(col_sq, 0.0)))
-    return scale if scale > 0 else 1.0
-
-
-def _shrinkage_penalty(strength, reference):
-    """``theta -> strength * reference * var(theta)`` and its gradient (None if off)."""
-    if strength == 0:
-        return None
-    weight = strength * abs(reference)
-
-    def penalty(theta):
-        centred = theta - theta.mean()
-        return weight * (centred ** 2).mean(), 2.0 * weight * centred / centred.numel()
-
-    return penalty

@@ -129,3 +129,14 @@ def complement_moments(blocks):
     for block in blocks[1:]:
         total = total + block
     return [total - block for block in blocks], total
+
+
+def gram_scale(X, sample_weight, fit_intercept):
+    """Mean diagonal of the centred weighted Gram: the natural unit of alpha."""
+    sq = X.multiply(X) if sp.issparse(X) else X ** 2
+    col_sq = np.asarray(sq.T @ sample_weight).ravel()
+    if fit_intercept:
+        mean = np.asarray(X.T @ sample_weight).ravel() / sample_weight.sum()
+        col_sq = col_sq - sample_weight.sum() * mean ** 2
+    scale = float(np.mean(np.maximum(col_sq, 0.0)))
+    return scale if scale > 0 else 1.0
