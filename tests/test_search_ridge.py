@@ -139,3 +139,14 @@ def test_one_source_of_truth_with_bilevel_ridge_cv(data):
                                    scoring="neg_mean_squared_error").fit(X, y)
     assert search.best_params_["alpha"] == pytest.approx(reg.alpha_, rel=1e-2)
     assert -search.best_score_ == pytest.approx(reg.best_cv_error_, rel=1e-6)
+
+
+def test_per_feature_bounds_point_to_bilevel_ridge_cv(data):
+    X, y, _ = data
+    for bounds in ([(1e-3, 1e3)] * X.shape[1], np.tile([1e-3, 1e3], (X.shape[1], 1))):
+        search = HypergradientSearchCV(make_pipeline(StandardScaler(), Ridge()),
+                                       {"ridge__alpha": bounds})
+        with pytest.raises(ValueError, match=r"BilevelRidgeCV\(alpha_per_feature=True\)"):
+            search.fit(X, y)
+    with pytest.raises(ValueError, match="must be a pair"):  # not a per-feature request
+        HypergradientSearchCV(Ridge(), {"alpha": (1.0, 2.0, 3.0)}).fit(X, y)

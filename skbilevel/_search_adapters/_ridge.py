@@ -43,6 +43,24 @@ class RidgeAdapter(SearchAdapter):
         if getattr(estimator, "positive", False):
             raise ValueError("HypergradientSearchCV tunes Ridge(positive=False) only")
 
+    def parse_bounds(self, name, key, param_bounds):
+        # Nested bounds (a (low, high) pair per feature) ask for one alpha per feature,
+        # which scikit-learn's Ridge cannot hold (an array alpha is one per target) and
+        # which GridSearchCV's semantics cannot report honestly (best_score_ would be
+        # scored on the folds that tuned d penalties): point to the estimator that does it.
+        try:
+            nested = np.ndim(param_bounds[key]) > 1
+        except ValueError:  # ragged: positive_bounds reports the format
+            nested = False
+        if nested:
+            raise ValueError(
+                f"param_bounds[{key!r}] must be one pair (low, high): Ridge has one alpha "
+                "for all the features (an array alpha is one per target). For one penalty "
+                "per feature (or per group of features) use skbilevel.BilevelRidgeCV("
+                "alpha_per_feature=True), which tunes them by hypergradients with a holdout "
+                "against overfitting the folds.")
+        return super().parse_bounds(name, key, param_bounds)
+
     def to_theta(self, value):
         return np.log(value)
 
