@@ -301,21 +301,28 @@ def _transform_fold(prefix, last, X, y, fit_params, train, val):
     if prefix is None or (not step_params and _row_wise(prefix)):
         val_weight = _check_method_params(X, params=fit_params, indices=val).get(
             f"{own}sample_weight")
-
-        def features(rows):
-            X_rows = _safe_indexing(X, rows)
-            if prefix is not None:
-                X_rows = clone(prefix).fit_transform(X_rows)
-            return _checked(X_rows, name)
-
-        return FoldData(lambda: features(train), np.asarray(y_tr), _weights(weight),
-                        features(val), np.asarray(y_va), rows=(train, val),
-                        val_weight=_weights(val_weight))
+        return FoldData(_RowFeatures(prefix, X, train, name), np.asarray(y_tr),
+                        _weights(weight), _RowFeatures(prefix, X, val, name)(),
+                        np.asarray(y_va), rows=(train, val), val_weight=_weights(val_weight))
     prefix = clone(prefix)
     X_tr = prefix.fit_transform(_safe_indexing(X, train), y_tr, **step_params)
     X_va = prefix.transform(_safe_indexing(X, val))
     return FoldData(_checked(X_tr, name), np.asarray(y_tr), _weights(weight),
                     _checked(X_va, name), np.asarray(y_va))
+
+
+class _RowFeatures:
+    """The final step's input on ``rows`` through a prefix that learns nothing from the
+    data (a picklable callable: a fold may travel to a joblib worker)."""
+
+    def __init__(self, prefix, X, rows, name):
+        self.prefix, self.X, self.rows, self.name = prefix, X, rows, name
+
+    def __call__(self):
+        X_rows = _safe_indexing(self.X, self.rows)
+        if self.prefix is not None:
+            X_rows = clone(self.prefix).fit_transform(X_rows)
+        return _checked(X_rows, self.name)
 
 
 def _weights(weight):
