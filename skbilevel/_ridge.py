@@ -6,7 +6,6 @@ from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
@@ -14,33 +13,24 @@ from sklearn.model_selection import RepeatedKFold
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
-from ._tuning import (N_JOBS_DOC, build_part, early_stopping_rows, history_to_arrays, make_splits,
+from ._tuning import (N_JOBS_DOC, early_stopping_rows, history_to_arrays, make_splits,
                       warn_if_not_converged)
-from ._evidence import evidence_log_penalties
 from ._routing import FIT_PARAMS_DOC, SplitterRoutingMixin, check_groups
 from ._moments import fold_moments
 from ._ridge_dask import fit_dask, is_dask_array
+from ._ridge_folds import gram_scale, one_shot, ridge_fold, ridge_solvers, uses_moments
+from ._ridge_per_feature import feature_groups, per_feature_starts, shrinkage_penalty
 from ._progress import FitProgress
 from ._scaling import history_in_user_units, ldexp, rescale_exponent, scale_back
 from .engine import Fold, minimize_hyperparams
-from .engine.hypergrad import make_hypergradient
 from .engine.loop import broadcast_first_stage
 from .engine.inner import RidgeProblem
-from .engine.linalg import LINEAR_SOLVERS, make_linear_solver
-from .engine.outer import HeldOutMSE, make_optimizer
-from .engine.solvers import ClosedFormSolver, make_inner_solver
+from .engine.outer import make_optimizer
 from .utils._sklearn_compat import (CallbackSupportMixin, Interval, StrOptions,
                                     _check_sample_weight, _fit_context, validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 from .utils._threads import single_threaded_if_small
 
-# Above this many features "auto" goes matrix-free: a d x d Gram and its factorisation stop
-# paying for themselves. Sparse X below it gets the Gram from sparse products, so that the
-# same data give the same path and alpha_ whatever their container.
-_N_SNAPSHOTS = 10  # solutions carried in the recycle space (inner and adjoint alternate)
-_MAX_DENSE_FEATURES = 4000
-# Relative residual of the matrix-free fits and adjoint solves: hypergradients to ~1e-7.
-_KRYLOV_RTOL = 1e-8
 # Safety-net grid: alpha / scale over 1e-6..1e6, scale = mean diagonal of the Gram; one
 # point a decade where a point costs an eigen-solve, every second decade where each point
 # is a Krylov fit per fold. Large alpha first: well-conditioned fits warm-start the rest.
@@ -289,7 +279,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
                                              ensure_non_negative=True)
         n, d = X.shape
         progress.begin(X, y, sample_weight)
-        groups, n_hyper = self._feature_groups(d)
+        groups, n_hyper = feature_groups(self.alpha_per_feature, d)
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
         # Extreme scales are fitted on X / 2**ex, y / 2**ey: alpha maps by 4**ex, the
         # coefficients by 2**(ey - ex), the intercept by 2**ey, squared errors by 4**ey.
@@ -308,11 +298,11 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         progress.header(X, len(splits), n_hyper, "alpha" if n_hyper == 1 else
                         "alpha per feature" if self.alpha_per_feature is True else
                         "alpha per group of features")
-        solver, method = self._engine(X, d, dtype)
+        solver, method = ridge_solvers(self.linear_solver, d, dtype, self.recycle_dim)
         shared = torch.zeros(d, dtype=torch.long, device=device)
 
         moments, total = [None] * len(splits), None
-        if isinstance(solver, ClosedFormSolver):
+        if uses_moments(solver):
             data = (X, Y, sample_weight) if held is None else \
                 (X[rows], Y[rows], sample_weight[rows])
             moments, total = fold_moments(*data, splits, to_t)
@@ -320,26 +310,19 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         full_gram = None if total is None else total.centred(self.fit_intercept)["gram"]
 
         def fold(train, val, raw=None):
-            if raw is not None and len(train) >= d:
-                # From the fold's moments: no copy of the training rows. (With fewer rows
-                # than features the data stay, for the thin SVD of the shared-alpha stage.)
-                problem = RidgeProblem.from_moments(**raw.centred(self.fit_intercept),
-                                                    groups=shared)
-            else:
-                problem = RidgeProblem(
-                    to_t(X[train]), to_t(Y[train]), to_t(sample_weight[train]), groups=shared,
-                    fit_intercept=self.fit_intercept,
-                    gram=None if raw is None else raw.centred(self.fit_intercept)["gram"])
-            criterion = HeldOutMSE.for_problem(problem, to_t(X[val]), to_t(Y[val]),
-                                               to_t(sample_weight[val]))
-            return Fold(problem, criterion)
+            # From the fold's moments when given: no copy of the training rows.
+            return ridge_fold((to_t(X[val]), to_t(Y[val]), to_t(sample_weight[val])),
+                              lambda: (to_t(X[train]), to_t(Y[train]),
+                                       to_t(sample_weight[train])),
+                              n_train=len(train), moments=raw,
+                              fit_intercept=self.fit_intercept, groups=shared)
 
         folds = [fold(rows[tr], rows[va], m) for (tr, va), m in zip(splits, moments)]
         tuned_folds = folds  # the folds of the last stage (regrouped with several alphas)
         holdout = fold(rows, held) if held is not None else None
         # The natural unit of alpha: the Gram's mean diagonal (read off it when computed).
         scale = float(full_gram.diagonal().mean()) if full_gram is not None else \
-            _gram_scale(X, sample_weight, self.fit_intercept)
+            gram_scale(X, sample_weight, self.fit_intercept)
         scale = scale if scale > 0 else 1.0
         bounds = (np.log(scale * 1e-10), np.log(scale * 1e10)) \
             if self.alpha_bounds == "auto" else \
@@ -351,7 +334,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
                        n_jobs=self.n_jobs, progress=progress.loop)
         # Stage 1, one alpha from the better of alpha_init and a coarse log-grid: the whole
         # answer for a shared alpha, the safety net and the starting point otherwise.
-        coarse = _GRID if isinstance(solver, ClosedFormSolver) else _GRID_MATRIX_FREE
+        coarse = _GRID if uses_moments(solver) else _GRID_MATRIX_FREE
         grid = torch.as_tensor(np.log(scale * coarse), dtype=dtype, device=device)[:, None]
         theta0 = torch.full((1,), float(np.log(self.alpha_init) - log_shift), dtype=dtype,
                             device=device)
@@ -363,15 +346,15 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
             scalar = result
             tuning_rows = self._whole_problem(X[rows], Y[rows], sample_weight[rows], to_t,
                                               shared, total if len(rows) >= d else None)
-            starts = self._per_feature_starts(tuning_rows, g_t, n_hyper, scalar.theta,
-                                              solver, bounds)
+            starts = per_feature_starts(tuning_rows, g_t, n_hyper, scalar.theta, solver,
+                                        bounds)
             progress.grid(to_numpy(starts), "per-feature starting points")
             regrouped = tuned_folds = [Fold(f.problem.regroup(g_t), f.criterion)
                                        for f in folds]
             if holdout is not None:
                 holdout = Fold(holdout.problem.regroup(g_t), holdout.criterion)
             result = tune(regrouped, starts[0], start_grid=starts[1:], holdout=holdout,
-                          penalty=_shrinkage_penalty(self.alpha_shrinkage, scalar.value))
+                          penalty=shrinkage_penalty(self.alpha_shrinkage, scalar.value))
             result = broadcast_first_stage(scalar, result, n_hyper)  # one history
         warn_if_not_converged(result, type(self).__name__)
 
@@ -424,19 +407,6 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         return safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
 
     # -- helpers -------------------------------------------------------------------------
-    def _feature_groups(self, d):
-        """Map every feature to its entry of theta; returns (groups, n_hyper)."""
-        spec = self.alpha_per_feature
-        if isinstance(spec, (bool, np.bool_)):
-            groups = np.arange(d) if spec else np.zeros(d, dtype=np.int64)
-        else:
-            labels = np.asarray(spec)
-            if labels.shape != (d,):
-                raise ValueError(f"alpha_per_feature as group labels must have shape "
-                                 f"(n_features,)=({d},), got {labels.shape}")
-            groups = np.unique(labels, return_inverse=True)[1].ravel()
-        return groups.astype(np.int64), int(groups.max()) + 1 if d else 1
-
     def _cv(self, n_hyper):
         """``cv``, turned into repeated K-fold when asked for (see ``cv_repeats``)."""
         repeats = self.cv_repeats if self.cv_repeats != "auto" else (3 if n_hyper > 1 else 1)
@@ -466,52 +436,6 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
             raise ValueError(message)
         return low, high
 
-    def _engine(self, X, d, dtype):
-        """Resolve ``linear_solver`` into an inner solver and a hypergradient method."""
-        name = self.linear_solver
-        if name == "auto":
-            dense_ok = d <= _MAX_DENSE_FEATURES
-            # Recycled MINRES: its space and snapshots are re-paired for free along the
-            # path of alphas; on the sparse benchmark it needs about half CG's matvecs.
-            name = "cholesky" if dense_ok else "recycled_minres"
-        if name == "cholesky":  # the adjoint solves reuse the exact solve's factorisation
-            return make_inner_solver("closed_form"), make_hypergradient("implicit")
-        # float32 cannot resolve residuals of 1e-8: stop a few orders above its epsilon.
-        # Snapshots of the last solutions (recycled MINRES): their pairing follows the
-        # Hessian's diagonal shift for free, and they halve the Krylov iterations on the
-        # sparse benchmark. Consecutive solutions are nearly parallel: in float32
-        # orthonormalising them loses the accuracy of C = H U that deflation relies on, so
-        # none are kept.
-        linear_solver = build_part(
-            make_linear_solver, LINEAR_SOLVERS, name,
-            rtol=max(_KRYLOV_RTOL, 100 * torch.finfo(dtype).eps), recycle_dim=self.recycle_dim,
-            n_snapshots=_N_SNAPSHOTS if dtype == torch.float64 else 0)
-        # One Krylov method for the fit and the adjoint system: they share the Hessian, so
-        # a recycling solver carries one space through both and across outer iterations.
-        return (make_inner_solver("krylov", linear_solver=linear_solver),
-                make_hypergradient("implicit", linear_solver=linear_solver))
-
-    def _per_feature_starts(self, problem, groups, n_hyper, theta_shared, solver, bounds):
-        """Starting candidates for several penalties, best first by the caller's grid.
-
-        The shared optimum broadcast to every group, and the Gaussian-prior ridge
-        ``alpha_g = sigma^2 / mean_{j in g} w_j^2`` at three scales, with ``w`` and the
-        noise level ``sigma^2`` from the shared-alpha fit. The latter matters where the CV
-        surface is flat around the shared optimum (small alpha, n >> d), where gradient
-        steps from the broadcast point barely move.
-        """
-        w = _one_shot(solver).solve(problem, theta_shared).w
-        sigma2 = problem.weighted_rss(w) / (problem.weight_sum * w.shape[1])
-        tau2 = torch.zeros(n_hyper, dtype=w.dtype, device=w.device).index_add_(
-            0, groups, (w ** 2).mean(1)) / torch.bincount(groups, minlength=n_hyper)
-        tau2 = tau2.clamp_min(1e-12 * float(tau2.max()) + 1e-300)
-        prior = torch.log(sigma2 / tau2)
-        starts = [theta_shared.expand(n_hyper)] + [prior + np.log(c) for c in (0.1, 1.0, 10.0)]
-        evidence = evidence_log_penalties(problem, theta_shared, groups, n_hyper, bounds)
-        if evidence is not None:
-            starts.append(evidence)
-        return torch.stack(starts).clamp(bounds[0], bounds[1])
-
     def _whole_problem(self, X, Y, sample_weight, to_t, groups, moments):
         """The ridge problem on the given rows, from their moments when already computed."""
         if moments is not None:
@@ -525,7 +449,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         rows of each fold's fit at ``theta`` (``GridSearchCV``'s ``mean_test_score``)."""
         scores = []
         for fold, val in zip(folds, validation_rows):
-            w = _one_shot(solver).solve(fold.problem, theta).w
+            w = one_shot(solver).solve(fold.problem, theta).w
             pred = safe_sparse_dot(X[val], to_numpy(w), dense_output=True) + \
                 to_numpy(fold.problem.intercept(w))
             scores.append(r2_score(Y[val], pred, sample_weight=sample_weight[val]))
@@ -533,7 +457,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
 
     def _refit(self, problem, theta, solver, y_ndim, out_dtype):
         """Fit ``problem`` (all the rows) at ``theta`` into ``coef_`` and ``intercept_``."""
-        w = _one_shot(solver).solve(problem, theta).w
+        w = one_shot(solver).solve(problem, theta).w
         # float32 in, float32 coefficients and intercept out, as Ridge does; without an
         # intercept Ridge stores the Python float 0.0, for one target or several.
         coef = to_numpy(w).T.astype(out_dtype)
@@ -545,32 +469,3 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
 
 
 BilevelRidgeCV.__doc__ = BilevelRidgeCV.__doc__.replace("{n_jobs}", N_JOBS_DOC)
-
-
-def _one_shot(solver):
-    """The solver for a single solve: a Cholesky factor beats an eigendecomposition."""
-    return ClosedFormSolver("cholesky") if isinstance(solver, ClosedFormSolver) else solver
-
-
-def _gram_scale(X, sample_weight, fit_intercept):
-    """Mean diagonal of the centred weighted Gram: the natural unit of alpha."""
-    sq = X.multiply(X) if sp.issparse(X) else X ** 2
-    col_sq = np.asarray(sq.T @ sample_weight).ravel()
-    if fit_intercept:
-        mean = np.asarray(X.T @ sample_weight).ravel() / sample_weight.sum()
-        col_sq = col_sq - sample_weight.sum() * mean ** 2
-    scale = float(np.mean(np.maximum(col_sq, 0.0)))
-    return scale if scale > 0 else 1.0
-
-
-def _shrinkage_penalty(strength, reference):
-    """``theta -> strength * reference * var(theta)`` and its gradient (None if off)."""
-    if strength == 0:
-        return None
-    weight = strength * abs(reference)
-
-    def penalty(theta):
-        centred = theta - theta.mean()
-        return weight * (centred ** 2).mean(), 2.0 * weight * centred / centred.numel()
-
-    return penalty

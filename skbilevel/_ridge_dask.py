@@ -17,6 +17,7 @@ import torch
 from sklearn.model_selection import check_cv
 
 from ._moments import RawMoments
+from ._ridge_folds import one_shot, ridge_solvers
 from ._scaling import history_in_user_units
 from ._tuning import history_to_arrays, warn_if_not_converged
 from .engine import Fold, minimize_hyperparams
@@ -159,7 +160,7 @@ def fit_dask(estimator, X, y, sample_weight, params, progress):
     for block in blocks:
         problem = RidgeProblem.from_moments(**(total - block).centred(fit_intercept))
         folds.append(Fold(problem, MomentMSE.for_problem(problem, *block._fields())))
-    solver, method = estimator._engine(None, d, DTYPE)
+    solver, method = ridge_solvers(estimator.linear_solver, d, DTYPE)
     scale = float(total.centred(fit_intercept)["gram"].diagonal().mean()) or 1.0
     bounds = (np.log(scale * 1e-10), np.log(scale * 1e10)) \
         if estimator.alpha_bounds == "auto" else tuple(np.log(estimator._check_bounds()))
@@ -194,12 +195,9 @@ def fit_dask(estimator, X, y, sample_weight, params, progress):
 def _cv_r2(folds, blocks, yy, theta, solver):
     """``best_score_`` as the in-memory fit's: the mean over folds of the validation R^2
     (targets averaged uniformly, as ``r2_score``), from the blocks' moments."""
-    from ._ridge import _one_shot
-
-
     scores = []
     for fold, block, yy_b in zip(folds, blocks, yy):
-        w = _one_shot(solver).solve(fold.problem, theta).w
+        w = one_shot(solver).solve(fold.problem, theta).w
         c, my = fold.criterion, fold.problem.y_mean
         yy_c = torch.from_numpy(yy_b) - 2.0 * block.y_sum * my + block.weight * my ** 2
         sse = (yy_c - 2.0 * (w * c.xy).sum(0) + (w * (c.xx @ w)).sum(0)).clamp_min(0.0)

@@ -7,21 +7,23 @@ solve it. :func:`tune_path` runs the engine's outer loop (a screening grid over 
 bounds, then a bracketing search on the hypergradient) and returns every evaluated point.
 
 The folds come already transformed by the pipeline prefix fitted on each training fold
-(see ``_search.py``), as numpy arrays; nothing here sees the pipeline.
+(see ``_search.py``), as numpy arrays or scipy CSR matrices; nothing here sees the
+pipeline.
 """
 
 from __future__ import annotations
 
 import contextlib
 from contextvars import ContextVar
-from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from .._tuning import positive_bounds
 from ..engine.loop import BestEvaluated, FoldEvaluator, GridScreening, OptimizerDriver, OuterLoop
 from ..engine.outer import make_optimizer
+from ..utils._tensor import to_tensor
 
 DTYPE = torch.float64
 
@@ -43,21 +45,54 @@ def reporting(progress):
         _PROGRESS.reset(token)
 
 
-@dataclass
 class FoldData:
-    """One training / validation pair after the pipeline prefix (numpy)."""
+    """One training / validation pair after the pipeline prefix (numpy or scipy CSR).
 
-    X_train: np.ndarray
-    y_train: np.ndarray
-    sample_weight: np.ndarray | None  # of the training rows (the final step's fit)
-    X_val: np.ndarray
-    y_val: np.ndarray
+    Parameters
+    ----------
+    X_train : ndarray, sparse matrix or callable
+        Training features, or a function computing them on first access of ``X_train``
+        (an adapter that builds its folds from the validation blocks never needs them).
+    y_train, sample_weight, X_val, y_val :
+        Training targets, the final step's ``sample_weight`` on the training rows (None:
+        unweighted), validation features and targets.
+    rows : tuple of ndarray, default=None
+        ``(train, validation)`` positions of the fold's rows in the search's ``X``, set
+        only when the features of a row do not depend on the fold (no prefix, or one that
+        learns nothing from the data): the training features are then the validation
+        blocks' rows of the other folds, which lets an adapter build every fold from
+        per-block quantities.
+    val_weight : ndarray, default=None
+        The final step's ``sample_weight`` on the validation rows (their weight where they
+        train the other folds), with ``rows``.
+    """
+
+    def __init__(self, X_train, y_train, sample_weight, X_val, y_val, *, rows=None,
+                 val_weight=None):
+        self._X_train = X_train
+        self.y_train, self.sample_weight = y_train, sample_weight
+        self.X_val, self.y_val = X_val, y_val
+        self.rows, self.val_weight = rows, val_weight
+
+    @property
+    def X_train(self):
+        if callable(self._X_train):
+            self._X_train = self._X_train()
+        return self._X_train
 
 
-def as_tensor(a):
+def as_tensor(a, sparse=False):
+    """A float64 tensor copy of ``a`` (None stays None); a scipy sparse ``a`` becomes a CSR
+    tensor with ``sparse=True`` (for adapters whose problems take one), dense otherwise."""
+    if a is None:
+        return None
+    if sp.issparse(a):
+        if sparse:
+            return to_tensor(sp.csr_matrix(a, dtype=np.float64, copy=True), DTYPE, "cpu")
+        a = a.toarray()
     # A copy: the caller's array may be read-only (torch warns on those) and must not be
     # shared with the engine.
-    return None if a is None else torch.from_numpy(np.array(a, dtype=np.float64))
+    return torch.from_numpy(np.array(a, dtype=np.float64))
 
 
 class SearchAdapter:

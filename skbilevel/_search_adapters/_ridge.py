@@ -1,17 +1,21 @@
-"""``Ridge``: closed-form fold fits and implicit hypergradients of ``log(alpha)``."""
+"""``Ridge``: closed-form fold fits and implicit hypergradients of ``log(alpha)``.
+
+The folds, criteria and solvers are ``BilevelRidgeCV``'s (:mod:`skbilevel._ridge_folds`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.linear_model import Ridge
 
-from ..engine import Fold
-from ..engine.hypergrad import make_hypergradient
-from ..engine.inner import RidgeProblem
-from ..engine.outer import HeldOutMSE
-from ..engine.solvers import make_inner_solver
-from ._base import SearchAdapter
-from ._base import as_tensor as _t
+from .._ridge_folds import (block_moments, complement_moments, ridge_fold, ridge_solvers,
+                            uses_moments)
+from ._base import DTYPE, SearchAdapter
+from ._base import as_tensor as _as_tensor
+
+
+def _t(a):
+    return _as_tensor(a, sparse=True)  # RidgeProblem and HeldOutMSE take CSR tensors
 
 
 class RidgeAdapter(SearchAdapter):
@@ -21,6 +25,13 @@ class RidgeAdapter(SearchAdapter):
     divided by the validation fold's total sum of squares, so the objective is one minus
     the mean fold R^2, which is what ``scoring="r2"`` averages (exact for one target; with
     several the sums of squares are pooled over the targets).
+
+    Folds whose validation blocks partition the rows, with features that do not depend on
+    the fold (``FoldData.rows``: no fitted prefix), are built as ``BilevelRidgeCV`` builds
+    them: from the moments ``X^T S X``, ``X^T S y`` of each validation block, a training
+    fold's being the total minus its block (one pass over the data instead of one Gram per
+    fold, and no training rows copied). Otherwise each fold's Gram comes from its rows.
+    Above 4000 features the fits and adjoints are matrix-free (recycled MINRES).
     """
 
     param, estimator_class = "alpha", Ridge
@@ -32,6 +43,24 @@ class RidgeAdapter(SearchAdapter):
         if getattr(estimator, "positive", False):
             raise ValueError("HypergradientSearchCV tunes Ridge(positive=False) only")
 
+    def parse_bounds(self, name, key, param_bounds):
+        # Nested bounds (a (low, high) pair per feature) ask for one alpha per feature,
+        # which scikit-learn's Ridge cannot hold (an array alpha is one per target) and
+        # which GridSearchCV's semantics cannot report honestly (best_score_ would be
+        # scored on the folds that tuned d penalties): point to the estimator that does it.
+        try:
+            nested = np.ndim(param_bounds[key]) > 1
+        except ValueError:  # ragged: positive_bounds reports the format
+            nested = False
+        if nested:
+            raise ValueError(
+                f"param_bounds[{key!r}] must be one pair (low, high): Ridge has one alpha "
+                "for all the features (an array alpha is one per target). For one penalty "
+                "per feature (or per group of features) use skbilevel.BilevelRidgeCV("
+                "alpha_per_feature=True), which tunes them by hypergradients with a holdout "
+                "against overfitting the folds.")
+        return super().parse_bounds(name, key, param_bounds)
+
     def to_theta(self, value):
         return np.log(value)
 
@@ -41,22 +70,41 @@ class RidgeAdapter(SearchAdapter):
     def dtheta(self):
         return 1.0  # d theta / d log(alpha)
 
-    def folds(self, estimator, data, objective):
+    def folds(self, estimator, data, objective, *, from_blocks=True):
+        """Engine folds of ``data``; ``from_blocks=False`` forces one Gram per fold."""
+        solver, _ = ridge_solvers("auto", data[0].X_val.shape[1], DTYPE)
+        moments = _partition_moments(data) if from_blocks and uses_moments(solver) else None
         out = []
-        for f in data:
-            y_tr = f.y_train.reshape(len(f.y_train), -1).astype(np.float64)
-            y_va = f.y_val.reshape(len(f.y_val), -1).astype(np.float64)
-            problem = RidgeProblem(_t(f.X_train), _t(y_tr), _t(f.sample_weight),
-                                   fit_intercept=estimator.fit_intercept)
-            criterion = HeldOutMSE.for_problem(problem, _t(f.X_val), _t(y_va))
-            if objective == "r2":
-                total = float(((y_va - y_va.mean(0)) ** 2).sum())
-                # value = scale * SSE; R^2 = 1 - SSE / SST per fold.
-                criterion.scale = 1.0 / (total if total > 0 else 1.0)
-            out.append(Fold(problem, criterion))
+        for f, raw in zip(data, moments or [None] * len(data)):
+            out.append(ridge_fold(
+                (_t(f.X_val), _t(_column(f.y_val)), None),
+                lambda f=f: (_t(f.X_train), _t(_column(f.y_train)), _t(f.sample_weight)),
+                n_train=len(f.y_train), moments=raw, fit_intercept=estimator.fit_intercept,
+                objective=objective))
         return out
 
     def solvers(self, folds):
-        # The eigendecomposition of each fold's Gram serves every alpha and the adjoints.
-        solver = make_inner_solver("closed_form")
-        return solver, make_hypergradient("implicit"), None
+        # Closed form: the eigendecomposition of each fold's Gram serves every alpha and
+        # the adjoints; no separate screening solver.
+        d = folds[0].criterion.design.shape[1]
+        return (*ridge_solvers("auto", d, DTYPE), None)
+
+
+def _column(y):
+    return np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+
+
+def _partition_moments(data):
+    """Moments of every training fold from its validation block's, or None unless every
+    fold has ``rows``, trains on the complement of its block, and the blocks partition
+    the rows."""
+    if any(f.rows is None for f in data):
+        return None
+    rows = np.unique(np.concatenate([f.rows[1] for f in data]))
+    n = sum(len(f.rows[1]) for f in data)
+    if rows.size != n or any(len(tr) + len(va) != n or not np.array_equal(
+            np.union1d(tr, va), rows) for tr, va in (f.rows for f in data)):
+        return None
+    blocks = [block_moments(f.X_val, _column(f.y_val), f.val_weight, _as_tensor)
+              for f in data]
+    return complement_moments(blocks)[0]

@@ -1,0 +1,142 @@
+"""Ridge folds and solvers: one source of truth for BilevelRidgeCV and the search's adapter.
+
+How a cross-validation fold of a ridge model becomes an engine :class:`Fold` (from its
+training rows, or from their moments without copying them), which held-out criterion scores
+it (the mean squared error, or one minus the R^2), and which inner solver and hypergradient
+method solve it. :class:`~skbilevel.BilevelRidgeCV` and ``RidgeAdapter`` (the ridge family
+of ``HypergradientSearchCV``) both build their folds here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ._moments import RawMoments
+from ._tuning import build_part
+from .engine import Fold
+from .engine.hypergrad import make_hypergradient
+from .engine.inner import RidgeProblem
+from .engine.linalg import LINEAR_SOLVERS, make_linear_solver
+from .engine.outer import HeldOutMSE
+from .engine.solvers import ClosedFormSolver, make_inner_solver
+
+# Above this many features "auto" goes matrix-free: a d x d Gram and its factorisation stop
+# paying for themselves. Sparse X below it gets the Gram from sparse products, so that the
+# same data give the same path and alpha_ whatever their container.
+MAX_DENSE_FEATURES = 4000
+_N_SNAPSHOTS = 10  # solutions carried in the recycle space (inner and adjoint alternate)
+# Relative residual of the matrix-free fits and adjoint solves: hypergradients to ~1e-7.
+_KRYLOV_RTOL = 1e-8
+
+
+def ridge_solvers(linear_solver, d, dtype, recycle_dim=20):
+    """Resolve ``linear_solver`` (see ``BilevelRidgeCV``) into an inner solver and a
+    hypergradient method for ``d`` features in ``dtype``."""
+    name = linear_solver
+    if name == "auto":
+        # Recycled MINRES: its space and snapshots are re-paired for free along the
+        # path of alphas; on the sparse benchmark it needs about half CG's matvecs.
+        name = "cholesky" if d <= MAX_DENSE_FEATURES else "recycled_minres"
+    if name == "cholesky":  # the adjoint solves reuse the exact solve's factorisation
+        return make_inner_solver("closed_form"), make_hypergradient("implicit")
+    # float32 cannot resolve residuals of 1e-8: stop a few orders above its epsilon.
+    # Snapshots of the last solutions (recycled MINRES): their pairing follows the
+    # Hessian's diagonal shift for free, and they halve the Krylov iterations on the
+    # sparse benchmark. Consecutive solutions are nearly parallel: in float32
+    # orthonormalising them loses the accuracy of C = H U that deflation relies on, so
+    # none are kept.
+    linear = build_part(
+        make_linear_solver, LINEAR_SOLVERS, name,
+        rtol=max(_KRYLOV_RTOL, 100 * torch.finfo(dtype).eps), recycle_dim=recycle_dim,
+        n_snapshots=_N_SNAPSHOTS if dtype == torch.float64 else 0)
+    # One Krylov method for the fit and the adjoint system: they share the Hessian, so
+    # a recycling solver carries one space through both and across outer iterations.
+    return (make_inner_solver("krylov", linear_solver=linear),
+            make_hypergradient("implicit", linear_solver=linear))
+
+
+def uses_moments(solver):
+    """Whether folds for ``solver`` are worth building from moments (a d x d Gram)."""
+    return isinstance(solver, ClosedFormSolver)
+
+
+def one_shot(solver):
+    """The solver for a single solve: a Cholesky factor beats an eigendecomposition."""
+    return ClosedFormSolver("cholesky") if isinstance(solver, ClosedFormSolver) else solver
+
+
+def ridge_fold(val, train, *, n_train, moments=None, fit_intercept=True, groups=None,
+               objective="mse"):
+    """One cross-validation fold: the ridge problem of its training rows and its criterion.
+
+    Parameters
+    ----------
+    val : tuple of (X, Y, sample_weight or None)
+        Validation tensors (``X`` dense or sparse CSR, ``Y`` 2-D).
+    train : callable
+        Returns the training tensors ``(X, Y, sample_weight or None)``; called only when
+        the rows are needed: without ``moments``, or with fewer rows than features (then
+        the data stay, for the thin SVD of a shared ``alpha``).
+    n_train : int
+        Number of training rows.
+    moments : RawMoments or None
+        Raw moments of the (weighted) training rows: the fold is built from them without
+        copying the rows.
+    fit_intercept : bool
+    groups : torch.Tensor or None
+        Feature -> hyperparameter map of the problem (None: one ``alpha``).
+    objective : {"mse", "r2"}
+        ``"mse"``: the (weighted) validation mean squared error. ``"r2"``: the squared
+        error divided by the validation fold's total sum of squares, i.e. one minus the
+        fold's R^2 (pooled over the targets; weighted as ``r2_score`` is).
+    """
+    X_val, Y_val, w_val = val
+    d = X_val.shape[1]
+    if moments is not None and n_train >= d:
+        problem = RidgeProblem.from_moments(**moments.centred(fit_intercept), groups=groups)
+    else:
+        gram = None if moments is None else moments.centred(fit_intercept)["gram"]
+        problem = RidgeProblem(*train(), groups=groups, fit_intercept=fit_intercept,
+                               gram=gram)
+    criterion = HeldOutMSE.for_problem(problem, X_val, Y_val, w_val)
+    if objective == "r2":
+        w = torch.ones_like(Y_val[:, 0]) if w_val is None else w_val
+        centred = Y_val - (w[:, None] * Y_val).sum(0) / w.sum()
+        total = float((w[:, None] * centred ** 2).sum())
+        # value = scale * SSE; R^2 = 1 - SSE / SST per fold.
+        criterion.scale = 1.0 / (total if total > 0 else 1.0)
+    elif objective != "mse":
+        raise ValueError(f"objective must be 'mse' or 'r2', got {objective!r}")
+    return Fold(problem, criterion)
+
+
+def block_moments(X, Y, sample_weight, to_tensor):
+    """Raw moments of one block of rows (``X`` numpy or scipy sparse, ``Y`` 2-D numpy,
+    ``sample_weight`` numpy or None for ones)."""
+    if sample_weight is None:
+        sample_weight = np.ones(X.shape[0])
+    if sp.issparse(X):
+        return RawMoments.of_sparse(X, Y, sample_weight, to_tensor)
+    return RawMoments.of(to_tensor(X), to_tensor(Y), to_tensor(sample_weight))
+
+
+def complement_moments(blocks):
+    """Moments of every training fold, ``total - block``, from the blocks of a partition
+    into validation folds; and the total."""
+    total = blocks[0]
+    for block in blocks[1:]:
+        total = total + block
+    return [total - block for block in blocks], total
+
+
+def gram_scale(X, sample_weight, fit_intercept):
+    """Mean diagonal of the centred weighted Gram: the natural unit of alpha."""
+    sq = X.multiply(X) if sp.issparse(X) else X ** 2
+    col_sq = np.asarray(sq.T @ sample_weight).ravel()
+    if fit_intercept:
+        mean = np.asarray(X.T @ sample_weight).ravel() / sample_weight.sum()
+        col_sq = col_sq - sample_weight.sum() * mean ** 2
+    scale = float(np.mean(np.maximum(col_sq, 0.0)))
+    return scale if scale > 0 else 1.0
