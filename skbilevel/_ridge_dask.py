@@ -160,7 +160,7 @@ def fit_dask(estimator, X, y, sample_weight, params, progress):
     for block in blocks:
         problem = RidgeProblem.from_moments(**(total - block).centred(fit_intercept))
         folds.append(Fold(problem, MomentMSE.for_problem(problem, *block._fields())))
-    solver, method = ridge_solvers(estimator.linear_solver, d, DTYPE)
+    solver, method = ridge_solvers(estimator.linear_solver, d, DTYPE, estimator.recycle_dim)
     scale = float(total.centred(fit_intercept)["gram"].diagonal().mean()) or 1.0
     bounds = (np.log(scale * 1e-10), np.log(scale * 1e10)) \
         if estimator.alpha_bounds == "auto" else tuple(np.log(estimator._check_bounds()))
