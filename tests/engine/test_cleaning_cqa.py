@@ -232,12 +232,12 @@ def blobs(seed=0, n=200, n_val=50, n_classes=3, flip_rate=0.3, radius=3.0):
 
 @pytest.mark.parametrize("variant", ["qp1", "qp2"])
 def test_cleaning_ranks_flipped_samples_low(variant):
-    """Default constants, K = 200, from x = 0 (weights 1/2) and y = 0. Measured (seed 0):
-    AUROC of -weight for the flips 1.000 (qp1) / 1.000 (qp2); mean weight flipped 0.478 /
-    0.462 against clean 0.507 / 0.512; sqrt(h) 0.48 -> 0.076 / 0.049; validation loss
-    1.099 -> 0.385 / 0.398. The weights move little (grad_x h is O(1/n) per sample) but
-    their order is already informative. One torch thread: on this tiny problem more
-    threads only contend."""
+    """Default constants and metric, K = 200, from x = 0 (weights 1/2) and y = 0.
+    Measured (seed 0): AUROC of -weight for the flips 0.984 (qp1) / 0.985 (qp2); mean
+    weight flipped 0.066 / 0.036 against clean 0.505 / 0.522; sqrt(h) 0.48 -> 0.041 /
+    0.019; validation loss 1.099 -> 0.017 / 0.022. (In the paper's Euclidean metric,
+    x_scale=1, with its constants: AUROC 1.000 but the weights stayed within 0.04 of 1/2.)
+    One torch thread: on this tiny problem more threads only contend."""
     from skbilevel.engine._torch import limit_torch_threads
 
     X, t, X_val, t_val, flipped = blobs()
@@ -246,7 +246,7 @@ def test_cleaning_ranks_flipped_samples_low(variant):
         res = make_cleaning_method("pgd-cqa", variant=variant).run(problem, max_iter=200)
     w = torch.sigmoid(res.x)
     assert roc_auc_score(flipped.numpy(), -w.numpy()) > 0.95
-    assert float(w[flipped].mean()) < float(w[~flipped].mean()) - 0.02
+    assert float(w[flipped].mean()) < 0.2 < 0.45 < float(w[~flipped].mean())
     history = res.history
     assert history["sqrt_h"][-1] < 0.25 * history["sqrt_h"][0]
     assert history["outer_value"][-1] < 0.5 * history["outer_value"][0]
