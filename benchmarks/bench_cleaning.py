@@ -21,6 +21,9 @@ Usage::
 
     python benchmarks/bench_cleaning.py           # full, writes results/cleaning.md + png
     python benchmarks/bench_cleaning.py --quick   # one seed, fewer rows, prints only
+    # a subset, printed only (never writes results/): some methods, settings and seeds
+    python benchmarks/bench_cleaning.py --methods reweight,pgd-cqa:qp1,pgd-cqa:qp2 \
+        --settings p=0.2,p=0.4 --seeds 5 --json rows.json
 """
 
 from __future__ import annotations
@@ -116,10 +119,21 @@ def check_confidence(data, seed):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--methods", help="comma-separated subset of the cleaning rows, "
+                        "e.g. reweight,pgd-cqa:qp1 (digits settings only, nothing written)")
+    parser.add_argument("--settings", help="comma-separated subset, e.g. p=0.2,p=0.4")
+    parser.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 5)")
+    parser.add_argument("--json", help="also dump the digits rows to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(1)
     all_methods = [("reweight", None, 100), ("pgd-cqa", "qp1", 100), ("pgd-cqa", "qp2", 100),
                    ("implicit", None, 10), ("penalty", None, 30)]
+    subset = bool(args.methods or args.settings or args.seeds)
+    if args.methods:
+        wanted = args.methods.split(",")
+        all_methods = [m for m in all_methods
+                       if (m[0] if m[1] is None else f"{m[0]}:{m[1]}") in wanted
+                       or m[0] in wanted]
     if args.quick:
         settings = [("p=0.2", "uniform", 0.2, all_methods)]
         seeds, mlp_seeds, large = [0], [0], dict(n=5000, iters={"reweight": 10,
@@ -132,6 +146,10 @@ def main():
                     ("pair p=0.3", "pair", 0.3, all_methods)]
         seeds, mlp_seeds, large = range(5), range(3), dict(
             n=50_000, iters={"reweight": 100, "pgd-cqa": 100, "penalty": 20, "implicit": 5})
+    if args.settings:
+        settings = [s for s in settings if s[0] in args.settings.split(",")]
+    if args.seeds:
+        seeds = range(args.seeds)
     results = defaultdict(list)  # setting -> result dicts
     t_start = time.perf_counter()
     for label, kind, rate, methods in settings:
@@ -148,6 +166,14 @@ def main():
                       f"acc={r['acc']:.3f} auroc={r.get('auroc') or float('nan'):.3f} "
                       f"wall={r.get('wall') or 0:.1f}s", flush=True)
             results[label] += out
+    if args.json:
+        import json
+        Path(args.json).write_text(json.dumps(results))
+    if subset:
+        from _cleaning_report import setting_table
+        for label, rows in results.items():
+            print(f"## {label}\n\n{setting_table(rows)}\n")
+        return
     mlp = []
     for seed in mlp_seeds:
         data = digits_split(seed, "uniform", 0.4)

@@ -94,8 +94,8 @@ def refit_weights(quality, refit_threshold):
 
 def minmax(weights):
     """``weights`` mapped affinely onto [0, 1] (all ones when they are all equal): the
-    learned weights' ORDER, whatever the method's scale (pgd-cqa's stay within ~1e-2 of
-    1/2, reweight's span [0, 1])."""
+    learned weights' ORDER, whatever the method's scale (pgd-cqa's clean weights sit
+    near 1/2, reweight's span [0, 1])."""
     low, high = weights.min(), weights.max()
     if not high > low:
         return np.ones_like(weights)

@@ -1,6 +1,6 @@
 """The implicit and penalty hyper-cleaning methods: exact hypergradients against finite
-differences, agreement with each other on a convex instance, flipped labels found, MINRES on
-the nonconvex MLP, and the history/reproducibility contract."""
+differences, agreement with each other and with pgd-cqa on a convex instance, flipped
+labels found, MINRES on the nonconvex MLP, and the history/reproducibility contract."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from skbilevel.engine.cleaning import (HISTORY_KEYS, METHODS, ImplicitCleaning,
+from skbilevel.engine.cleaning import (HISTORY_KEYS, METHODS, PGDCQA, ImplicitCleaning,
                                        PenaltyCleaning, make_cleaning_method)
 from skbilevel.engine.inner import LinearModel, MLPModel, WeightedModuleProblem
 from skbilevel.engine.linalg import CG, MINRES
@@ -160,3 +160,35 @@ def test_cg_on_the_convex_model_and_bad_parameters(convex):
         ImplicitCleaning(linear_solver="lu")
     with pytest.raises(ValueError, match="inner_solver"):
         PenaltyCleaning(inner_solver="adam")
+
+
+# pgd-cqa's run for the agreement test: qp2 with the authors' constants (10, 10) in the
+# default metric, K = 1000 steps. The estimator's defaults (1, 30) stop at sqrt(h) ~ 0.04
+# on this instance, where y still overfits the trusted set (f 30 % off); (10, 10) enforces
+# the constraint harder (sqrt(h) ~ 8e-3): it is the converged run that is compared.
+CQA_RUN = dict(variant="qp2", c_alpha=10.0, c_eta=10.0)
+N_CQA = 1000
+
+
+def test_implicit_and_penalty_agree_with_pgd_cqa(convex, runs):
+    """The issue's test: the double-loop (implicit), penalised (penalty) and single-loop
+    constrained (pgd-cqa) methods reach the same solution of the convex instance."""
+    problem, flipped = convex
+    cqa = PGDCQA(**CQA_RUN).run(problem, max_iter=N_CQA)
+    f_cqa = _fit_value(problem, cqa.x, cqa.y)
+    w_cqa = torch.sigmoid(cqa.x)
+    for result in runs:
+        f_other = _fit_value(problem, result.x, result.y)
+        rho = spearmanr(result.x.numpy(), cqa.x.numpy()).statistic
+        gap = float((torch.sigmoid(result.x) - w_cqa).abs().mean())
+        print(f"f {f_other:.4f} vs pgd-cqa {f_cqa:.4f}, spearman {rho:.3f}, mean |dw| "
+              f"{gap:.3f}")
+        # measured: f 0.0599 (implicit) / 0.0624 (penalty) vs 0.0655 (9.3 % / 5.0 %);
+        # spearman 0.860 / 0.789; mean |dw| 0.163 / 0.166 (pgd-cqa's weights sit lower:
+        # see PGDCQA's Notes). With lambda's sign flipped in cqa_direction: f 0.737,
+        # spearman -0.345, mean |dw| 0.533.
+        assert abs(f_cqa - f_other) <= 0.15 * f_other
+        assert rho > 0.75
+        assert gap < 0.25
+    assert cqa.history["sqrt_h"][-1] < 0.02
+    assert _auroc(-cqa.x, flipped) > 0.95

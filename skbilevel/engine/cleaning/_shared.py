@@ -141,13 +141,14 @@ def new_history():
     return {key: [] for key in HISTORY_KEYS}, time.perf_counter()
 
 
-def record(history, start, callback, *, outer_value, sqrt_h, stationarity, lam):
+def record(history, start, callback, *, outer_value, sqrt_h, stationarity, lam,
+           extra=None):
     """Append one iteration to ``history`` and call ``callback(k, record)`` (``k`` from 1,
-    the engine's outer-loop convention)."""
+    the engine's outer-loop convention); ``extra`` (a dict) goes to the callback only."""
     entry = {"outer_value": float(outer_value), "sqrt_h": float(sqrt_h),
              "stationarity": float(stationarity), "lambda": float(lam),
              "time": time.perf_counter() - start}
     for key, value in entry.items():
         history[key].append(value)
     if callback is not None:
-        callback(len(history["time"]), entry)
+        callback(len(history["time"]), entry if extra is None else {**entry, **extra})
