@@ -6,19 +6,15 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from .._proximal_cv import _ADJOINT_RTOL, _GRID_TOL, _METHODS
-from .._tuning import build_part
+from .._logistic_problem import logistic_criterion, logistic_problem
+from .._proximal_parts import GRID_TOL, auto_inner_tol, gradient_scale, make_method, make_solver
 from ..engine import Fold
-from ..engine.hypergrad import make_hypergradient
-from ..engine.inner import L2, ProximalProblem, Shifted
-from ..engine.outer import HeldOutLogLoss
-from ..engine.solvers import make_inner_solver
+from ..engine.inner import L2
 from ._base import DTYPE as _DTYPE
 from ._base import SearchAdapter
 from ._base import as_tensor as _t
 
-_INNER_TOL = 1e-8  # fold fits, relative to ||grad f(0)||_inf (as the CV estimator)
-_INNER_MAX_ITER = 10000
+_INNER_MAX_ITER = 10000  # BilevelLogisticRegressionCV's inner_max_iter
 
 
 class LogisticAdapter(SearchAdapter):
@@ -67,29 +63,17 @@ class LogisticAdapter(SearchAdapter):
             X_tr = _t(f.X_train)
             weight = _t(f.sample_weight) if f.sample_weight is not None else \
                 torch.ones(X_tr.shape[0], dtype=_DTYPE)
-            penalty = Shifted(L2(), -float(torch.log(weight.sum())))
-            if len(classes) == 2:
-                problem = ProximalProblem.logistic(X_tr, codes_tr.to(_DTYPE), penalty, weight,
-                                                   estimator.fit_intercept)
-            else:
-                problem = ProximalProblem.multinomial(X_tr, codes_tr, len(classes), penalty,
-                                                      weight, estimator.fit_intercept)
-            va = codes_va.to(_DTYPE) if len(classes) == 2 else codes_va
-            out.append(Fold(problem, HeldOutLogLoss.for_problem(problem, _t(f.X_val), va)))
+            problem = logistic_problem(X_tr, codes_tr, len(classes), weight, L2(),
+                                       estimator.fit_intercept)
+            out.append(Fold(problem, logistic_criterion(problem, _t(f.X_val), codes_va)))
         return out
 
     def solvers(self, folds):
-        # Tolerances relative to the gradient at zero, in the solver's scaled variable (as
-        # BaseProximalCV._tolerance_scale does for the CV estimator).
+        # BilevelLogisticRegressionCV's L2 settings (inner_tol="auto", implicit
+        # differentiation), the tolerances relative to the first fold's gradient at zero.
         problem = folds[0].problem
-        grad = problem.smooth_grad(problem.init_params())
-        unit = problem.unit_scale()
-        if unit is not None:
-            grad = grad / unit.reshape(grad.shape)
-        scale = float(grad.abs().max()) or 1.0
-
-        def solver(tol):
-            return make_inner_solver("lbfgs", max_iter=_INNER_MAX_ITER, tol=tol * scale)
-
-        method = build_part(make_hypergradient, _METHODS, "implicit", rtol=_ADJOINT_RTOL)
-        return solver(_INNER_TOL), method, solver(_INNER_TOL * _GRID_TOL)
+        scale = gradient_scale(problem, "lbfgs", "implicit")
+        tol = auto_inner_tol(len(problem.datafit.sample_weight), problem.datafit.n_features)
+        return (make_solver("lbfgs", scale, tol, max_iter=_INNER_MAX_ITER),
+                make_method("implicit"),
+                make_solver("lbfgs", scale, tol * GRID_TOL, max_iter=_INNER_MAX_ITER))
