@@ -23,12 +23,15 @@ class LogisticAdapter(SearchAdapter):
     As in ``BilevelLogisticRegressionCV``: ``C`` multiplies the *sum* of the training
     losses, i.e. the penalty strength of the mean loss is ``1 / (C S)`` with ``S`` the
     training weight, which ``Shifted(L2(), -log S)`` applies; L-BFGS fold fits and implicit
-    differentiation. The objective is always the CV log-loss.
+    differentiation. The objective is always the CV log-loss of each fold's model, which
+    has the classes of its training rows, as scikit-learn's scorers see it.
     """
 
     param, estimator_class = "C", LogisticRegression
+    # Another metric is reported, not differentiated: the log-loss is followed instead
+    # (on each fold's own classes, see folds).
     objectives = {"neg_log_loss": "log_loss"}
-    default_objective = "log_loss"
+    default_objective = "surrogate_log_loss"
     grid_patience = 1  # the L2 path's CV log-loss has one minimum; weak penalties are dear
 
     def check(self, estimator):
@@ -52,20 +55,39 @@ class LogisticAdapter(SearchAdapter):
         return -1.0  # d theta / d log(C)
 
     def folds(self, estimator, data, objective):
-        classes = np.unique(np.concatenate([np.unique(f.y_train) for f in data]))
-        if len(classes) < 2:  # LogisticRegression's own message
-            raise ValueError("This solver needs samples of at least 2 classes in the data, "
-                             f"but the data contains only one class: {classes[0]!r}")
+        # Each fold is the model LogisticRegression fits on its training rows: over the
+        # classes those rows hold (binary when they hold two, whatever the other folds).
         out = []
-        for f in data:
-            codes_tr = torch.as_tensor(np.searchsorted(classes, f.y_train))
-            codes_va = torch.as_tensor(np.searchsorted(classes, f.y_val))
+        for i, f in enumerate(data):
+            classes, val_classes = np.unique(f.y_train), np.unique(f.y_val)
+            if len(classes) < 2:  # LogisticRegression's own complaint, for this fold
+                raise ValueError(f"The training rows of fold {i} hold only one class, "
+                                 f"{classes.tolist()[0]!r}: LogisticRegression needs samples of at "
+                                 "least 2 classes; use a stratified splitter")
+            seen = np.isin(f.y_val, classes)
+            if objective == "log_loss" and not np.array_equal(val_classes, classes):
+                # predict_proba has one column per training class, and log_loss (labels
+                # taken from y_val) then raises -- NaN scores -- or, with as many classes
+                # on both sides, pairs the columns with the wrong classes.
+                raise ValueError(
+                    f"Fold {i} holds classes {val_classes.tolist()} in its validation rows "
+                    f"and {classes.tolist()} in its training rows: scikit-learn's "
+                    "neg_log_loss cannot score it (NaN at every C). Use a (stratified) "
+                    "splitter whose folds hold every class on both sides, or another "
+                    "scoring (the log-loss is then followed on each fold's own classes)")
+            if not seen.any():
+                continue  # nothing but classes the fold never saw: a constant (infinite) loss
             X_tr = _t(f.X_train)
             weight = _t(f.sample_weight) if f.sample_weight is not None else \
                 torch.ones(X_tr.shape[0], dtype=_DTYPE)
-            problem = logistic_problem(X_tr, codes_tr, len(classes), weight, L2(),
-                                       estimator.fit_intercept)
-            out.append(Fold(problem, logistic_criterion(problem, _t(f.X_val), codes_va)))
+            problem = logistic_problem(X_tr, torch.as_tensor(np.searchsorted(classes, f.y_train)),
+                                       len(classes), weight, L2(), estimator.fit_intercept)
+            # A validation row of a class the fold never saw has probability 0, an infinite
+            # loss whatever C: it moves no minimiser and is left out of the followed one.
+            codes_va = torch.as_tensor(np.searchsorted(classes, f.y_val[seen]))
+            out.append(Fold(problem, logistic_criterion(problem, _t(f.X_val[seen]), codes_va)))
+        if not out:
+            raise ValueError("No validation fold holds a class its training rows hold")
         return out
 
     def solvers(self, folds):
