@@ -4,10 +4,11 @@ One module per model family; each adapter is registered once in ``ADAPTERS``.
 """
 
 from ._base import FoldData, SearchAdapter, tune_path
+from ._hdm import HDMLogisticAdapter
 from ._logistic import LogisticAdapter
 from ._ridge import RidgeAdapter
 
-ADAPTERS = (RidgeAdapter(), LogisticAdapter())
+ADAPTERS = (RidgeAdapter(), LogisticAdapter(), HDMLogisticAdapter())
 
 
 def adapter_for(estimator):
