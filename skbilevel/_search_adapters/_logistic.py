@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils import column_or_1d
+from sklearn.utils.multiclass import check_classification_targets
 
 from .._logistic_problem import logistic_criterion, logistic_problem
 from .._proximal_parts import GRID_TOL, auto_inner_tol, gradient_scale, make_method, make_solver
@@ -59,12 +61,16 @@ class LogisticAdapter(SearchAdapter):
         # classes those rows hold (binary when they hold two, whatever the other folds).
         out = []
         for i, f in enumerate(data):
-            classes, val_classes = np.unique(f.y_train), np.unique(f.y_val)
+            # LogisticRegression's checks: class labels, one column (a 2-D column is
+            # raveled; LogisticRegression's own fits then warn).
+            y_train, y_val = column_or_1d(f.y_train), column_or_1d(f.y_val)
+            check_classification_targets(y_train)
+            classes, val_classes = np.unique(y_train), np.unique(y_val)
             if len(classes) < 2:  # LogisticRegression's own complaint, for this fold
                 raise ValueError(f"The training rows of fold {i} hold only one class, "
                                  f"{classes.tolist()[0]!r}: LogisticRegression needs samples of at "
                                  "least 2 classes; use a stratified splitter")
-            seen = np.isin(f.y_val, classes)
+            seen = np.isin(y_val, classes)
             if objective == "log_loss" and not np.array_equal(val_classes, classes):
                 # predict_proba has one column per training class, and log_loss (labels
                 # taken from y_val) then raises -- NaN scores -- or, with as many classes
@@ -80,11 +86,11 @@ class LogisticAdapter(SearchAdapter):
             X_tr = _t(f.X_train)
             weight = _t(f.sample_weight) if f.sample_weight is not None else \
                 torch.ones(X_tr.shape[0], dtype=_DTYPE)
-            problem = logistic_problem(X_tr, torch.as_tensor(np.searchsorted(classes, f.y_train)),
+            problem = logistic_problem(X_tr, torch.as_tensor(np.searchsorted(classes, y_train)),
                                        len(classes), weight, L2(), estimator.fit_intercept)
             # A validation row of a class the fold never saw has probability 0, an infinite
             # loss whatever C: it moves no minimiser and is left out of the followed one.
-            codes_va = torch.as_tensor(np.searchsorted(classes, f.y_val[seen]))
+            codes_va = torch.as_tensor(np.searchsorted(classes, y_val[seen]))
             out.append(Fold(problem, logistic_criterion(problem, _t(f.X_val[seen]), codes_va)))
         if not out:
             raise ValueError("No validation fold holds a class its training rows hold")
