@@ -5,19 +5,18 @@ from __future__ import annotations
 from numbers import Real
 
 import numpy as np
-import torch
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score
 from sklearn.utils.extmath import safe_sparse_dot
 
 from ._classifier import LinearClassifierOutputs, encode_classes
+from ._logistic_problem import logistic_criterion, logistic_problem
 from ._progress import FitProgress
 from ._tuning import N_JOBS_DOC
 from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
 from ._routing import FIT_PARAMS_DOC
 from ._scaling import feature_unit, ldexp, scale_back
-from .engine.inner import L1, L2, ProximalProblem, Shifted, WeightedL1
-from .engine.outer import HeldOutLogLoss
+from .engine.inner import L1, L2, WeightedL1
 from .utils._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from .utils._tensor import resolve_dtype, to_numpy
 from .utils._threads import single_threaded_if_small
@@ -217,17 +216,14 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    # theta = -log C; a fold with training weight S penalises with strength 1 / (C S).
+    # theta = -log C; the folds are the search adapter's (see _logistic_problem), over the
+    # classes of all the data, as LogisticRegressionCV's.
     def _problem(self, X, y, sample_weight, penalty):
-        shifted = Shifted(penalty, -float(torch.log(sample_weight.sum())))
-        if len(self.classes_) == 2:
-            return ProximalProblem.logistic(X, y.to(X.dtype), shifted, sample_weight,
-                                            self.fit_intercept)
-        return ProximalProblem.multinomial(X, y, len(self.classes_), shifted, sample_weight,
-                                           self.fit_intercept)
+        return logistic_problem(X, y, len(self.classes_), sample_weight, penalty,
+                                self.fit_intercept)
 
     def _criterion(self, problem, X, y, sample_weight):
-        return HeldOutLogLoss.for_problem(problem, X, y, sample_weight)
+        return logistic_criterion(problem, X, y, sample_weight)
 
     def _penalties(self, n_features):
         shared = L1() if self.penalty == "l1" else L2()

@@ -15,49 +15,32 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ._tuning import (build_part, contiguous_folds, early_stopping_rows, history_to_arrays,
-                      make_splits, warn_if_not_converged)
-from ._coordinate_descent import CoordinateDescent
+from ._proximal_parts import (GRID_TOL, HYPERGRADIENTS, INNER_SOLVERS, REFIT_TOL,
+                              auto_inner_tol, gradient_scale, make_method, make_solver)
+from ._tuning import (contiguous_folds, early_stopping_rows, history_to_arrays, make_splits,
+                      warn_if_not_converged)
 from ._progress import FitProgress
 from ._routing import SplitterRoutingMixin, check_groups
 from ._scaling import history_in_user_units
 from .engine import Fold, minimize_hyperparams
-from .engine.hypergrad import METHODS, make_hypergradient
 from .engine.inner import ProximalProblem, Shifted
 from .engine.loop import broadcast_first_stage
 from .engine.outer import make_optimizer
-from .engine.solvers import SOLVERS, make_inner_solver
 from .utils._sklearn_compat import CallbackSupportMixin, Interval, StrOptions
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 
-# The hypergradient options: "implicit" differentiates the optimality conditions on the
-# support of the (sparse) solution.
-_METHODS = {"implicit": METHODS["implicit_support"], "forward": METHODS["forward"],
-            "reverse": METHODS["reverse"]}
-# The engine's inner solvers plus scikit-learn's coordinate descent; the estimators offer
-# _SOLVER_OPTIONS of them, and solver="auto" takes the first of _AUTO_SOLVERS that can
-# solve the problem under the chosen hypergradient method.
-_SOLVERS = {**SOLVERS, "cd": CoordinateDescent}
+# The hypergradient methods, inner solvers and tolerances are _proximal_parts' (shared with
+# the search adapters); the estimators offer _SOLVER_OPTIONS of the solvers, and
+# solver="auto" takes the first of _AUTO_SOLVERS that can solve the problem under the
+# chosen hypergradient method.
+_METHODS, _SOLVERS = HYPERGRADIENTS, INNER_SOLVERS
 _SOLVER_OPTIONS = ("auto", "fista", "ista", "cd", "lbfgs")
 _AUTO_SOLVERS = ("cd", "lbfgs", "fista")
 # Why a solver named by the user cannot take the problem (the default: its own class).
 _UNSUPPORTED = {"cd": "a least-squares problem whose design can be held dense; use 'fista' "
                       "for a large sparse X",
                 "lbfgs": "a smooth (L2) penalty"}
-_REFIT_TOL = 1e-3  # the refit is solved this much tighter than the tuning's inner solves
-# The safety grid only ranks starting points (values, no gradients), and its best point is
-# solved again at inner_tol as the optimizer's first evaluation: 1000 times looser is ample
-# to rank CV errors that differ in the fourth digit, and cuts its cost by a factor 2-5.
-_GRID_TOL = 1e3
-# inner_tol="auto": tight fold fits where they are cheap (small designs; the tuned
-# hyperparameter then does not move with the rounding of the solver's path), looser where
-# each factor of 10 costs passes over a large design.
-_AUTO_TOL_ENTRIES = 10 ** 6
-_AUTO_TOL_SMALL, _AUTO_TOL_LARGE = 1e-8, 1e-6
 _STALL_PATIENCE = 3  # optimizer evaluations without progress before stopping
-# Adjoint systems solved by CG to this relative residual: hypergradients to ~1e-5, ample
-# for the outer search to place the minimum; 1e-10 cost a half more CG iterations.
-_ADJOINT_RTOL = 1e-5
 _ADAPTIVE_SCALES = (0.3, 1.0, 3.0)  # of the adaptive-Lasso starts, see adaptive_starts
 
 
@@ -91,38 +74,6 @@ def select_solver(problem, solver, hypergradient):
         needs = _UNSUPPORTED.get(solver, f"a problem {chosen.__name__} supports")
         raise ValueError(f"solver={solver!r} needs {needs}")
     return solver
-
-
-def tolerance_scale(problem, solver_name, hypergradient):
-    """The gradient scale of the inner tolerances, ``||grad f(0)||_inf`` (``alpha_max``
-    for the Lasso). L-BFGS, and proximal gradient under implicit differentiation
-    (``solve``; the unrolled methods iterate on ``w``), measure gradients in a
-    diagonally scaled variable (see LBFGS and ProximalGradient.solve), which keeps one
-    badly scaled feature from setting every tolerance."""
-    grad = problem.smooth_grad(problem.init_params())
-    # The unrolled methods differentiate run(), which iterates on w itself.
-    scaled = _SOLVERS[solver_name].scaled_residual and \
-        not _METHODS[hypergradient].differentiates_iterations
-    scale = problem.unit_scale() if scaled else None
-    if scale is not None:
-        grad = grad / scale.reshape(grad.shape)
-    return float(grad.abs().max()) or 1.0
-
-
-def make_solver(name, scale, tol, *, step="constant", max_iter=10000):
-    """The inner solver ``name``. ``tol`` is relative to the gradient scale ``scale``
-    for residuals in gradient units; a duality gap's goes as is (scikit-learn's
-    coordinate descent makes it relative itself)."""
-    if _SOLVERS[name].residual_kind != "duality_gap":
-        tol = tol * scale
-    return build_part(make_inner_solver, _SOLVERS, name, step=step, max_iter=max_iter,
-                      tol=tol)
-
-
-def make_method(hypergradient):
-    """The hypergradient method ``hypergradient`` ("implicit", "forward", "reverse"),
-    its adjoint systems solved to ``_ADJOINT_RTOL``."""
-    return build_part(make_hypergradient, _METHODS, hypergradient, rtol=_ADJOINT_RTOL)
 
 
 # Parameters of the estimators with a per-feature stage (numpydoc, 4-space indent).
@@ -238,16 +189,17 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         """``inner_tol``, with ``"auto"`` resolved by the size of the design."""
         if self.inner_tol != "auto":
             return self.inner_tol
-        return _AUTO_TOL_SMALL if X.shape[0] * X.shape[1] <= _AUTO_TOL_ENTRIES else \
-            _AUTO_TOL_LARGE
+        return auto_inner_tol(*X.shape)
 
     def _tolerance_scale(self, problem, solver_name):
-        """The gradient scale of the inner tolerances (see :func:`tolerance_scale`)."""
-        return tolerance_scale(problem, solver_name, self.hypergradient)
+        """The gradient scale of the inner tolerances, ``||grad f(0)||_inf`` (``alpha_max``
+        for the Lasso), per unit of each feature where the solver measures it so (see
+        ``_proximal_parts.gradient_scale``)."""
+        return gradient_scale(problem, solver_name, self.hypergradient)
 
     def _make_solver(self, name, scale, tol):
-        """The inner solver ``name`` (see :func:`make_solver`)."""
-        return make_solver(name, scale, tol, step=self.step, max_iter=self.inner_max_iter)
+        """The inner solver ``name`` at ``tol`` relative to ``scale`` (see make_solver)."""
+        return make_solver(name, scale, tol, max_iter=self.inner_max_iter, step=self.step)
 
     def _fit_proximal(self, X, y, sample_weight, progress=None, split_params=None,
                       theta_shift=0.0, value_exponent=0, grid_shift=0.0):
@@ -327,7 +279,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         result = minimize_hyperparams(
             folds, grid[0], start_grid=grid[1:], bounds=bounds, local_radius=radius,
             grid_patience=self._grid_patience, grid_path_length=self._grid_path_length,
-            grid_solver=self._make_solver(solver_name, scale, inner_tol * _GRID_TOL),
+            grid_solver=self._make_solver(solver_name, scale, inner_tol * GRID_TOL),
             **{**tune, "optimizer": optimizer})
         penalty = shared
         if per_feature is not None:
@@ -363,7 +315,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         self.solver_ = solver_name
         refit = _with_penalty(full, penalty)
         refit_solver = self._make_solver(self._solver_name(refit), scale,
-                                         inner_tol * _REFIT_TOL)
+                                         inner_tol * REFIT_TOL)
         self.best_cv_error_ = float(result.value)  # of the fitted data (see _scaling)
         # The twin's best_score_: each fold solved once more at the chosen point (as tight
         # as the refit) and scored by the twin's default scorer on its validation rows.

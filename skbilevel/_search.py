@@ -8,7 +8,6 @@ import numpy as np
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import ParameterGrid, check_cv
 from sklearn.model_selection._search import BaseSearchCV
-from sklearn.model_selection._split import _yields_constant_splits
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import PolynomialFeatures
 from sklearn.utils import _safe_indexing, check_array, get_tags, indexable
@@ -16,7 +15,7 @@ from sklearn.utils.parallel import Parallel, delayed
 
 from ._search_adapters import ADAPTERS, FoldData, adapter_for, reporting
 from .engine.loop import Progress
-from .utils._sklearn_compat import Interval, _check_method_params
+from .utils._sklearn_compat import Interval, _check_method_params, _yields_constant_splits
 
 _SUPPORTED = ", ".join(f"{a.estimator_class.__name__} ({', '.join(map(repr, a.params))})"
                        for a in ADAPTERS)
@@ -40,8 +39,10 @@ class HypergradientSearchCV(BaseSearchCV):
     Parameters
     ----------
     estimator : estimator object
-        :class:`~sklearn.linear_model.Ridge` or :class:`~sklearn.linear_model.LogisticRegression`
-        (L2 penalty, ``class_weight=None``), or a ``Pipeline`` ending in one.
+        :class:`~sklearn.linear_model.Ridge`, :class:`~sklearn.linear_model.LogisticRegression`
+        (L2 penalty, ``class_weight=None``) or :class:`HDMLogisticRegression`
+        (``class_weight=None``; tuned as ``LogisticRegression``, whose objective it
+        minimises, and refitted by HDM), or a ``Pipeline`` ending in one.
     param_bounds : dict
         One entry, the final step's penalty, to ``(low, high)`` with ``0 < low < high``,
         searched on a log scale: ``{"alpha": ...}`` or ``{"ridge__alpha": ...}`` for Ridge,

@@ -4,11 +4,13 @@ One module per model family; each adapter is registered once in ``ADAPTERS``.
 """
 
 from ._base import FoldData, SearchAdapter, reporting, tune_path
+from ._hdm import HDMLogisticAdapter
 from ._lasso import ElasticNetAdapter, LassoAdapter
 from ._logistic import LogisticAdapter
 from ._ridge import RidgeAdapter
 
-ADAPTERS = (RidgeAdapter(), LogisticAdapter(), LassoAdapter(), ElasticNetAdapter())
+ADAPTERS = (RidgeAdapter(), LogisticAdapter(), HDMLogisticAdapter(), LassoAdapter(),
+            ElasticNetAdapter())
 
 
 def adapter_for(estimator):

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from sklearn.linear_model import ElasticNet, Lasso
 
-from .._proximal_cv import make_method, make_solver, select_solver, tolerance_scale
+from .._proximal_cv import select_solver
+from .._proximal_parts import gradient_scale, make_method, make_solver
 from ..engine import Fold
 from ..engine.inner import L1, ProximalProblem, WeightedL1
 from ..engine.inner import ElasticNet as ElasticNetPenalty
@@ -67,7 +68,7 @@ def fold_solvers(problem, *, solver="auto", hypergradient="implicit", step="cons
     """``(name, solver, hypergradient method, screening solver)`` for ``problem``'s
     family: coordinate descent and implicit differentiation on the support by default."""
     name = select_solver(problem, solver, hypergradient)
-    scale = tolerance_scale(problem, name, hypergradient)
+    scale = gradient_scale(problem, name, hypergradient)
     return (name, make_solver(name, scale, tol, step=step, max_iter=max_iter),
             make_method(hypergradient),
             make_solver(name, scale, tol * grid_tol, step=step, max_iter=max_iter))

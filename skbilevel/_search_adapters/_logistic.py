@@ -5,20 +5,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils import column_or_1d
+from sklearn.utils.multiclass import check_classification_targets
 
-from .._proximal_cv import _ADJOINT_RTOL, _GRID_TOL, _METHODS
-from .._tuning import build_part
+from .._logistic_problem import logistic_criterion, logistic_problem
+from .._proximal_parts import GRID_TOL, auto_inner_tol, gradient_scale, make_method, make_solver
 from ..engine import Fold
-from ..engine.hypergrad import make_hypergradient
-from ..engine.inner import L2, ProximalProblem, Shifted
-from ..engine.outer import HeldOutLogLoss
-from ..engine.solvers import make_inner_solver
+from ..engine.inner import L2
 from ._base import DTYPE as _DTYPE
 from ._base import SearchAdapter
 from ._base import as_tensor as _t
 
-_INNER_TOL = 1e-8  # fold fits, relative to ||grad f(0)||_inf (as the CV estimator)
-_INNER_MAX_ITER = 10000
+_INNER_MAX_ITER = 10000  # BilevelLogisticRegressionCV's inner_max_iter
 
 
 class LogisticAdapter(SearchAdapter):
@@ -27,12 +25,15 @@ class LogisticAdapter(SearchAdapter):
     As in ``BilevelLogisticRegressionCV``: ``C`` multiplies the *sum* of the training
     losses, i.e. the penalty strength of the mean loss is ``1 / (C S)`` with ``S`` the
     training weight, which ``Shifted(L2(), -log S)`` applies; L-BFGS fold fits and implicit
-    differentiation. The objective is always the CV log-loss.
+    differentiation. The objective is always the CV log-loss of each fold's model, which
+    has the classes of its training rows, as scikit-learn's scorers see it.
     """
 
     param, estimator_class = "C", LogisticRegression
+    # Another metric is reported, not differentiated: the log-loss is followed instead
+    # (on each fold's own classes, see folds).
     objectives = {"neg_log_loss": "log_loss"}
-    default_objective = "log_loss"
+    default_objective = "surrogate_log_loss"
     grid_patience = 1  # the L2 path's CV log-loss has one minimum; weak penalties are dear
 
     def check(self, estimator):
@@ -56,40 +57,51 @@ class LogisticAdapter(SearchAdapter):
         return -1.0  # d theta / d log(C)
 
     def folds(self, estimator, data, objective):
-        classes = np.unique(np.concatenate([np.unique(f.y_train) for f in data]))
-        if len(classes) < 2:  # LogisticRegression's own message
-            raise ValueError("This solver needs samples of at least 2 classes in the data, "
-                             f"but the data contains only one class: {classes[0]!r}")
+        # Each fold is the model LogisticRegression fits on its training rows: over the
+        # classes those rows hold (binary when they hold two, whatever the other folds).
         out = []
-        for f in data:
-            codes_tr = torch.as_tensor(np.searchsorted(classes, f.y_train))
-            codes_va = torch.as_tensor(np.searchsorted(classes, f.y_val))
+        for i, f in enumerate(data):
+            # LogisticRegression's checks: class labels, one column (a 2-D column is
+            # raveled; LogisticRegression's own fits then warn).
+            y_train, y_val = column_or_1d(f.y_train), column_or_1d(f.y_val)
+            check_classification_targets(y_train)
+            classes, val_classes = np.unique(y_train), np.unique(y_val)
+            if len(classes) < 2:  # LogisticRegression's own complaint, for this fold
+                raise ValueError(f"The training rows of fold {i} hold only one class, "
+                                 f"{classes.tolist()[0]!r}: LogisticRegression needs samples of at "
+                                 "least 2 classes; use a stratified splitter")
+            seen = np.isin(y_val, classes)
+            if objective == "log_loss" and not np.array_equal(val_classes, classes):
+                # predict_proba has one column per training class, and log_loss (labels
+                # taken from y_val) then raises -- NaN scores -- or, with as many classes
+                # on both sides, pairs the columns with the wrong classes.
+                raise ValueError(
+                    f"Fold {i} holds classes {val_classes.tolist()} in its validation rows "
+                    f"and {classes.tolist()} in its training rows: scikit-learn's "
+                    "neg_log_loss cannot score it (NaN at every C). Use a (stratified) "
+                    "splitter whose folds hold every class on both sides, or another "
+                    "scoring (the log-loss is then followed on each fold's own classes)")
+            if not seen.any():
+                continue  # nothing but classes the fold never saw: a constant (infinite) loss
             X_tr = _t(f.X_train)
             weight = _t(f.sample_weight) if f.sample_weight is not None else \
                 torch.ones(X_tr.shape[0], dtype=_DTYPE)
-            penalty = Shifted(L2(), -float(torch.log(weight.sum())))
-            if len(classes) == 2:
-                problem = ProximalProblem.logistic(X_tr, codes_tr.to(_DTYPE), penalty, weight,
-                                                   estimator.fit_intercept)
-            else:
-                problem = ProximalProblem.multinomial(X_tr, codes_tr, len(classes), penalty,
-                                                      weight, estimator.fit_intercept)
-            va = codes_va.to(_DTYPE) if len(classes) == 2 else codes_va
-            out.append(Fold(problem, HeldOutLogLoss.for_problem(problem, _t(f.X_val), va)))
+            problem = logistic_problem(X_tr, torch.as_tensor(np.searchsorted(classes, y_train)),
+                                       len(classes), weight, L2(), estimator.fit_intercept)
+            # A validation row of a class the fold never saw has probability 0, an infinite
+            # loss whatever C: it moves no minimiser and is left out of the followed one.
+            codes_va = torch.as_tensor(np.searchsorted(classes, y_val[seen]))
+            out.append(Fold(problem, logistic_criterion(problem, _t(f.X_val[seen]), codes_va)))
+        if not out:
+            raise ValueError("No validation fold holds a class its training rows hold")
         return out
 
     def solvers(self, folds):
-        # Tolerances relative to the gradient at zero, in the solver's scaled variable (as
-        # BaseProximalCV._tolerance_scale does for the CV estimator).
+        # BilevelLogisticRegressionCV's L2 settings (inner_tol="auto", implicit
+        # differentiation), the tolerances relative to the first fold's gradient at zero.
         problem = folds[0].problem
-        grad = problem.smooth_grad(problem.init_params())
-        unit = problem.unit_scale()
-        if unit is not None:
-            grad = grad / unit.reshape(grad.shape)
-        scale = float(grad.abs().max()) or 1.0
-
-        def solver(tol):
-            return make_inner_solver("lbfgs", max_iter=_INNER_MAX_ITER, tol=tol * scale)
-
-        method = build_part(make_hypergradient, _METHODS, "implicit", rtol=_ADJOINT_RTOL)
-        return solver(_INNER_TOL), method, solver(_INNER_TOL * _GRID_TOL)
+        scale = gradient_scale(problem, "lbfgs", "implicit")
+        tol = auto_inner_tol(len(problem.datafit.sample_weight), problem.datafit.n_features)
+        return (make_solver("lbfgs", scale, tol, max_iter=_INNER_MAX_ITER),
+                make_method("implicit"),
+                make_solver("lbfgs", scale, tol * GRID_TOL, max_iter=_INNER_MAX_ITER))
