@@ -213,14 +213,18 @@ refit_time_, multimetric_ :
                              "cv.split(): set the splitter's random_state to an int, or "
                              "shuffle=False")
         folds = list(cv.split(X, y, **routed.splitter.split))
-        self._search_data = (X, y, routed.estimator.fit, folds)
+        # scikit-learn's scorers get the top-level sample_weight (scikit-learn >= 1.9, when
+        # they accept it): the tuned criterion weights the validation errors alike.
+        score_weight = routed.scorer.score.get("sample_weight") \
+            if "scorer" in routed else None
+        self._search_data = (X, y, routed.estimator.fit, folds, score_weight)
         try:
             return super().fit(X, y, **params)
         finally:
             del self._search_data
 
     def _run_search(self, evaluate_candidates):
-        X, y, fit_params, folds = self._search_data
+        X, y, fit_params, folds, score_weight = self._search_data
         prefix, adapter, bounds = self._resolve()
         objective = self._objective(adapter)
         combos = list(ParameterGrid(self.param_grid or {}))
@@ -232,7 +236,7 @@ refit_time_, multimetric_ :
         # doc/user_guide/search_dask.rst).
         tasks = (delayed(_tune_combination)(
             clone(self.estimator).set_params(**combo), adapter, X, y, fit_params, folds,
-            bounds, objective, self.max_iter, self.tol, self.verbose,
+            score_weight, bounds, objective, self.max_iter, self.tol, self.verbose,
             f"[HypergradientSearchCV] {combo}" if combo else "[HypergradientSearchCV]")
             for combo in combos)
         # All paths first (in order, whatever finishes first): scikit-learn's scoring then
@@ -326,8 +330,8 @@ def _distinct_points(path, names):
     return candidates, iters, grads
 
 
-def _tune_combination(estimator, adapter, X, y, fit_params, folds, bounds, objective,
-                      max_iter, tol, verbose, label):
+def _tune_combination(estimator, adapter, X, y, fit_params, folds, score_weight, bounds,
+                      objective, max_iter, tol, verbose, label):
     """One joblib task: fit the prefix of ``estimator`` (one ``param_grid`` combination)
     on each training fold, then tune its final step on the transformed folds.
 
@@ -336,6 +340,9 @@ def _tune_combination(estimator, adapter, X, y, fit_params, folds, bounds, objec
     """
     transformers, final, last = _split_pipeline(estimator)
     data = [_transform_fold(transformers, last, X, y, fit_params, tr, va) for tr, va in folds]
+    if score_weight is not None:
+        for fold, (_, va) in zip(data, folds):
+            fold.score_weight = _weights(_safe_indexing(score_weight, va))
     progress = None if verbose < 2 else \
         (lambda describe: Progress(verbose - 1, describe=describe, prefix=label))
     with reporting(progress):

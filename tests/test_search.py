@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.datasets import make_classification, make_regression
-from sklearn.linear_model import Lars, LogisticRegression, Ridge
+from sklearn.linear_model import Lars, Lasso, LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
@@ -210,3 +210,28 @@ def test_running_search_pickles_without_its_data(regression):
     X, y = regression
     search = PicklingSearch(Ridge(), {"alpha": (1e-2, 1e2)}, cv=3).fit(X, y)
     assert search.pickled_ < 10_000  # X alone is ~14 kB
+
+
+@pytest.mark.parametrize("estimator, bounds, scoring", [
+    (Ridge(), {"alpha": (1e-3, 1e3)}, "neg_mean_squared_error"),
+    (Ridge(), {"alpha": (1e-3, 1e3)}, "r2"),
+    (Lasso(max_iter=100_000, tol=1e-10), {"alpha": (1e-2, 1e2)}, "r2"),
+    (LogisticRegression(tol=1e-10, max_iter=10_000), {"C": (1e-2, 1e2)}, "neg_log_loss"),
+])
+def test_top_level_sample_weight_weights_the_tuned_criterion(estimator, bounds, scoring):
+    # scikit-learn (>= 1.9) passes fit's sample_weight to the scorers too: the criterion the
+    # engine tunes must be the weighted score scikit-learn reports.
+    if isinstance(estimator, LogisticRegression):
+        X, y = make_classification(n_samples=150, n_features=6, random_state=0)
+    else:
+        X, y = make_regression(n_samples=120, n_features=8, noise=10.0, random_state=0)
+    weight = np.random.default_rng(0).uniform(0.1, 3.0, len(y))
+    search = HypergradientSearchCV(estimator, bounds, cv=CV, scoring=scoring).fit(
+        X, y, sample_weight=weight)
+    results = search.cv_results_
+    engine = {p["params"][next(iter(bounds))]: p["objective"] for p in search.path_
+              if p["scored"]}
+    for params, score in zip(results["params"], results["mean_test_score"]):
+        objective = engine[params[next(iter(bounds))]]
+        expected = 1.0 - score if scoring == "r2" else -score
+        assert objective == pytest.approx(expected, rel=1e-5)

@@ -73,6 +73,8 @@ class FoldData:
         self.y_train, self.sample_weight = y_train, sample_weight
         self.X_val, self.y_val = X_val, y_val
         self.rows, self.val_weight = rows, val_weight
+        # The scorer's sample_weight on the validation rows (None: unweighted scores).
+        self.score_weight = None
 
     @property
     def X_train(self):

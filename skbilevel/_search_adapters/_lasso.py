@@ -116,10 +116,11 @@ class LassoAdapter(SearchAdapter):
             y_va = np.asarray(f.y_val, dtype=np.float64)
             problem = least_squares_problem(_t(f.X_train), _t(f.y_train), _t(f.sample_weight),
                                             penalty, estimator.fit_intercept)
-            criterion = held_out_mse(problem, _t(f.X_val), _t(y_va))
-            if objective == "r2":
-                total = float(((y_va - y_va.mean()) ** 2).sum())
-                criterion.scale = 1.0 / (total if total > 0 else 1.0)  # 1 - R^2 per fold
+            criterion = held_out_mse(problem, _t(f.X_val), _t(y_va), _t(f.score_weight))
+            if objective == "r2":  # 1 - R^2 per fold, weighted as r2_score is
+                w = np.ones(len(y_va)) if f.score_weight is None else f.score_weight
+                total = float((w * (y_va - np.average(y_va, weights=w)) ** 2).sum())
+                criterion.scale = 1.0 / (total if total > 0 else 1.0)
             out.append(Fold(problem, criterion))
         return out
 

@@ -91,7 +91,9 @@ class LogisticAdapter(SearchAdapter):
             # A validation row of a class the fold never saw has probability 0, an infinite
             # loss whatever C: it moves no minimiser and is left out of the followed one.
             codes_va = torch.as_tensor(np.searchsorted(classes, y_val[seen]))
-            out.append(Fold(problem, logistic_criterion(problem, _t(f.X_val[seen]), codes_va)))
+            weight = None if f.score_weight is None else _t(f.score_weight[seen])
+            out.append(Fold(problem, logistic_criterion(problem, _t(f.X_val[seen]), codes_va,
+                                                        weight)))
         if not out:
             raise ValueError("No validation fold holds a class its training rows hold")
         return out

@@ -77,7 +77,7 @@ class RidgeAdapter(SearchAdapter):
         out = []
         for f, raw in zip(data, moments or [None] * len(data)):
             out.append(ridge_fold(
-                (_t(f.X_val), _t(_column(f.y_val)), None),
+                (_t(f.X_val), _t(_column(f.y_val)), _t(f.score_weight)),
                 lambda f=f: (_t(f.X_train), _t(_column(f.y_train)), _t(f.sample_weight)),
                 n_train=len(f.y_train), moments=raw, fit_intercept=estimator.fit_intercept,
                 objective=objective))
