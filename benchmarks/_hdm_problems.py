@@ -201,13 +201,18 @@ def run_lbfgs(problem, x0, memory):
     return trace[:BUDGET], time.perf_counter() - start, 2 * memory * len(x0)
 
 
-def run_hdm(problem, x0, variant="hdm-best", lr="auto", beta_lr=10.0):
+def run_hdm(problem, x0, variant="hdm-best", lr="auto", beta_lr="auto", smoothness=None):
+    """HDM from ``x0``; ``smoothness`` None is the paper's ``L = sigma_max(X)^2``, "sample"
+    the three sampled finite differences (their evaluations open the trace)."""
     solver = HDMSolver(variant=variant, lr=lr, beta_lr=beta_lr, tol=TOL, max_iter=BUDGET,
-                       smoothness=problem.L, record_history=True)
+                       smoothness=problem.L if smoothness is None else smoothness,
+                       record_history=True)
     start = time.perf_counter()
     sol = solver.solve(problem, None, w0=torch.as_tensor(x0))
     seconds = time.perf_counter() - start
     trace = [(r["objective"], r["grad_inf_norm"]) for r in sol.history]
+    # Evaluations the records do not show (samples, lookahead gradients) count first.
+    trace = [trace[0]] * (sol.n_grad_eval - len(trace)) + trace
     state = sol.solver_state
     memory = sum(t.numel() for t in state.hdm.tensors()) + state.g.numel()
     return trace, seconds, memory

@@ -52,18 +52,28 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSu
         Whether to fit an (unpenalised) intercept.
     class_weight : dict or "balanced", default=None
         Weights of the classes, multiplied into ``sample_weight``.
-    variant : {"hdm-best", "hdm-hb", "hdm-diag", "hdm"}, default="hdm-best"
+    variant : {"osgm-best", "hdm-best", "hdm-hb", "hdm-diag", "hdm"}, default="osgm-best"
         Which HDM: ``"hdm"`` learns one stepsize, ``"hdm-diag"`` one per coefficient,
         ``"hdm-hb"`` adds a learned heavy-ball momentum, ``"hdm-best"`` adds a one-off
-        curvature re-estimate (the paper's practical method).
+        curvature re-estimate (the paper's practical method), ``"osgm-best"`` is the
+        follow-up's OSGM-Best (smaller learning rates, a lookahead line search).
     lr : "auto" or float, default="auto"
-        Learning rate of the stepsizes; "auto" is ``10 / L`` (``1 / L`` for ``"hdm"``) with
-        ``L = ||[X, 1]||_2^2 / n + 1 / (C n)`` from a deterministic power iteration.
-    beta_lr : float, default=10.0
-        Learning rate of the momentum.
+        Learning rate of the stepsizes; "auto" is ``10 / L`` (``1 / L`` for ``"hdm"`` and
+        ``"osgm-best"``) with ``L`` the smoothness estimate.
+    beta_lr : "auto" or float, default="auto"
+        Learning rate of the momentum; "auto" is ``min(1, L)`` for ``"osgm-best"``, 10
+        otherwise.
+    smoothness : {"sample", "power"}, default="sample"
+        Where ``L`` comes from. "sample": three finite differences of the gradient at the
+        start (:func:`~skbilevel.engine.linalg.sample_smoothness`; three gradient
+        evaluations). "power": ``||[X, 1]||_2^2 / n + 1 / (C n)`` from 30 deterministic
+        power iterations (about 30 gradient evaluations' worth of products), the estimate
+        HDM-Best's reference code uses.
     max_iter : int, default=1000
         Budget of gradient evaluations (each iteration costs one function and one gradient
-        evaluation, at the same point), at least 1 as in scikit-learn.
+        evaluation, at the same point, plus objective-only evaluations in OSGM-Best's
+        lookahead; ``smoothness="sample"`` spends three of them), at least 1 as in
+        scikit-learn.
     tol : float, default=1e-4
         Stop when the gradient's infinity norm is at most ``tol`` (the ``gtol`` of the
         ``lbfgs`` solver).
@@ -96,9 +106,9 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSu
     n_iter_ : ndarray of shape (1,), dtype int32
         HDM iterations (trial points evaluated).
     n_grad_evals_ : int
-        Gradient evaluations, the initial one included.
+        Gradient evaluations, the initial one and the smoothness samples included.
     n_func_evals_ : int
-        Objective evaluations.
+        Objective evaluations (the lookahead's included).
     history_ : dict of ndarray
         Per evaluation: ``objective``, ``grad_inf_norm``, ``P_mean``, ``P_min``, ``P_max``
         (learned stepsizes), ``beta`` (momentum) and ``accepted`` (False on null steps).
@@ -145,7 +155,8 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSu
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "variant": [StrOptions(set(VARIANTS))],
         "lr": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "beta_lr": [Interval(Real, 0, None, closed="left")],
+        "beta_lr": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        "smoothness": [StrOptions({"sample", "power"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
@@ -155,15 +166,17 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSu
         "verbose": ["verbose"],
     }
 
-    def __init__(self, C=1.0, *, fit_intercept=True, class_weight=None, variant="hdm-best",
-                 lr="auto", beta_lr=10.0, max_iter=1000, tol=1e-4, warm_start=False,
-                 device="cpu", dtype="float64", random_state=None, verbose=0):
+    def __init__(self, C=1.0, *, fit_intercept=True, class_weight=None, variant="osgm-best",
+                 lr="auto", beta_lr="auto", smoothness="sample", max_iter=1000, tol=1e-4,
+                 warm_start=False, device="cpu", dtype="float64", random_state=None,
+                 verbose=0):
         self.C = C
         self.fit_intercept = fit_intercept
         self.class_weight = class_weight
         self.variant = variant
         self.lr = lr
         self.beta_lr = beta_lr
+        self.smoothness = smoothness
         self.max_iter = max_iter
         self.tol = tol
         self.warm_start = warm_start
@@ -219,7 +232,8 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSu
         theta = torch.tensor([log_strength], dtype=dtype, device=device)
         solver = HDMSolver(variant=self.variant, lr=self.lr, beta_lr=self.beta_lr,
                            tol=self.tol, max_iter=self.max_iter, record_history=True,
-                           smoothness=_hdm_smoothness(problem, theta))
+                           smoothness=(_hdm_smoothness(problem, theta)
+                                       if self.smoothness == "power" else "sample"))
         sol = solver.solve(problem, theta,
                            w0=self._warm_start_point(problem, dtype, device, ex),
                            callback=partial(self._progress, progress))

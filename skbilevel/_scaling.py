@@ -36,7 +36,8 @@ _OBJECTIVE_KEYS = ("objective", "fold_objectives", "holdout_objective", "grad_no
 def max_abs(A):
     """Largest absolute entry of a dense array or sparse matrix (0.0 when empty)."""
     data = A.data if sp.issparse(A) else np.asarray(A)
-    return float(np.max(np.abs(data))) if data.size else 0.0
+    # max and -min: two passes without the full-size temporary of np.abs
+    return float(max(np.max(data), -np.min(data))) if data.size else 0.0
 
 
 def exponent(A):
@@ -130,15 +131,30 @@ def feature_unit(X, dtype, centre, safe=LOGISTIC_SAFE_EXPONENT):
     a few in other units (1e6 times larger) do not move it.
     """
     top = exponent(X)
-    Z = ldexp(X, -top)  # the spreads of X in [0.5, 1) cannot overflow
-    if sp.issparse(Z):
+    if sp.issparse(X):
+        Z = ldexp(X, -top)  # the spreads of X in [0.5, 1) cannot overflow
         mean, variance = mean_variance_axis(sp.csr_matrix(Z, dtype=np.float64), axis=0)
-        spread = np.sqrt(variance if centre else variance + mean ** 2)
+        spread, shift = np.sqrt(variance if centre else variance + mean ** 2), top
     else:
-        Z = np.asarray(Z, dtype=np.float64)
-        spread = Z.std(axis=0) if centre else np.sqrt((Z * Z).mean(axis=0))
+        # Squares of entries within 2**+-400 neither overflow nor underflow in float64
+        # (n < 2**200 rows): only beyond that is X copied into [0.5, 1) first.
+        shift = top if abs(top) > 400 else 0
+        spread = _column_spread(ldexp(np.asarray(X), -shift), centre)
     spread = spread[spread > 0]
-    log2_unit = float(np.log2(np.median(spread))) + top if spread.size else 0.0
+    log2_unit = float(np.log2(np.median(spread))) + shift if spread.size else 0.0
     if abs(log2_unit) > safe:
         return int(np.floor(log2_unit)) + 1, log2_unit
-    return rescale_exponent(X, dtype), log2_unit
+    e = top if abs(top) > _SAFE_EXPONENT[dtype] else 0  # rescale_exponent, top reused
+    return e, log2_unit
+
+
+def _column_spread(X, centre, rows=4096):
+    """Column standard deviations (root mean squares without ``centre``) of a dense ``X``,
+    in float64, two passes over blocks of rows: no temporary of the size of ``X``."""
+    n = X.shape[0]
+    mean = X.sum(axis=0, dtype=np.float64) / n if centre else 0.0
+    total = np.zeros(X.shape[1])
+    for start in range(0, n, rows):
+        block = np.asarray(X[start:start + rows], dtype=np.float64) - mean
+        total += np.einsum("ij,ij->j", block, block)
+    return np.sqrt(total / n)

@@ -92,8 +92,9 @@ def test_history_and_counts():
     h = clf.history_
     assert set(h) == {"objective", "grad_inf_norm", "P_mean", "P_min", "P_max", "beta",
                       "accepted"}
-    assert len(h["objective"]) == clf.n_grad_evals_ == clf.n_func_evals_
-    assert clf.n_iter_.shape == (1,) and clf.n_iter_[0] == clf.n_grad_evals_ - 1
+    # One record per evaluated point; three more gradients sample the smoothness.
+    assert len(h["objective"]) == clf.n_grad_evals_ - 3 <= clf.n_func_evals_ - 3
+    assert clf.n_iter_.shape == (1,) and clf.n_iter_[0] == clf.n_grad_evals_ - 4
     accepted_f = h["objective"][h["accepted"] | (np.arange(len(h["accepted"])) == 0)]
     assert np.all(np.diff(accepted_f) <= 1e-12 * abs(accepted_f[0]))  # null steps
     assert h["grad_inf_norm"][-1] <= 1e-6 < h["grad_inf_norm"][0]
@@ -102,8 +103,8 @@ def test_history_and_counts():
 def test_convergence_warning_and_usable_model():
     X, y = _standardised(load_digits)
     with pytest.warns(ConvergenceWarning, match="max_iter"):
-        clf = HDMLogisticRegression(max_iter=5).fit(X, y)
-    assert clf.n_grad_evals_ == 5 and np.isfinite(clf.coef_).all()
+        clf = HDMLogisticRegression(max_iter=10).fit(X, y)
+    assert clf.n_grad_evals_ == 10 and np.isfinite(clf.coef_).all()
     assert clf.score(X, y) > 0.5
 
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import torch
 
-from ..engine.hdm import hdm_config, hdm_init_state, hdm_trial_point, hdm_update
-from ..engine.linalg import probe_smoothness
+from ..engine.hdm import hdm_config, hdm_init_state, hdm_step
+from ..engine.linalg import sample_smoothness
 
 
 class HDM(torch.optim.Optimizer):
@@ -37,22 +37,28 @@ class HDM(torch.optim.Optimizer):
     ----------
     params : iterable
         Parameters to optimize (one group; per-group options are not supported).
-    variant : {"hdm-best", "hdm-hb", "hdm-diag", "hdm"}, default="hdm-best"
+    variant : {"hdm-best", "osgm-best", "hdm-hb", "hdm-diag", "hdm"}, default="hdm-best"
         ``"hdm"``: one scalar stepsize; ``"hdm-diag"``: one per entry; ``"hdm-hb"``: per-entry
         stepsizes and learned heavy-ball momentum; ``"hdm-best"``: HDM-HB with AdaGrad, null
-        steps and the one-off curvature re-estimate after 200 net accepted steps.
+        steps and the one-off curvature re-estimate after 200 net accepted steps;
+        ``"osgm-best"``: OSGM-Best (smaller learning rates; after the re-estimate, a
+        lookahead line search when a trial gradient more than doubles, whose extra
+        closure evaluations are counted).
     lr : "auto" or float, default="auto"
         Learning rate of the stepsizes. "auto" is ``10 / L`` (``2 / L`` when not ``convex``;
-        ``1 / L`` for ``"hdm"``).
-    beta_lr : float, default=10.0
-        Learning rate of the momentum.
+        ``1 / L`` for ``"hdm"`` and ``"osgm-best"``).
+    beta_lr : "auto" or float, default="auto"
+        Learning rate of the momentum; "auto" is ``min(1, L)`` for ``"osgm-best"``, 10
+        otherwise.
     beta_init : float, default=0.95
         Initial momentum.
     smoothness : float or None, default=None
         Estimate ``L`` of the gradient's Lipschitz constant. None: estimated on the first
-        step from one finite difference of the gradient along ``-g`` (step
-        ``sqrt(eps) * max(1, ||x||)``); this costs one extra closure evaluation, counted in
-        ``n_func_evals`` / ``n_grad_evals``. The estimate is deterministic.
+        step from three finite differences of the gradient (radius
+        ``1e-4 * max(1, ||x||)``; seeded random directions for ``"osgm-best"``, the first
+        along ``-g`` for the HDM variants; deterministic;
+        :func:`~skbilevel.engine.linalg.sample_smoothness`); this costs three extra
+        closure evaluations, counted in ``n_func_evals`` / ``n_grad_evals``.
     tol : float, default=1e-7
         A step does nothing once the gradient's infinity norm is at most ``tol``.
     max_iter : int, default=1
@@ -88,7 +94,7 @@ class HDM(torch.optim.Optimizer):
     True
     """
 
-    def __init__(self, params, variant="hdm-best", lr="auto", beta_lr=10.0, beta_init=0.95,
+    def __init__(self, params, variant="hdm-best", lr="auto", beta_lr="auto", beta_init=0.95,
                  smoothness=None, tol=1e-7, max_iter=1, convex=True):
         if smoothness is not None and not smoothness > 0:
             raise ValueError(f"smoothness must be positive or None, got {smoothness!r}")
@@ -164,8 +170,9 @@ class HDM(torch.optim.Optimizer):
             n_evals = 1
             L = group["smoothness"]
             if L is None:
-                L = probe_smoothness(lambda z: self._evaluate(closure, z)[1], x, g)
-                n_evals += 1
+                L = sample_smoothness(lambda z: self._evaluate(closure, z)[1], x, g,
+                                      along_gradient=not self._config.lookahead)
+                n_evals += 3
                 self._set_flat(x)
             core = hdm_init_state(x, L, self._config)
         else:
@@ -180,10 +187,10 @@ class HDM(torch.optim.Optimizer):
         for _ in range(group["max_iter"]):
             if float(g.abs().max()) <= group["tol"]:
                 break
-            trial = hdm_trial_point(x, g, core)
-            f_trial, g_trial = self._evaluate(closure, trial)
-            n_evals += 1
-            x, f, g, core = hdm_update(x, f, g, trial, f_trial, g_trial, core)
+            # Every closure call computes the gradient too: the lookahead keeps it.
+            x, f, g, core, n_func, _ = hdm_step(x, f, g, core,
+                                               lambda z: self._evaluate(closure, z))
+            n_evals += n_func
         self._set_flat(x)
         self._set_flat(g, grad=True)
         st.update(hdm=core, x=x, f=f, g=g, n_func_evals=n_evals, n_grad_evals=n_evals,

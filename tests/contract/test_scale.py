@@ -127,9 +127,13 @@ def test_constant_and_zero_columns_at_extreme_scale(entry, k):
     X = np.column_stack([X, np.zeros(len(X)), np.full(len(X), 3.0)])
     # Ridge's tuner stops within tol=1e-5 of alpha's optimum, whose place here moves by
     # 4e-4 under any rescaling (X * 3 alike, inside the safe window): converge tightly.
-    # HDM meets the constant column collinear with the intercept: 1e-8, which it reaches.
+    # HDM meets the constant column collinear with the intercept: 1e-8, which HDM-Best
+    # from the power-iteration L reaches (the default OSGM-Best and the sampled L stall
+    # at 4-5e-8 within 20,000 evaluations on this collinear problem: a convergence limit,
+    # not a scaling one).
     tight = {"BilevelRidgeCV": {"tol": 1e-10},
-             "HDMLogisticRegression": {"tol": 1e-8}}.get(entry.name, {})
+             "HDMLogisticRegression": {"tol": 1e-8, "variant": "hdm-best",
+                                       "smoothness": "power"}}.get(entry.name, {})
     reference = _output(_fit(entry, X, y, **tight), X)
     c = 10.0 ** k
     params = {"C": 10.0 ** (-2 * k)} if entry.classifier and not entry.cv else {}

@@ -22,7 +22,7 @@ from skbilevel.engine.outer import OPTIMIZERS, OuterHDM, make_optimizer
 from skbilevel.engine.solvers import HDMSolver
 
 F64 = torch.float64
-VARIANTS = ["hdm", "hdm-diag", "hdm-hb", "hdm-best"]
+VARIANTS = ["hdm", "hdm-diag", "hdm-hb", "hdm-best", "osgm-best"]
 
 
 class Quadratic(InnerProblem):

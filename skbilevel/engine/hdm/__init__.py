@@ -10,6 +10,8 @@ other part of the engine.
 
 from ._core import (VARIANTS, HDMConfig, HDMState, hdm_config, hdm_init_state, hdm_stats,
                     hdm_trial_point, hdm_update)
+from ._step import hdm_lookahead, hdm_step, hdm_wants_lookahead
 
-__all__ = ["VARIANTS", "HDMConfig", "HDMState", "hdm_config", "hdm_init_state", "hdm_stats",
-           "hdm_trial_point", "hdm_update"]
+__all__ = ["VARIANTS", "HDMConfig", "HDMState", "hdm_config", "hdm_init_state",
+           "hdm_lookahead", "hdm_stats", "hdm_step", "hdm_trial_point", "hdm_update",
+           "hdm_wants_lookahead"]

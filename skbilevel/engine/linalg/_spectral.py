@@ -80,3 +80,54 @@ def probe_smoothness(grad_fn, x: torch.Tensor, g: torch.Tensor,
         return 1.0
     L = float(torch.linalg.vector_norm(grad_fn(x_probe) - g)) / dist
     return L if (L > 0 and math.isfinite(L)) else 1.0
+
+
+def sample_smoothness(grad_fn, x: torch.Tensor, g: torch.Tensor, n_samples: int = 3,
+                      radius: float = 1e-4, seed: int = 0, along_gradient: bool = False
+                      ) -> float:
+    """Smoothness estimate from a few finite differences of the gradient in random directions.
+
+    ``L ~ max_k ||grad(x + h u_k) - g|| / h`` over ``n_samples`` random unit directions
+    ``u_k`` (Gaussian, normalised; drawn from a generator seeded with ``seed``, so the
+    estimate is deterministic) with ``h = max(radius, sqrt(eps)) * max(1, ||x||)``. This is
+    OSGM-Best's start (three samples, radius ``1e-4``): it costs ``n_samples`` gradient
+    evaluations instead of the products of a power iteration.
+
+    On a quadratic with Hessian ``H`` each sample is exactly ``||H u||``, so the estimate
+    never exceeds ``L = lambda_max(H)``; its square is in expectation at least
+    ``||H||_F^2 / d >= L^2 / d`` per sample, and the maximum of three is rarely much below
+    ``L / sqrt(d)`` (it is within a factor 2-3 of ``L`` when a few eigenvalues dominate
+    or the spectrum is flat). HDM's learning rates only need its order of magnitude.
+    Returns 1.0 when every sample fails (a non-finite or zero difference).
+
+    Parameters
+    ----------
+    grad_fn : callable
+        ``x -> gradient`` at ``x`` (anything else it returns is the caller's business).
+    x, g : torch.Tensor
+        Point and gradient there.
+    n_samples : int
+        Number of random directions (gradient evaluations).
+    radius : float
+        Relative length of the differences.
+    seed : int
+        Seed of the directions.
+    along_gradient : bool
+        Make the first direction ``-g / ||g||`` instead of a random one. The gradient is
+        dominated by the stiff directions, so this sample is usually the largest (on an
+        ill-conditioned quadratic, 0.7-0.9 ``L`` where random ones give 0.3-0.4 ``L``).
+    """
+    h = max(radius, math.sqrt(torch.finfo(x.dtype).eps)) * max(
+        1.0, float(torch.linalg.vector_norm(x)))
+    gen = torch.Generator().manual_seed(seed)
+    L = 0.0
+    for k in range(n_samples):
+        if k == 0 and along_gradient and float(torch.linalg.vector_norm(g)) > 0:
+            u = -g / torch.linalg.vector_norm(g)
+        else:
+            u = torch.randn(x.shape, generator=gen, dtype=torch.float64)
+            u = (u / torch.linalg.vector_norm(u)).to(dtype=x.dtype, device=x.device)
+        sample = float(torch.linalg.vector_norm(grad_fn(x + h * u) - g)) / h
+        if math.isfinite(sample):
+            L = max(L, sample)
+    return L if L > 0 else 1.0

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from ..hdm import hdm_config, hdm_init_state, hdm_trial_point, hdm_update
+from ..hdm import hdm_config, hdm_init_state, hdm_step
 from ..linalg import probe_smoothness
 from ._bracket import Bracket, OptimizeOutcome
 
@@ -190,14 +190,14 @@ class OuterHDM:
         Number of iterations (objective evaluations after the first one and the probe).
     tol : float
         Stop when the projected gradient's infinity norm falls below it.
-    variant : {"hdm-best", "hdm-hb", "hdm-diag", "hdm"}
+    variant : {"hdm-best", "osgm-best", "hdm-hb", "hdm-diag", "hdm"}
         Which HDM (see :class:`~skbilevel.engine.solvers.HDMSolver`).
     lr : "auto" or float
         Learning rate of the stepsizes. "auto" is ``1 / L``, so that the first step is a
         gradient step ``g / L`` (the inner solver's ``10 / L`` suits many coordinates with a
         loose ``L``; on a few hyperparameters with a probed ``L`` it overshoots).
-    beta_lr : float
-        Learning rate of the momentum.
+    beta_lr : "auto" or float
+        Learning rate of the momentum ("auto": ``min(1, L)`` for OSGM-Best, 10 otherwise).
     smoothness : float or None
         Curvature estimate ``L`` in ``theta``; None probes it with one finite difference of
         the gradient along ``-grad`` (relative step ``probe_step``), one extra evaluation.
@@ -211,7 +211,7 @@ class OuterHDM:
 
     accepts_values = False  # run() takes no value-only points (see Bracket)
 
-    def __init__(self, max_iter=100, tol=1e-6, variant="hdm-best", lr="auto", beta_lr=10.0,
+    def __init__(self, max_iter=100, tol=1e-6, variant="hdm-best", lr="auto", beta_lr="auto",
                  smoothness=None, probe_step=1e-3, max_step=1.0):
         self.max_iter, self.tol, self.variant = max_iter, tol, variant
         self.lr, self.beta_lr, self.smoothness, self.probe_step = lr, beta_lr, smoothness, \
@@ -248,9 +248,7 @@ class OuterHDM:
         config = hdm_config(self.variant, lr, self.beta_lr, max_iter=self.max_iter)
         state = hdm_init_state(x, L, config)
         for k in range(1, self.max_iter + 1):
-            trial = project(hdm_trial_point(x, g, state))
-            f_trial, g_trial = evaluate(trial)
-            x, f, g, state = hdm_update(x, f, g, trial, f_trial, g_trial, state)
+            x, f, g, state, _, _ = hdm_step(x, f, g, state, evaluate, project=project)
             if _inf_norm(g) <= self.tol:
                 return OptimizeOutcome(x.numpy(), k, True, "projected gradient below tol")
         return OptimizeOutcome(x.numpy(), self.max_iter, False, "maximum iterations reached")

@@ -9,12 +9,12 @@ import torch
 
 from .._capabilities import check, value_and_grad
 from .._results import InnerSolution
-from ..hdm import HDMState, hdm_config, hdm_init_state, hdm_stats, hdm_trial_point, hdm_update
-from ..linalg import power_iteration
+from ..hdm import HDMState, hdm_config, hdm_init_state, hdm_stats, hdm_step
+from ..linalg import power_iteration, sample_smoothness
 from ._solver import InnerSolver
 
 # What each source of the smoothness estimate needs from the problem (a number: nothing).
-_SMOOTHNESS_REQUIRES = {"lipschitz": ("lipschitz",), "power": ("hvp",)}
+_SMOOTHNESS_REQUIRES = {"lipschitz": ("lipschitz",), "power": ("hvp",), "sample": ()}
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class HDMSolverState:
 
 
 class HDMSolver(InnerSolver):
-    """Solve a smooth inner problem by hypergradient descent (HDM, HDM-HB, HDM-Best).
+    """Solve a smooth inner problem by hypergradient descent (HDM, HDM-Best, OSGM-Best).
 
     Each iteration evaluates the objective and its gradient once, at the trial point
     ``w - P * g + beta * (w - w_prev)``; the stepsize ``P`` and the momentum ``beta`` are
@@ -54,25 +54,32 @@ class HDMSolver(InnerSolver):
 
     Parameters
     ----------
-    variant : {"hdm-best", "hdm-hb", "hdm-diag", "hdm"}
+    variant : {"hdm-best", "osgm-best", "hdm-hb", "hdm-diag", "hdm"}
         ``"hdm"``: one scalar stepsize, no momentum. ``"hdm-diag"``: one stepsize per
         coordinate. ``"hdm-hb"``: diagonal stepsizes plus a learned heavy-ball momentum.
         ``"hdm-best"``: HDM-HB with AdaGrad, null steps and a curvature re-estimate (the
-        method benchmarked in the paper).
+        method benchmarked in the paper). ``"osgm-best"``: the follow-up's OSGM-Best
+        (smaller learning rates, a lookahead line search after the re-estimate).
     lr : "auto" or float
-        Learning rate of the stepsizes; "auto" is ``10 / L`` (``1 / L`` for ``"hdm"``).
-    beta_lr : float
-        Learning rate of the momentum.
+        Learning rate of the stepsizes; "auto" is ``10 / L`` (``1 / L`` for ``"hdm"`` and
+        ``"osgm-best"``).
+    beta_lr : "auto" or float
+        Learning rate of the momentum; "auto" is ``min(1, L)`` for ``"osgm-best"``, 10
+        otherwise.
     beta_init : float
         Initial momentum.
     tol : float
         Stop when the gradient's infinity norm is at most ``tol``.
     max_iter : int
         Budget of gradient evaluations, the initial one included.
-    smoothness : "lipschitz", "power" or float
+    smoothness : "lipschitz", "power", "sample" or float
         Where the smoothness estimate ``L`` comes from: ``problem.lipschitz(theta)``, 30
-        deterministic power iterations on ``problem.hvp`` at the starting point, or the
-        given number.
+        deterministic power iterations on ``problem.hvp`` at the starting point, three
+        finite differences of the gradient (:func:`~skbilevel.engine.linalg.sample_smoothness`:
+        three gradient evaluations, counted in ``n_grad_eval``; seeded random directions
+        for ``"osgm-best"``, as its reference code, the first along ``-g`` for the HDM
+        variants, whose larger learning rates need the tighter estimate), or the given
+        number.
     record_history : bool
         Record one dict per iteration in ``InnerSolution.history``.
 
@@ -88,13 +95,13 @@ class HDMSolver(InnerSolver):
     requires = ("init_params", "objective", "grad")
     residual_kind = "grad_norm"
 
-    def __init__(self, variant="hdm-best", lr="auto", beta_lr=10.0, beta_init=0.95, tol=1e-6,
+    def __init__(self, variant="hdm-best", lr="auto", beta_lr="auto", beta_init=0.95, tol=1e-6,
                  max_iter=1000, smoothness="lipschitz", record_history=False):
         self.config = hdm_config(variant, lr, beta_lr, beta_init, max_iter=max_iter)
-        if not (smoothness in ("lipschitz", "power") or
+        if not (smoothness in _SMOOTHNESS_REQUIRES or
                 (isinstance(smoothness, (int, float)) and smoothness > 0)):
-            raise ValueError(f"smoothness must be 'lipschitz', 'power' or a positive number, "
-                             f"got {smoothness!r}")
+            raise ValueError(f"smoothness must be 'lipschitz', 'power', 'sample' or a positive "
+                             f"number, got {smoothness!r}")
         self.variant, self.tol, self.max_iter = variant, tol, max_iter
         self.smoothness, self.record_history = smoothness, record_history
 
@@ -107,7 +114,7 @@ class HDMSolver(InnerSolver):
         """
         check(self, problem, *_SMOOTHNESS_REQUIRES.get(self.smoothness, ()))
         f, g = value_and_grad(problem)(w, theta)
-        n_matvec = 0
+        n_matvec = n_evals = 0
         if isinstance(state, HDMSolverState):
             state = state.hdm
         if isinstance(state, HDMState):
@@ -118,18 +125,26 @@ class HDMSolver(InnerSolver):
             elif self.smoothness == "power":
                 L = power_iteration(lambda v: problem.hvp(w, theta, v), w)
                 n_matvec = 30
+            elif self.smoothness == "sample":
+                L = sample_smoothness(lambda z: problem.grad(z, theta), w, g,
+                                      along_gradient=not self.config.lookahead)
+                n_evals = 3
             else:
                 L = float(self.smoothness)
             core = hdm_init_state(w, L, self.config)
-        return HDMSolverState(core, f, g, n_matvec=n_matvec)
+        return HDMSolverState(core, f, g, 1 + n_evals, 1 + n_evals, n_matvec)
 
     def step(self, problem, w, theta, state: HDMSolverState):
-        """One HDM iteration: returns ``(w, state)`` (``w`` unchanged after a null step)."""
-        trial = hdm_trial_point(w, state.g, state.hdm)
-        f_trial, g_trial = value_and_grad(problem)(trial, theta)
-        w, f, g, core = hdm_update(w, state.f, state.g, trial, f_trial, g_trial, state.hdm)
-        return w, replace(state, hdm=core, f=f, g=g, n_func_eval=state.n_func_eval + 1,
-                          n_grad_eval=state.n_grad_eval + 1)
+        """One HDM iteration: returns ``(w, state)`` (``w`` unchanged after a null step).
+
+        Evaluates ``f`` and its gradient once at the trial point, plus, for OSGM-Best's
+        lookahead, ``problem.objective`` along the line search.
+        """
+        w, f, g, core, n_func, n_grad = hdm_step(
+            w, state.f, state.g, state.hdm, lambda z: value_and_grad(problem)(z, theta),
+            value=lambda z: problem.objective(z, theta))
+        return w, replace(state, hdm=core, f=f, g=g, n_func_eval=state.n_func_eval + n_func,
+                          n_grad_eval=state.n_grad_eval + n_grad)
 
     def solve(self, problem, theta, w0=None, recycle=None, state=None,
               callback=None) -> InnerSolution:
