@@ -87,7 +87,8 @@ def run(n, d, density, seed):
     cv_ours = refit_cv_mse(X, y, splits, ours.alpha_)
     h = ours.history_
     phases = {p: int(np.sum(h["phase"] == p)) for p in ("grid", "optimize")}
-    rows = [[f"{density:g}", seed, "RidgeCV(cv=5), 50 alphas", fmt(ref.alpha_), fmt(grid[ALPHAS[k]], ".6g"),
+    rows = [[f"{density:g}", seed, "RidgeCV(cv=5), 50 alphas", fmt(ref.alpha_),
+             fmt(grid[ALPHAS[k]], ".6g"),
              fmt(grid[ALPHAS[k]] / best - 1, ".1e"), fmt(ref_wall, ".2f"), "1.000",
              fmt(ref_mem, ".0f"), "—"],
             [f"{density:g}", seed, "BilevelRidgeCV()", fmt(ours.alpha_), fmt(cv_ours, ".6g"),

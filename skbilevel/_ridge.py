@@ -87,26 +87,26 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         (eigendecomposition for one ``alpha``); the others are matrix-free and solve both
         the ridge fit and the adjoint system of the hypergradient (same Hessian) with CG,
         MINRES or recycled MINRES, the last one carrying one recycle space through both
-        systems and across outer iterations. ``"auto"`` is ``"cholesky"`` for ``X`` with
-        at most 4000 features (dense or sparse: the Gram of sparse ``X`` comes from
-        sparse products, so both give the same ``alpha_``), ``"cg"`` for more features
-        of sparse ``X`` (whose products cost less than recycling's orthogonalisations),
-        ``"recycled_minres"`` for more of dense ``X``. The recycle space holds Ritz vectors and the last solutions
-        (snapshots); since the Hessian only moves by the diagonal ``alpha``, both are
-        re-paired with each new Hessian without operator applications, and projecting
-        onto the snapshots extrapolates along the path.
+        systems and across outer iterations. ``"auto"`` is ``"cholesky"`` for ``X`` with at
+        most 4000 features (dense or sparse: the Gram of sparse ``X`` comes from sparse
+        products, so both give the same ``alpha_``), ``"cg"`` for more features of sparse
+        ``X`` (whose products cost less than recycling's orthogonalisations),
+        ``"recycled_minres"`` for more of dense ``X``. The recycle space holds Ritz vectors
+        and the last solutions (snapshots); since the Hessian only moves by the diagonal
+        ``alpha``, both are re-paired with each new Hessian without operator applications,
+        and projecting onto the snapshots extrapolates along the path.
     recycle_dim : int, default=20
         Dimension of the recycled Krylov subspace (``"recycled_minres"`` only).
     optimizer : {"auto", "lbfgs", "adam", "gd", "hdm"}, default="auto"
         Outer optimizer over ``log(alpha)``. ``"hdm"`` is hypergradient descent (HDM-Best):
         per-hyperparameter stepsizes and a momentum learned online, one CV evaluation per
-        iteration and no line search. ``"auto"`` is ``"lbfgs"``, except for the one
-        shared ``alpha`` of sparse ``X`` with a matrix-free ``linear_solver``: there
-        every CV evaluation is a Krylov fit per fold, and a bracketing search on the hypergradient within one
-        step of the best grid point (:class:`~skbilevel.engine.outer.Bracket`) needs
-        about half L-BFGS-B's evaluations; its grid fits stop at a looser residual (they
-        only rank starting points). ``tol`` then bounds the relative decrease of the CV
-        error still to be had.
+        iteration and no line search. ``"auto"`` is ``"lbfgs"``, except for the one shared
+        ``alpha`` of sparse ``X`` with a matrix-free ``linear_solver``: there every CV
+        evaluation is a Krylov fit per fold, and a bracketing search on the hypergradient
+        within one step of the best grid point (:class:`~skbilevel.engine.outer.Bracket`)
+        needs about half L-BFGS-B's evaluations; its grid fits stop at a looser residual
+        (they only rank starting points). ``tol`` then bounds the relative decrease of the
+        CV error still to be had.
     max_iter : int, default=200
         Maximum outer iterations (per stage: one shared alpha, then per-feature alphas),
         at least 1 (as in scikit-learn; the starting grid is always evaluated).
@@ -437,8 +437,8 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         return self.cv
 
     def _scalar_search(self, solver, d, dtype, step, sparse):
-        """Options of the one-alpha stage: with ``optimizer="auto"``, a matrix-free
-        solver and ``sparse`` X, a looser grid that stops early and a bracketing search within one grid
+        """Options of the one-alpha stage: with ``optimizer="auto"``, a matrix-free solver and
+        ``sparse`` X, a looser grid and a bracketing search within one grid
         ``step`` (in ``log alpha``) of its best point; nothing otherwise."""
         if self.optimizer != "auto" or uses_moments(solver) or not sparse:
             return {}

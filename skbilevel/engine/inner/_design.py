@@ -3,8 +3,10 @@
 Centring a sparse matrix would densify it, so the centred design ``X - 1 mu^T`` is applied
 as ``X v - 1 (mu . v)`` instead of being formed. Dense and ``torch.sparse_csr`` matrices go
 through the same two products; on the CPU a sparse matrix's products run on a scipy view of
-its arrays and a scipy-built transpose (see :class:`LinearDesign`). The helpers below are the one place where missing sample
-weights default to ones and where an intercept is eliminated by weighted centring.
+its arrays and a scipy-built transpose (see :class:`LinearDesign`). The helpers below are
+the one place where missing sample weights default to ones and where an intercept is
+eliminated by weighted centring.
+
 """
 
 from __future__ import annotations
