@@ -6,6 +6,7 @@ from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
@@ -39,6 +40,14 @@ from .utils._threads import single_threaded_if_small
 # of the two equivalent fits and not the other.)
 _GRID = np.logspace(6, -6, 13)
 _GRID_MATRIX_FREE = np.logspace(6, -6, 7)
+# Sparse X, matrix-free, one alpha (optimizer="auto"): the grid only ranks starting
+# points, so its fits stop at a looser residual (Krylov fits at a 1e-8 residual were 40 %
+# of the time), and a bracketing search then needs 2-4 evaluations where L-BFGS-B took
+# 8-9 on the sparse benchmark (benchmarks/results/sparse_ridge.md). (Grid patience cannot
+# stop the grid early:
+# alpha_init, evaluated first, is often near the best, so the strong penalties that
+# follow it would exhaust any patience before the basin.)
+_GRID_RTOL_MATRIX_FREE = 1e-5
 
 
 class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
@@ -78,19 +87,26 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         (eigendecomposition for one ``alpha``); the others are matrix-free and solve both
         the ridge fit and the adjoint system of the hypergradient (same Hessian) with CG,
         MINRES or recycled MINRES, the last one carrying one recycle space through both
-        systems and across outer iterations. ``"auto"`` is ``"cholesky"`` for ``X`` with
-        at most 4000 features (dense or sparse: the Gram of sparse ``X`` comes from
-        sparse products, so both give the same ``alpha_``), ``"recycled_minres"``
-        otherwise. The recycle space holds Ritz vectors and the last solutions
-        (snapshots); since the Hessian only moves by the diagonal ``alpha``, both are
-        re-paired with each new Hessian without operator applications, and projecting
-        onto the snapshots extrapolates along the path.
+        systems and across outer iterations. ``"auto"`` is ``"cholesky"`` for ``X`` with at
+        most 4000 features (dense or sparse: the Gram of sparse ``X`` comes from sparse
+        products, so both give the same ``alpha_``), ``"cg"`` for more features of sparse
+        ``X`` (whose products cost less than recycling's orthogonalisations),
+        ``"recycled_minres"`` for more of dense ``X``. The recycle space holds Ritz vectors
+        and the last solutions (snapshots); since the Hessian only moves by the diagonal
+        ``alpha``, both are re-paired with each new Hessian without operator applications,
+        and projecting onto the snapshots extrapolates along the path.
     recycle_dim : int, default=20
         Dimension of the recycled Krylov subspace (``"recycled_minres"`` only).
-    optimizer : {"lbfgs", "adam", "gd", "hdm"}, default="lbfgs"
+    optimizer : {"auto", "lbfgs", "adam", "gd", "hdm"}, default="auto"
         Outer optimizer over ``log(alpha)``. ``"hdm"`` is hypergradient descent (HDM-Best):
         per-hyperparameter stepsizes and a momentum learned online, one CV evaluation per
-        iteration and no line search.
+        iteration and no line search. ``"auto"`` is ``"lbfgs"``, except for the one shared
+        ``alpha`` of sparse ``X`` with a matrix-free ``linear_solver``: there every CV
+        evaluation is a Krylov fit per fold, and a bracketing search on the hypergradient
+        within one step of the best grid point (:class:`~skbilevel.engine.outer.Bracket`)
+        needs about half L-BFGS-B's evaluations; its grid fits stop at a looser residual
+        (they only rank starting points). ``tol`` then bounds the relative decrease of the
+        CV error still to be had.
     max_iter : int, default=200
         Maximum outer iterations (per stage: one shared alpha, then per-feature alphas),
         at least 1 (as in scikit-learn; the starting grid is always evaluated).
@@ -201,7 +217,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         "fit_intercept": ["boolean"],
         "linear_solver": [StrOptions({"auto", "cholesky", "cg", "minres", "recycled_minres"})],
         "recycle_dim": [Interval(Integral, 1, None, closed="left")],
-        "optimizer": [StrOptions({"lbfgs", "adam", "gd", "hdm"})],
+        "optimizer": [StrOptions({"auto", "lbfgs", "adam", "gd", "hdm"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "alpha_bounds": [StrOptions({"auto"}), tuple],
@@ -218,7 +234,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
 
     def __init__(self, alpha_init=1.0, *, alpha_per_feature=False, cv=5, cv_repeats="auto",
                  fit_intercept=True,
-                 linear_solver="auto", recycle_dim=20, optimizer="lbfgs", max_iter=200,
+                 linear_solver="auto", recycle_dim=20, optimizer="auto", max_iter=200,
                  tol=1e-5, alpha_bounds="auto", alpha_shrinkage=0.005, early_stopping="auto",
                  validation_fraction=0.2, n_iter_no_change=10, device="cpu", dtype="float64",
                  n_jobs=None, random_state=None, verbose=0):
@@ -298,7 +314,8 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         progress.header(X, len(splits), n_hyper, "alpha" if n_hyper == 1 else
                         "alpha per feature" if self.alpha_per_feature is True else
                         "alpha per group of features")
-        solver, method = ridge_solvers(self.linear_solver, d, dtype, self.recycle_dim)
+        solver, method = ridge_solvers(self.linear_solver, d, dtype, self.recycle_dim,
+                                       sparse=sp.issparse(X))
         shared = torch.zeros(d, dtype=torch.long, device=device)
 
         moments, total = [None] * len(splits), None
@@ -327,8 +344,9 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         bounds = (np.log(scale * 1e-10), np.log(scale * 1e10)) \
             if self.alpha_bounds == "auto" else \
             tuple(np.log(self._check_bounds()) - log_shift)
+        optimizer = "lbfgs" if self.optimizer == "auto" else self.optimizer
         tune = partial(minimize_hyperparams, solver=solver, method=method,
-                       optimizer=make_optimizer(self.optimizer, max_iter=self.max_iter,
+                       optimizer=make_optimizer(optimizer, max_iter=self.max_iter,
                                                 tol=self.tol),
                        bounds=bounds, holdout=holdout, n_iter_no_change=self.n_iter_no_change,
                        n_jobs=self.n_jobs, progress=progress.loop)
@@ -340,7 +358,10 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
                             device=device)
         progress.theta_shift = log_shift  # the lines in the user's units
         progress.grid([to_numpy(theta0)] + list(to_numpy(grid)), "alpha_init and grid")
-        result = tune(folds, theta0, start_grid=grid)
+        result = tune(folds, theta0, start_grid=grid,
+                      **self._scalar_search(solver, d, dtype, float(np.log(coarse[0] /
+                                                                         coarse[1])),
+                                            sp.issparse(X)))
         g_t = torch.as_tensor(groups, device=device)
         if n_hyper > 1:
             scalar = result
@@ -414,6 +435,18 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
             return RepeatedKFold(n_splits=self.cv, n_repeats=repeats,
                                  random_state=self.random_state)
         return self.cv
+
+    def _scalar_search(self, solver, d, dtype, step, sparse):
+        """Options of the one-alpha stage: with ``optimizer="auto"``, a matrix-free solver and
+        ``sparse`` X, a looser grid and a bracketing search within one grid
+        ``step`` (in ``log alpha``) of its best point; nothing otherwise."""
+        if self.optimizer != "auto" or uses_moments(solver) or not sparse:
+            return {}
+        grid_solver, _ = ridge_solvers(self.linear_solver, d, dtype, self.recycle_dim,
+                                       rtol=_GRID_RTOL_MATRIX_FREE, sparse=sparse)
+        return dict(optimizer=make_optimizer("bracket", max_iter=self.max_iter, tol=self.tol,
+                                             first_step=step / 2),
+                    local_radius=np.array([step]), grid_solver=grid_solver)
 
     def _user_params(self, theta):
         """``{"alpha": ...}`` at ``theta`` (one value per entry of ``theta``)."""

@@ -169,7 +169,8 @@ def fit_dask(estimator, X, y, sample_weight, params, progress):
     progress.grid([theta0.numpy()] + list(grid.numpy()), "alpha_init and grid")
     result = minimize_hyperparams(
         folds, theta0, start_grid=grid, solver=solver, method=method,
-        optimizer=make_optimizer(estimator.optimizer, max_iter=estimator.max_iter,
+        optimizer=make_optimizer("lbfgs" if estimator.optimizer == "auto" else
+                                 estimator.optimizer, max_iter=estimator.max_iter,
                                  tol=estimator.tol),
         bounds=bounds, n_iter_no_change=estimator.n_iter_no_change, n_jobs=estimator.n_jobs,
         progress=progress.loop)

@@ -31,14 +31,19 @@ _N_SNAPSHOTS = 10  # solutions carried in the recycle space (inner and adjoint a
 _KRYLOV_RTOL = 1e-8
 
 
-def ridge_solvers(linear_solver, d, dtype, recycle_dim=20):
+def ridge_solvers(linear_solver, d, dtype, recycle_dim=20, rtol=_KRYLOV_RTOL, sparse=False):
     """Resolve ``linear_solver`` (see ``BilevelRidgeCV``) into an inner solver and a
-    hypergradient method for ``d`` features in ``dtype``."""
+    hypergradient method for ``d`` features in ``dtype`` (``sparse``: of a sparse
+    ``X``); ``rtol`` is the relative residual of the matrix-free solves."""
     name = linear_solver
     if name == "auto":
         # Recycled MINRES: its space and snapshots are re-paired for free along the
-        # path of alphas; on the sparse benchmark it needs about half CG's matvecs.
-        name = "cholesky" if d <= MAX_DENSE_FEATURES else "recycled_minres"
+        # path of alphas, which saves dense X's costly products. A sparse X's products
+        # are cheaper than recycling's orthogonalisations: plain CG, warm-started, took
+        # 11 s where recycled MINRES took 22 s at n=50,000, d=20,000, 0.1 % density
+        # (benchmarks/results/sparse_ridge.md).
+        name = "cholesky" if d <= MAX_DENSE_FEATURES else \
+            "cg" if sparse else "recycled_minres"
     if name == "cholesky":  # the adjoint solves reuse the exact solve's factorisation
         return make_inner_solver("closed_form"), make_hypergradient("implicit")
     # float32 cannot resolve residuals of 1e-8: stop a few orders above its epsilon.
@@ -49,7 +54,7 @@ def ridge_solvers(linear_solver, d, dtype, recycle_dim=20):
     # none are kept.
     linear = build_part(
         make_linear_solver, LINEAR_SOLVERS, name,
-        rtol=max(_KRYLOV_RTOL, 100 * torch.finfo(dtype).eps), recycle_dim=recycle_dim,
+        rtol=max(rtol, 100 * torch.finfo(dtype).eps), recycle_dim=recycle_dim,
         n_snapshots=_N_SNAPSHOTS if dtype == torch.float64 else 0)
     # One Krylov method for the fit and the adjoint system: they share the Hessian, so
     # a recycling solver carries one space through both and across outer iterations.

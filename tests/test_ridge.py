@@ -176,10 +176,33 @@ def test_linear_solvers_agree_sparse(make_data, global_random_seed):
     X, y, sw = _data(make_data, global_random_seed, sparse=True)
     ref = BilevelRidgeCV(linear_solver="cholesky").fit(X.toarray(), y)
     for solver in MATRIX_FREE + ["auto"]:
-        reg = BilevelRidgeCV(linear_solver=solver).fit(X, y)
+        # optimizer="lbfgs": the same outer path as the Cholesky fit ("auto" brackets
+        # the one alpha of sparse X on a matrix-free solver, below)
+        reg = BilevelRidgeCV(linear_solver=solver, optimizer="lbfgs").fit(X, y)
         assert_allclose(reg.alpha_, ref.alpha_, rtol=1e-5, err_msg=solver)
         # alpha_ agrees to 1e-5, and d coef / d log(alpha) is at most O(|coef|)
         assert_allclose(reg.coef_, ref.coef_, rtol=2e-5, atol=1e-9, err_msg=solver)
+
+
+def test_sparse_matrix_free_bracket_reaches_the_cv_minimum(make_data, global_random_seed,
+                                                           ridge_ref):
+    # optimizer="auto" on sparse X and a Krylov solver: a loose grid and a bracketing
+    # search. It stops on the predicted decrease of the CV error (tol relative), not on
+    # alpha: its CV error, not its alpha, matches the tightly converged Cholesky fit's,
+    # and the grid's looser values never make it pick a worse point than the grid's best.
+    X, y, _ = _data(make_data, global_random_seed, sparse=True)
+    cv = KFold(5, shuffle=True, random_state=global_random_seed)
+    ref = BilevelRidgeCV(linear_solver="cholesky", cv=cv).fit(X.toarray(), y)
+    for solver in MATRIX_FREE:
+        reg = BilevelRidgeCV(linear_solver=solver, cv=cv).fit(X, y)
+        cv_error = ridge_ref.cv_value(X, y, None, reg.alpha_, list(cv.split(X)))
+        assert cv_error <= ref.best_cv_error_ * (1 + 1e-5), solver
+        assert_allclose(reg.best_cv_error_, cv_error, rtol=1e-6, err_msg=solver)
+        assert_allclose(np.log(reg.alpha_), np.log(ref.alpha_), atol=0.1, err_msg=solver)
+        assert set(reg.history_["phase"]) == {"grid", "optimize"}
+        assert np.sum(reg.history_["phase"] == "optimize") < \
+            np.sum(BilevelRidgeCV(linear_solver=solver, optimizer="lbfgs", cv=cv)
+                   .fit(X, y).history_["phase"] == "optimize"), solver
 
 
 def test_linear_solvers_agree_per_feature(make_data, global_random_seed):

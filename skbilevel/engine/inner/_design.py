@@ -2,14 +2,19 @@
 
 Centring a sparse matrix would densify it, so the centred design ``X - 1 mu^T`` is applied
 as ``X v - 1 (mu . v)`` instead of being formed. Dense and ``torch.sparse_csr`` matrices go
-through the same two products. The helpers below are the one place where missing sample
-weights default to ones and where an intercept is eliminated by weighted centring.
+through the same two products; on the CPU a sparse matrix's products run on a scipy view of
+its arrays and a scipy-built transpose (see :class:`LinearDesign`). The helpers below are
+the one place where missing sample weights default to ones and where an intercept is
+eliminated by weighted centring.
+
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 
 from .._torch import quiet_sparse_beta
@@ -32,12 +37,12 @@ class LinearDesign:
         self.X = X
         self.offset = offset
         self.is_sparse = X.layout != torch.strided
-        # X^T as its own CSR matrix: transposed CSR products are slow or unsupported.
-        if self.is_sparse:
-            with quiet_sparse_beta():
-                self._XT = X.t().to_sparse_csr()
-        else:
-            self._XT = X.t()
+        # On the CPU, products of a sparse X go through scipy: a view of the CSR arrays and
+        # its transpose built once by scipy (torch's CSR transpose took 0.2 s where scipy's
+        # takes 0.01 s at 40,000 x 20,000 with 800,000 entries, and torch's CSR product
+        # with a vector 1.5-2x scipy's). Autograd through them stays on torch's kernels.
+        self._scipy = _scipy_pair(X) if self.is_sparse else None
+        self._XT_torch = None if self.is_sparse else X.t()
 
     @property
     def shape(self):
@@ -53,18 +58,35 @@ class LinearDesign:
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """Return ``X_c @ v`` for ``v`` of shape ``(d,)`` or ``(d, k)``."""
-        out = _spmm(self.X, v) if self.is_sparse else self.X @ v
+        out = self._sparse(v, transpose=False) if self.is_sparse else self.X @ v
         if self.offset is not None:
             out = out - self.offset @ v
         return out
 
     def rmatvec(self, u: torch.Tensor) -> torch.Tensor:
         """Return ``X_c^T @ u`` for ``u`` of shape ``(n,)`` or ``(n, k)``."""
-        out = _spmm(self._XT, u) if self.is_sparse else self._XT @ u
+        out = self._sparse(u, transpose=True) if self.is_sparse else self._XT_torch @ u
         if self.offset is not None:
             out = out - torch.outer(self.offset, u.sum(0)) if u.dim() == 2 \
                 else out - self.offset * u.sum()
         return out
+
+    @property
+    def _XT(self) -> torch.Tensor:
+        """``X^T`` as a torch tensor (CSR for sparse ``X``), built on first use."""
+        if self._XT_torch is None:
+            with quiet_sparse_beta():
+                self._XT_torch = self.X.t().to_sparse_csr()
+        return self._XT_torch
+
+    def _sparse(self, v: torch.Tensor, transpose: bool) -> torch.Tensor:
+        """``X @ v`` (``X^T @ v`` when ``transpose``) for sparse ``X``: scipy's kernel on
+        the CPU when no gradient flows through ``v``, torch's otherwise."""
+        if self._scipy is not None and v.device.type == "cpu" and v.dtype == self.X.dtype \
+                and not (v.requires_grad and torch.is_grad_enabled()):
+            A = self._scipy[1 if transpose else 0]
+            return torch.from_numpy(np.asarray(A @ v.detach().numpy()))
+        return _spmm(self._XT if transpose else self.X, v)
 
     def column_rms(self, weights: torch.Tensor, chunk: int = 256) -> torch.Tensor:
         """``sqrt(sum_i w_i x_ij^2 / sum_i w_i)`` of every column of ``X`` (uncentred), in
@@ -132,14 +154,27 @@ def centred_design(X, y, sample_weight=None, fit_intercept=True):
     y_mean : torch.Tensor
         ``(k,)`` weighted target means.
     """
+    design = LinearDesign(X)  # one design (one transpose of a sparse X), centred below
     if fit_intercept:
         sw = weights_or_ones(sample_weight, X)
         total = sw.sum()
-        x_mean = LinearDesign(X).rmatvec(sw) / total
+        x_mean = design.rmatvec(sw) / total
         y_mean = (sw[:, None] * y).sum(0) / total
     else:
         x_mean, y_mean = None, y.new_zeros(y.shape[1])
-    return LinearDesign(X, offset=x_mean), y - y_mean, x_mean, y_mean
+    design.offset = x_mean
+    return design, y - y_mean, x_mean, y_mean
+
+
+def _scipy_pair(X: torch.Tensor):
+    """``(X, X^T)`` as scipy CSR matrices for a CPU ``torch.sparse_csr`` ``X`` (``X``
+    sharing its values), or None off the CPU or for dtypes scipy does not multiply."""
+    if X.device.type != "cpu" or X.layout != torch.sparse_csr or \
+            X.dtype not in (torch.float64, torch.float32):
+        return None
+    A = sp.csr_matrix((X.values().numpy(), X.col_indices().numpy(),
+                       X.crow_indices().numpy()), shape=tuple(X.shape), copy=False)
+    return A, A.T.tocsr()
 
 
 def _spmm(A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
