@@ -36,7 +36,8 @@ _OBJECTIVE_KEYS = ("objective", "fold_objectives", "holdout_objective", "grad_no
 def max_abs(A):
     """Largest absolute entry of a dense array or sparse matrix (0.0 when empty)."""
     data = A.data if sp.issparse(A) else np.asarray(A)
-    return float(np.max(np.abs(data))) if data.size else 0.0
+    # max and -min: no |data| copy (as large as a dense X) to allocate.
+    return float(max(np.max(data), -np.min(data))) if data.size else 0.0
 
 
 def exponent(A):

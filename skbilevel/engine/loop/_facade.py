@@ -21,7 +21,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
                          holdout: Optional[Fold] = None, n_iter_no_change: int = 10,
                          penalty=None, grid_patience: Optional[int] = None,
                          grid_path_length: Optional[int] = None, grid_solver=None,
-                         grid_refine: int = 0, stall_patience: Optional[int] = None, stall_tol: float = 1e-7,
+                         grid_refine: int = 0, stall_patience: Optional[int] = None,
+                         stall_tol: float = 1e-7,
                          local_radius=None, keep_solution_path: bool = False, n_jobs=None,
                          verbose: int = 0, progress: Optional[Progress] = None
                          ) -> OuterResult:
