@@ -38,6 +38,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_hdm.py
 	$(BIN)/python benchmarks/bench_hdm_grid.py
 	$(BIN)/python benchmarks/bench_sparse.py
+	$(BIN)/python benchmarks/bench_lasso_wide.py
 	$(BIN)/python benchmarks/bench_cleaning.py
 	$(BIN)/python benchmarks/bench_search.py
 

@@ -30,6 +30,11 @@ from .engine.solvers import InnerSolver
 _DENSIFY_MAX = 10_000_000
 # Gram matrix (d x d) precomputed when n > d and d is at most this (d^2 floats of memory).
 _GRAM_MAX_FEATURES = 3000
+# Working sets (as celer and skglm do) when there is no Gram matrix and at least this many
+# features: each sweep of scikit-learn's coordinate descent touches every column, even
+# the thousands that stay at zero on a d >> n design.
+_WS_MIN_FEATURES = 1000
+_WS_MIN_SIZE = 100  # the first working set holds at least this many features
 
 
 class _CenteredArrays:
@@ -42,12 +47,19 @@ class _CenteredArrays:
     def __init__(self, datafit):
         design = datafit.design
         X = design.X.detach().cpu()
-        X = (X.to_dense() if design.is_sparse else X).to(torch.float64).numpy()
-        if design.offset is not None:
-            X = X - design.offset.detach().cpu().to(torch.float64).numpy()
+        X = (X.to_dense() if design.is_sparse else X).to(torch.float64)
         sw = datafit.sample_weight.detach().cpu().to(torch.float64).numpy()
         root = np.sqrt(sw * len(sw) / sw.sum())
-        self.X = np.asfortranarray(X * root[:, None])
+        # Fortran order as the C-ordered transpose: torch's blocked transpose, then the
+        # centring in place (numpy's asfortranarray transposes 3-4 times slower).
+        Xt = X.t().contiguous()
+        if Xt.data_ptr() == X.data_ptr():  # X itself (one row or column): centred in place
+            Xt = Xt.clone()
+        Xt = Xt.numpy()
+        if design.offset is not None:
+            Xt -= design.offset.detach().cpu().to(torch.float64).numpy().reshape(-1, 1)
+        Xt *= root
+        self.X = Xt.T
         self.y = datafit.y.detach().cpu().to(torch.float64).numpy()[:, 0] * root
         n, d = self.X.shape
         self.gram = self.X.T @ self.X if n > d and d <= _GRAM_MAX_FEATURES else None
@@ -121,22 +133,81 @@ class CoordinateDescent(InnerSolver):
             Xy = Xy / c
             gram = None if gram is None else gram / np.outer(c, c)
             coef_init = None if coef_init is None else coef_init * c
-        precompute = gram if gram is not None else False
+        if gram is None and X.shape[1] >= _WS_MIN_FEATURES and alpha * l1_ratio > 0:
+            coef, residual, n_iter = self._working_sets(X, data.y, alpha, l1_ratio,
+                                                        coef_init, data)
+        else:
+            coef, residual, n_iter = self._enet(X, data.y, alpha, l1_ratio, coef_init,
+                                                gram, Xy)
+        coef = coef if scale is None else coef / c
+        like = problem.init_params()
+        w = torch.as_tensor(coef, dtype=like.dtype, device=like.device).reshape(like.shape)
+        converged = n_iter < self.max_iter and math.isfinite(residual)
+        return InnerSolution(w=w, n_iter=n_iter, residual=residual,
+                             residual_kind=self.residual_kind, converged=converged)
+
+    def _enet(self, X, y, alpha, l1_ratio, coef_init, gram=None, Xy=None, max_iter=None):
+        """``(coef, duality gap, sweeps)`` of scikit-learn's coordinate descent; the gap
+        is scikit-learn's, the residual of every solve (cheaper than a gradient mapping,
+        which needs the Lipschitz constant: hundreds of products on a wide design)."""
         with warnings.catch_warnings():
             # Non-convergence is reported through ``converged`` (the estimators warn once,
             # naming themselves), not as scikit-learn's warning from inside the engine.
             warnings.simplefilter("ignore", ConvergenceWarning)
             _, coefs, gaps, n_iters = enet_path(
-                X, data.y, l1_ratio=l1_ratio, alphas=[alpha], precompute=precompute,
+                X, y, l1_ratio=l1_ratio, alphas=[alpha],
+                precompute=gram if gram is not None else False,
                 Xy=Xy if gram is not None else None, coef_init=coef_init, copy_X=False,
-                return_n_iter=True, check_input=False, max_iter=self.max_iter, tol=self.tol)
-        coef = coefs[:, 0] if scale is None else coefs[:, 0] / c
-        like = problem.init_params()
-        w = torch.as_tensor(coef, dtype=like.dtype, device=like.device).reshape(like.shape)
-        n_iter = int(n_iters[0])
-        # The residual is scikit-learn's duality gap (cheaper than a gradient mapping, which
-        # needs the Lipschitz constant: hundreds of products on a wide design).
-        residual = float(gaps[0])
-        converged = n_iter < self.max_iter and math.isfinite(residual)
-        return InnerSolution(w=w, n_iter=n_iter, residual=residual,
-                             residual_kind=self.residual_kind, converged=converged)
+                return_n_iter=True, check_input=False,
+                max_iter=self.max_iter if max_iter is None else max_iter, tol=self.tol)
+        return coefs[:, 0], float(gaps[0]), int(n_iters[0])
+
+    def _working_sets(self, X, y, alpha, l1_ratio, coef_init, cache):
+        """Coordinate descent on a growing working set of columns (celer, skglm).
+
+        Each round solves the problem restricted to the working set ``W`` (the current
+        support plus the columns whose correlation with the residual is closest to the
+        KKT bound ``n alpha l1_ratio``) to scikit-learn's tolerance, then checks the
+        other columns in one pass: when none violates its KKT condition
+        ``|x_j^T r| <= n alpha l1_ratio``, the restricted solution solves the full problem
+        and scikit-learn's duality gap of the full problem equals the restricted one (its
+        dual point is rescaled by the same largest correlation), so the stopping rule and
+        the reported residual are those of the plain solve. Otherwise ``W`` doubles, with
+        the worst violators first. ``cache`` keeps the last solution and its correlations
+        ``X^T r``: a solve warm-started from it (the next point of a path or search)
+        skips that pass over ``X``.
+        """
+        n, d = X.shape
+        bound = n * alpha * l1_ratio
+        coef = np.zeros(d) if coef_init is None else coef_init
+        support = np.flatnonzero(coef)
+        last = getattr(cache, "last_solution", None)
+        if last is not None and last[0] is X and np.array_equal(last[1], coef):
+            corr = last[2]
+        else:
+            corr = X.T @ (y - X[:, support] @ coef[support])
+        score = np.abs(corr) / bound  # > 1: a KKT violation
+        size = max(_WS_MIN_SIZE, 2 * len(support))
+        sweeps = 0
+        while True:
+            rank = score.copy()
+            rank[support] = np.inf  # the support stays in
+            ws = np.sort(np.argpartition(-rank, size - 1)[:size]) if size < d else \
+                np.arange(d)
+            sub, gap, n_iter = self._enet(np.asfortranarray(X[:, ws]), y, alpha, l1_ratio,
+                                          np.ascontiguousarray(coef[ws]),
+                                          max_iter=self.max_iter - sweeps)
+            sweeps += n_iter
+            coef = np.zeros(d)
+            coef[ws] = sub
+            if len(ws) == d or sweeps >= self.max_iter:
+                return coef, gap, sweeps
+            corr = X.T @ (y - X[:, ws] @ sub)
+            cache.last_solution = (X, coef.copy(), corr)  # a copy: w may be changed
+            score = np.abs(corr) / bound
+            outside = np.ones(d, bool)
+            outside[ws] = False
+            if not (score[outside] > 1).any():
+                return coef, gap, sweeps
+            support = np.flatnonzero(coef)
+            size = min(d, max(2 * size, 2 * len(support)))

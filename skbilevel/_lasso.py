@@ -221,8 +221,9 @@ class BilevelLassoCV(_LinearRegressionCV):
 
     A ``LassoCV`` look-alike without a path of alphas: ``log(alpha)`` follows the gradient of
     the cross-validated MSE, from the best of up to 25 points of ``LassoCV``'s range
-    (evaluated from strong to weak penalty, and stopped 4 points past the best, where the
-    fits get expensive; the answer is never worse than the best of them). With
+    (evaluated from strong to weak penalty, and stopped 2 points past the best, where the
+    fits get expensive; then 3 more points between the best and each neighbour, as fine
+    as ``LassoCV``'s 100-point path; the answer is never worse than the best of them). With
     ``alpha_per_feature=True`` every feature then gets its own penalty (a weighted Lasso),
     which no grid can tune. The objective is scikit-learn's,
     ``1/(2 n) ||y - X w - b||^2 + alpha ||w||_1``, and the model is refitted on all the data.
@@ -300,8 +301,14 @@ class BilevelLassoCV(_LinearRegressionCV):
     _parameter_constraints: dict = {**BaseProximalCV._parameter_constraints,
                                     **EARLY_STOPPING_CONSTRAINTS,
                                     "alpha_per_feature": ["boolean"]}
-    _grid_patience = 4
+    # 2 points past the best, as the search adapter's: the points past it are the costly
+    # fits (weak penalties), and the refinement below then searches around the best.
+    _grid_patience = 2
     _grid_step = np.log(_ALPHA_GRID[0] / _ALPHA_GRID[1])
+    # 3 points between the best and each neighbour: LassoCV's spacing (a factor 1.07), fine
+    # enough to find the lowest of the local minima that hundreds of support changes put
+    # into the CV curve of a d >> n design.
+    _grid_refine = 3
 
     def __init__(self, *, alpha_per_feature=False, cv=5, fit_intercept=True,
                  hypergradient="implicit", solver="auto", step="constant", max_iter=100,

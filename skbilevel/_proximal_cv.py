@@ -140,6 +140,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
     _grid_patience = None  # see minimize_hyperparams: for grids that are paths
     _grid_path_length = None  # candidates per path (None: the grid is one path)
     _grid_step = None  # spacing of the grid in theta (sets the optimizer's first step)
+    _grid_refine = 0  # points between the grid's best and each neighbour (GridScreening)
     _keep_solution_path = False  # the folds' solutions at every evaluation (coefs_paths_)
     _hyper_names = ("alpha",)  # the shared stage's hyperparameters, as _user_params names them
 
@@ -268,9 +269,10 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         # a step, not L-BFGS-B's raw gradient (see LBFGSB.first_step).
         first_step = radius = None
         if self._grid_step is not None:  # radius: only the penalty strength, theta[0]
-            first_step = self._grid_step / 2
+            step = self._grid_step / (self._grid_refine + 1)  # the finest spacing screened
+            first_step = step / 2
             radius = np.full(grid.shape[1], np.inf)
-            radius[0] = self._grid_step
+            radius[0] = step
         # One penalty: a bracketing search on the CV curve (fewer evaluations than a
         # quasi-Newton method's line searches); several: L-BFGS-B.
         optimizer = make_optimizer("bracket" if grid.shape[1] == 1 else "lbfgs",
@@ -279,6 +281,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         result = minimize_hyperparams(
             folds, grid[0], start_grid=grid[1:], bounds=bounds, local_radius=radius,
             grid_patience=self._grid_patience, grid_path_length=self._grid_path_length,
+            grid_refine=self._grid_refine,
             grid_solver=self._make_solver(solver_name, scale, inner_tol * GRID_TOL),
             **{**tune, "optimizer": optimizer})
         penalty = shared

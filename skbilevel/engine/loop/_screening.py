@@ -33,12 +33,20 @@ class GridScreening:
         Solver of the candidates, typically the loop's solver with a looser tolerance:
         they only rank starting points. Their values are then *approximate*, and a
         best-evaluated selection prefers points solved by the loop's own solver.
+    refine : int
+        For a single path: once it is screened, ``refine`` more points, evenly spaced in
+        ``theta``, between its best candidate and each neighbour of it. A CV curve with
+        many kinks (the Lasso's when hundreds of features enter the support) has local
+        minima closer together than the path's points; a finer grid around the best one
+        (as fine as a 100-point path) finds the lowest of them for the optimizer to start
+        from. 0 refines nothing.
     """
 
     def __init__(self, candidates, patience: Optional[int] = None,
-                 path_length: Optional[int] = None, solver=None):
+                 path_length: Optional[int] = None, solver=None, refine: int = 0):
         self.candidates = list(candidates)
         self.patience, self.path_length, self.solver = patience, path_length, solver
+        self.refine = int(refine)
 
     @property
     def approximate(self) -> bool:
@@ -52,6 +60,7 @@ class GridScreening:
         """
         candidates = self.candidates if candidates is None else candidates
         path_length = self.path_length or len(candidates)
+        best_k = None
         for k, cand in enumerate(candidates):
             if k % path_length == 0:
                 best_value, n_worse = np.inf, 0
@@ -59,11 +68,19 @@ class GridScreening:
                 continue  # the path is past its basin: its remaining points only get worse
             value = evaluate(cand, phase="grid", solver=self.solver)
             if value < best_value:
-                best_value, n_worse = value, 0
+                best_value, n_worse, best_k = value, 0, k
             elif value > best_value + _GRID_TIE * abs(best_value):
                 n_worse += 1
             # else a tie, as on the plateau of penalties that zero every coefficient: it
             # says nothing about which side of the basin the path is on.
+        if self.refine > 0 and path_length == len(candidates) and best_k is not None:
+            # From the weak-penalty side inwards, then the strong side: warm starts move
+            # little between neighbouring points.
+            for j in (best_k + 1, best_k - 1):
+                if 0 <= j < len(candidates):
+                    for t in np.arange(self.refine, 0, -1) / (self.refine + 1):
+                        point = candidates[best_k] + t * (candidates[j] - candidates[best_k])
+                        evaluate(point, phase="grid", solver=self.solver)
 
 
 def clip_to_box(points, bounds, like: torch.Tensor):
