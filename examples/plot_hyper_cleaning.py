@@ -103,12 +103,12 @@ ax.legend()
 fig.tight_layout()
 
 # %%
-# The bilevel weights alone move slowly with ``method="pgd-cqa"``: one step moves a logit
-# by an amount of order ``1 / n_samples`` (the inner loss is a mean over the samples), so
-# within the default number of iterations their *order* carries the signal rather than
-# their size. ``confidence="cv"`` turns that order into a calibrated quality; with
-# ``confidence=None``, ``label_quality_`` is the raw weight and a fixed threshold means
-# little for this method (see the User Guide).
+# With ``method="pgd-cqa"`` the bilevel weights of the flipped samples fall toward 0
+# within the default number of iterations, while the clean ones stay near 1/2 (the
+# constraint also falls when every weight shrinks), so their *order* carries the signal.
+# ``confidence="cv"`` turns that order into a calibrated quality; with
+# ``confidence=None``, ``label_quality_`` is the raw weight and the default threshold of
+# 1/2 flags many clean samples for this method (see the User Guide).
 #
 # :meth:`~skbilevel.HyperCleaningClassifier.get_label_issues` gives the same verdicts as a
 # DataFrame shaped like cleanlab's (when pandas is installed); here the most suspect

@@ -26,14 +26,13 @@ method : str, default="auto"
     with a convex quadratic approximation, nonconvex-safe), ``"implicit"`` (implicit
     differentiation of the weighted fit), ``"penalty"`` (value-function penalty) or
     ``"reweight"`` (the one-step look-ahead of learning-to-reweight, a cheap baseline).
-    ``"auto"`` is the first registered of ``"reweight"``, ``"pgd-cqa"``, ``"implicit"``:
-    on ``benchmarks/bench_cleaning.py`` (digits, results/cleaning.md, 5 seeds), with the
-    defaults ``confidence="cv"`` and ``refit_with_val=True``, reweight had the best test
-    accuracy at p = 0.4 (0.951), 0.6 (0.935) and with class-pair noise (0.952), within
-    0.001 of the best at p = 0.2 (0.955), detection AUROC >= 0.994 everywhere, at ~1 s a
-    fit. pgd-cqa runs faster (0.3-0.7 s for 100 steps) and ranks the flips as well
-    (AUROC 0.997 / 0.996 with ``confidence="cv"``), but its accuracy trails (0.953 /
-    0.949 at p = 0.2 / 0.4, against 0.955 / 0.951). ``method_`` says which ran.
+    ``"auto"`` is the first registered of ``"pgd-cqa"``, ``"reweight"``, ``"implicit"``:
+    on ``benchmarks/bench_cleaning.py`` (digits, results/cleaning.md, seeds 0-4), with
+    the defaults ``confidence="cv"``, ``refit_with_val=True`` and ``refit_threshold``,
+    pgd-cqa (qp1) had the best test accuracy at p = 0.4 (0.951), 0.6 (0.932) and with
+    class-pair noise (0.951), 0.002 below reweight's at p = 0.2 (0.959 vs 0.961),
+    detection AUROC >= 0.996 everywhere, and was the cheapest bilevel method per run
+    (0.63-0.84x reweight's wall time with the cross-validation). ``method_`` says which ran.
 variant : {"qp1", "qp2"}, default="qp1"
     The step rule of ``method="pgd-cqa"`` (ignored by the methods without one).
 hidden : tuple of int, default=(32,)

@@ -279,10 +279,10 @@ def test_registered_methods_resolve_by_name(name, data):
     assert clf.method_ == name and set(clf.history_) == set(HISTORY_KEYS)
 
 
-def test_auto_prefers_reweight(data):
+def test_auto_prefers_pgd_cqa(data):
     clf = HyperCleaningClassifier(max_iter=2).fit(data["X"], data["y"], X_val=data["X_val"],
                                                   y_val=data["y_val"])
-    expected = next(m for m in ("reweight", "pgd-cqa", "implicit") if m in METHODS)
+    expected = next(m for m in ("pgd-cqa", "reweight", "implicit") if m in METHODS)
     assert clf.method_ == expected
 
 
