@@ -96,8 +96,10 @@ class Profile:
         self.times = {"prefix": 0.0, "engine": 0.0}
 
     def __enter__(self):
+        # A combination's task (_tune_combination) is its prefix fits then its engine path:
+        # the engine's time is the task's minus the prefix's (n_jobs=None: in this process).
         self.saved = {}
-        for part, name in (("prefix", "_transform_fold"), ("engine", "tune_path")):
+        for part, name in (("prefix", "_transform_fold"), ("engine", "_tune_combination")):
             if hasattr(search_module, name):
                 self.saved[name] = original = getattr(search_module, name)
                 setattr(search_module, name, self._timed(part, original))
@@ -115,6 +117,7 @@ class Profile:
     def __exit__(self, *exc):
         for name, original in self.saved.items():
             setattr(search_module, name, original)
+        self.times["engine"] = max(0.0, self.times["engine"] - self.times["prefix"])
 
 
 def methods(problem, n_hg):
