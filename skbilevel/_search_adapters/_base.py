@@ -102,8 +102,9 @@ class SearchAdapter:
 
     A subclass sets ``estimator_class`` (matched exactly), ``param`` (the continuous
     penalty, always bounded), ``objectives`` (scoring name -> engine criterion name) and
-    ``default_objective``, and writes ``check``, ``to_theta`` / ``from_theta`` / ``dtheta``,
-    ``folds`` and ``solvers`` for :func:`tune_path`. A family with more continuous
+    ``default_objective``, and writes ``check``, ``folds`` and ``solvers`` for
+    :func:`tune_path` (and ``to_theta`` / ``from_theta`` / ``dtheta`` when ``theta`` is
+    not the log of the penalty). A family with more continuous
     parameters lists them in ``params`` (the penalty first; the others are optional in
     ``param_bounds`` and otherwise keep the estimator's value) and overrides
     ``parse_bounds`` and ``tune``.
@@ -122,6 +123,18 @@ class SearchAdapter:
 
     def check(self, estimator):
         """Raise a ValueError if ``estimator``'s fixed settings are not supported."""
+
+    def to_theta(self, value):
+        """The engine's ``theta`` of a penalty value: ``log(value)`` by default."""
+        return np.log(value)
+
+    def from_theta(self, theta):
+        """The penalty value of ``theta`` (the inverse of :meth:`to_theta`)."""
+        return np.exp(theta)
+
+    def dtheta(self):
+        """``d theta / d log(value)``: 1 for ``theta = log(value)``."""
+        return 1.0
 
     def parse_bounds(self, name, key, param_bounds):
         """``(low, high)`` of ``param_bounds[key]`` (parameter ``name``): a log-scale box."""

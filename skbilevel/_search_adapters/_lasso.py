@@ -93,15 +93,6 @@ class LassoAdapter(SearchAdapter):
             raise ValueError(f"HypergradientSearchCV tunes {name}(positive=False) only; "
                              "got positive=True")
 
-    def to_theta(self, value):
-        return np.log(value)
-
-    def from_theta(self, theta):
-        return np.exp(theta)
-
-    def dtheta(self):
-        return 1.0  # d theta / d log(alpha)
-
     def penalty(self, estimator):
         return lasso_penalties(0)[0]
 

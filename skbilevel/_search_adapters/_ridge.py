@@ -61,15 +61,6 @@ class RidgeAdapter(SearchAdapter):
                 "against overfitting the folds.")
         return super().parse_bounds(name, key, param_bounds)
 
-    def to_theta(self, value):
-        return np.log(value)
-
-    def from_theta(self, theta):
-        return np.exp(theta)
-
-    def dtheta(self):
-        return 1.0  # d theta / d log(alpha)
-
     def folds(self, estimator, data, objective, *, from_blocks=True):
         """Engine folds of ``data``; ``from_blocks=False`` forces one Gram per fold."""
         solver, _ = ridge_solvers("auto", data[0].X_val.shape[1], DTYPE)
