@@ -118,6 +118,18 @@ def adaptive_starts(problem, theta, n_hyper, box, solver, scales=_ADAPTIVE_SCALE
     return [(theta + np.log(scale) + log_ratio).clamp(*box) for scale in scales]
 
 
+def _solutions_at(result):
+    """The folds' solutions at ``result.theta`` from the kept solution path, of an
+    evaluation by the loop's own solver (not the looser grid's); None if there is none."""
+    if len(result.solution_path) != len(result.history):
+        return None
+    theta = to_numpy(result.theta)
+    for record, solutions in zip(reversed(result.history), reversed(result.solution_path)):
+        if record["phase"] != "grid" and np.array_equal(record["theta"], theta):
+            return solutions
+    return None
+
+
 class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
     """Base class: see the subclasses for the parameters' documentation."""
 
@@ -325,8 +337,15 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         last = folds if per_feature is None else staged
         warm = result.fold_solutions if len(result.fold_solutions) == len(last) else \
             [None] * len(last)
+        # Where the kept path holds the folds' solutions at the chosen point, solved by the
+        # tuning's own solver, they are that solver's answer already: its check costs one
+        # gradient per fold, where the refit's tolerance cost as much as the search (a
+        # third of the fit at n=100k, d=200; benchmarks/results/logistic_cv.md).
+        exact = _solutions_at(result) if per_feature is None else None
+        fold_solver = refit_solver if exact is None else solver
+        warm = warm if exact is None else exact
         self.best_score_ = float(np.mean([
-            self._fold_score(f.problem, refit_solver.solve(f.problem, result.theta, w0).w,
+            self._fold_score(f.problem, fold_solver.solve(f.problem, result.theta, w0).w,
                              X[rows[va]], y[rows[va]], sample_weight[rows[va]])
             for f, w0, (_, va) in zip(last, warm, splits)]))
         # Like LogisticRegressionCV: start from the mean of the folds' solutions.

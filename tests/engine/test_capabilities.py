@@ -127,7 +127,8 @@ def test_check_returns_the_optional_methods_the_problem_provides():
     assert check(FISTA(), lasso) == {"optimality_residual", "preconditioner"}
     assert check(ImplicitSupport(), lasso) == {"support_hessian"}
     assert check(LBFGS(), _least_squares(L2())[0]) == {"variable_scale", "smooth_hvp",
-                                                       "penalty_hessian_diag"}
+                                                       "penalty_hessian_diag",
+                                                       "support_hessian"}
 
 
 def test_value_and_grad_uses_a_declared_one():

@@ -166,11 +166,20 @@ class LogisticDatafit(_LogLossDatafit):
         formed directly; None for a sparse design."""
         if self.design.is_sparse:
             return None
-        Z = self.design.X
+        curv = self.loss.curvature(self._decision(w), self.scaled_weight)
+        X = self.design.X
+        if bool(mask.all()):  # the whole Hessian: no copy of X with a column of ones
+            XD = X * curv[:, None]
+            H = XD.t() @ X
+            if not self.fit_intercept:
+                return H
+            side = XD.sum(0)
+            return torch.cat([torch.cat([H, side[:, None]], 1),
+                              torch.cat([side, curv.sum().reshape(1)])[None, :]])
+        Z = X
         if self.fit_intercept:
             Z = torch.cat([Z, torch.ones_like(Z[:, :1])], dim=1)
         Z = Z[:, mask]
-        curv = self.loss.curvature(self._decision(w), self.scaled_weight)
         return (Z * curv[:, None]).t() @ Z
 
 

@@ -78,7 +78,8 @@ class LBFGS(InnerSolver):
         when present) and the flag ``smooth``.
     optional : tuple of str
         ``variable_scale`` (the Jacobi scaling above), and ``smooth_hvp`` with
-        ``penalty_hessian_diag`` (the Newton steps; both are needed).
+        ``penalty_hessian_diag`` (the Newton steps; both are needed); ``support_hessian``
+        forms their Hessian in one product where the problem can (a dense design).
     residual_kind : str
         ``"scaled_grad_inf_norm"``: ``||grad / scale||_inf``.
     scaled_residual : bool
@@ -86,7 +87,7 @@ class LBFGS(InnerSolver):
     """
 
     requires = ("init_params", "objective", "grad", "smooth")
-    optional = ("variable_scale", "smooth_hvp", "penalty_hessian_diag")
+    optional = ("variable_scale", "smooth_hvp", "penalty_hessian_diag", "support_hessian")
     residual_kind = "scaled_grad_inf_norm"
     scaled_residual = True
 
@@ -140,8 +141,9 @@ class LBFGS(InnerSolver):
         w = to_w(res.x)
         grad_max = float(np.max(np.abs(res.jac), initial=0.0))
         if grad_max > self.tol and like.numel() <= self.polish_max and can_newton:
-            w, grad_max, n_polish = self._newton_polish(problem, evaluate, w, theta, grad_max,
-                                                        scale, n_steps=10 if newton else 5)
+            w, grad_max, n_polish = self._newton_polish(
+                problem, evaluate, w, theta, grad_max, scale, n_steps=10 if newton else 5,
+                direct="support_hessian" in found)
             n_eval += n_polish
         if newton and grad_max > self.tol:  # Newton stalled: L-BFGS finishes the job
             res = lbfgs(to_x(w), self.tol)
@@ -164,15 +166,19 @@ class LBFGS(InnerSolver):
                              f"penalty?): use FISTA")
         return found
 
-    def _newton_polish(self, problem, evaluate, w, theta, grad_max, scale, n_steps=5):
+    def _newton_polish(self, problem, evaluate, w, theta, grad_max, scale, n_steps=5,
+                       direct=False):
         """Newton steps ``w -= H^{-1} g`` while they reduce ``||g / scale||_inf`` (needs
-        ``smooth_hvp`` and ``penalty_hessian_diag``). Returns ``(w, ||g / scale||_inf,
-        gradient evaluations)``."""
+        ``smooth_hvp`` and ``penalty_hessian_diag``; ``direct``: the smooth Hessian from
+        ``support_hessian``, one product where ``smooth_hvp`` of the identity takes two, and
+        their copies). Returns ``(w, ||g / scale||_inf, gradient evaluations)``."""
         n_eval = 0
         eye = torch.eye(w.numel(), dtype=w.dtype, device=w.device)
+        everywhere = torch.ones_like(w, dtype=torch.bool)
         for _ in range(n_steps):
-            H = problem.smooth_hvp(w, theta, eye) + \
-                torch.diag(problem.penalty_hessian_diag(w, theta).reshape(-1))
+            H = problem.support_hessian(w, everywhere) if direct else None
+            H = problem.smooth_hvp(w, theta, eye) if H is None else H
+            H = H + torch.diag(problem.penalty_hessian_diag(w, theta).reshape(-1))
             g = evaluate(w, theta)[1]
             # Pseudo-inverse: a multinomial Hessian is singular along a common shift of the
             # intercepts, a direction in which the gradient is zero anyway.
