@@ -39,8 +39,11 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_hdm_grid.py
 	$(BIN)/python benchmarks/bench_sparse.py
 	$(BIN)/python benchmarks/bench_lasso_wide.py
+	$(BIN)/python benchmarks/bench_sparse_ridge.py
+	$(BIN)/python benchmarks/bench_logistic_cv.py
 	$(BIN)/python benchmarks/bench_cleaning.py
 	$(BIN)/python benchmarks/bench_search.py
+	$(BIN)/python benchmarks/bench_dask.py
 
 clean:
 	rm -rf $(VENV) doc/_build doc/auto_examples doc/generated build *.egg-info
