@@ -307,7 +307,7 @@ class BilevelLassoCV(_LinearRegressionCV):
     _grid_step = np.log(_ALPHA_GRID[0] / _ALPHA_GRID[1])
     # 3 points between the best and each neighbour: LassoCV's spacing (a factor 1.07), fine
     # enough to find the lowest of the local minima that hundreds of support changes put
-    # into the CV curve of a d >> n design.
+    # into the CV curve of a d >> n design (applied when n_features > n_samples only).
     _grid_refine = 3
 
     def __init__(self, *, alpha_per_feature=False, cv=5, fit_intercept=True,

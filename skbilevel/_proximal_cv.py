@@ -280,8 +280,12 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         # The optimum lies within a grid step of the best candidate: a first step of half
         # a step, not L-BFGS-B's raw gradient (see LBFGSB.first_step).
         first_step = radius = None
+        # The refinement is for d >> n designs, whose CV curves have close local minima; on
+        # a taller design its points, screened at the grid's loose tolerance, can rank a
+        # worse one first (diabetes degree 3: 1.4e-5 above LassoCV's best, 3.8e-5 of error).
+        refine = self._grid_refine if X.shape[1] > X.shape[0] else 0
         if self._grid_step is not None:  # radius: only the penalty strength, theta[0]
-            step = self._grid_step / (self._grid_refine + 1)  # the finest spacing screened
+            step = self._grid_step / (refine + 1)  # the finest spacing screened
             first_step = step / 2
             radius = np.full(grid.shape[1], np.inf)
             radius[0] = step
@@ -293,7 +297,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         result = minimize_hyperparams(
             folds, grid[0], start_grid=grid[1:], bounds=bounds, local_radius=radius,
             grid_patience=self._grid_patience, grid_path_length=self._grid_path_length,
-            grid_refine=self._grid_refine,
+            grid_refine=refine,
             grid_solver=self._make_solver(solver_name, scale, inner_tol * GRID_TOL),
             **{**tune, "optimizer": optimizer})
         penalty = shared

@@ -140,17 +140,25 @@ def test_hdm_reports_with_elapsed_time(capsys):
     evals = [re.match(r".* eval +(\d+)  t=([\d.]+)s  f=(\S+)", line) for line in lines[1:-1]]
     assert all(evals)
     ks = [int(m[1]) for m in evals]
-    # Quick feedback, then a steady cadence: 1, 2, 5, 10, 20, 50 and every 100th.
-    assert ks == [1, 2, 5, 10, 20, 50, 100, 200]
+    # Quick feedback, then a steady cadence: 1, 2, 5, 10, 20, 50 and every 100th. The
+    # default start samples the smoothness with 3 gradient evaluations (2-4) before the
+    # first step, so the first line comes at evaluation 5.
+    assert ks == [5, 10, 20, 50, 100, 200]
     times = [float(m[2]) for m in evals]
     assert times == sorted(times)
-    assert_allclose([float(m[3]) for m in evals], est.history_["objective"][np.array(ks) - 1],
-                    rtol=1e-7)
+    # history_ records the evaluations of the iterations, not the 3 smoothness samples.
+    assert_allclose([float(m[3]) for m in evals],
+                    est.history_["objective"][np.array(ks) - 1 - 3], rtol=1e-7)
     assert "done in" in lines[-1] and f"n_iter={est.n_iter_[0]}" in lines[-1]
+    with pytest.warns(ConvergenceWarning):  # the power iteration's start: from evaluation 1
+        entry(verbose=1, tol=0.0, max_iter=250, smoothness="power").fit(X, y)
+    power = capsys.readouterr().out.splitlines()[1:-1]
+    assert [int(re.match(r".* eval +(\d+)", line)[1]) for line in power] == \
+        [1, 2, 5, 10, 20, 50, 100, 200]
     with pytest.warns(ConvergenceWarning):
         entry(verbose=2, tol=0.0, max_iter=30).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 + 30  # every evaluation
+    assert len(lines) == 2 + 30 - 3  # every evaluation but the 3 smoothness samples
 
 
 class _Recording:
