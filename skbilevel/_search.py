@@ -14,7 +14,8 @@ from sklearn.utils.parallel import Parallel, delayed
 from ._search_adapters import ADAPTERS, adapter_for, reporting
 from ._search_folds import _split_pipeline, _transform_fold, _weights
 from .engine.loop import Progress
-from .utils._sklearn_compat import Interval, _check_method_params, _yields_constant_splits
+from .utils._sklearn_compat import (Interval, _check_method_params, _check_sample_weight,
+                                    _yields_constant_splits)
 
 _SUPPORTED = ", ".join(f"{a.estimator_class.__name__} ({', '.join(map(repr, a.params))})"
                        for a in ADAPTERS)
@@ -205,6 +206,10 @@ refit_time_, multimetric_ :
         if y is not None:  # the engine would carry a NaN target into every fold silently
             check_array(y, ensure_2d=False, dtype=None, input_name="y")
         params = _check_method_params(X, params=params)
+        for key, value in params.items():  # the engine would get NaN or a short vector
+            if value is not None and (key == "sample_weight" or
+                                      key.endswith("__sample_weight")):
+                params[key] = _check_sample_weight(value, X, dtype=np.float64)
         routed = self._get_routed_params_for_fit(params)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         if not _yields_constant_splits(cv):

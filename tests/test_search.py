@@ -235,3 +235,18 @@ def test_top_level_sample_weight_weights_the_tuned_criterion(estimator, bounds, 
         objective = engine[params[next(iter(bounds))]]
         expected = 1.0 - score if scoring == "r2" else -score
         assert objective == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("key, estimator", [
+    ("sample_weight", Ridge()),
+    ("ridge__sample_weight", make_pipeline(StandardScaler(), Ridge())),
+])
+@pytest.mark.parametrize("weight, match", [
+    (np.r_[np.nan, np.ones(119)], "sample_weight"),
+    (np.ones(119), "sample_weight"),
+])
+def test_bad_sample_weight_is_refused_by_name(regression, key, estimator, weight, match):
+    X, y = regression
+    bounds = {"alpha" if key == "sample_weight" else "ridge__alpha": (1e-2, 1e2)}
+    with pytest.raises(ValueError, match=match):
+        HypergradientSearchCV(estimator, bounds, cv=3).fit(X, y, **{key: weight})
