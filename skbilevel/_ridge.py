@@ -341,9 +341,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         scale = float(full_gram.diagonal().mean()) if full_gram is not None else \
             gram_scale(X, sample_weight, self.fit_intercept)
         scale = scale if scale > 0 else 1.0
-        bounds = (np.log(scale * 1e-10), np.log(scale * 1e10)) \
-            if self.alpha_bounds == "auto" else \
-            tuple(np.log(self._check_bounds()) - log_shift)
+        bounds = self._log_bounds(scale, log_shift)
         optimizer = "lbfgs" if self.optimizer == "auto" else self.optimizer
         tune = partial(minimize_hyperparams, solver=solver, method=method,
                        optimizer=make_optimizer(optimizer, max_iter=self.max_iter,
@@ -487,6 +485,13 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
                 to_numpy(fold.problem.intercept(w))
             scores.append(r2_score(Y[val], pred, sample_weight=sample_weight[val]))
         return np.float64(np.mean(scores))  # as RidgeCV
+
+    def _log_bounds(self, scale, log_shift=0.0):
+        """The box of ``log(alpha)`` (shifted by ``log_shift``): twenty decades around the
+        natural unit ``scale`` for ``alpha_bounds="auto"``, else the user's bounds."""
+        if self.alpha_bounds == "auto":
+            return np.log(scale * 1e-10), np.log(scale * 1e10)
+        return tuple(np.log(self._check_bounds()) - log_shift)
 
     def _refit(self, problem, theta, solver, y_ndim, out_dtype):
         """Fit ``problem`` (all the rows) at ``theta`` into ``coef_`` and ``intercept_``."""

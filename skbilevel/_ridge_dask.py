@@ -162,8 +162,7 @@ def fit_dask(estimator, X, y, sample_weight, params, progress):
         folds.append(Fold(problem, MomentMSE.for_problem(problem, *block._fields())))
     solver, method = ridge_solvers(estimator.linear_solver, d, DTYPE, estimator.recycle_dim)
     scale = float(total.centred(fit_intercept)["gram"].diagonal().mean()) or 1.0
-    bounds = (np.log(scale * 1e-10), np.log(scale * 1e10)) \
-        if estimator.alpha_bounds == "auto" else tuple(np.log(estimator._check_bounds()))
+    bounds = estimator._log_bounds(scale)
     grid = torch.as_tensor(np.log(scale * _GRID), dtype=DTYPE)[:, None]
     theta0 = torch.full((1,), float(np.log(estimator.alpha_init)), dtype=DTYPE)
     progress.grid([theta0.numpy()] + list(grid.numpy()), "alpha_init and grid")
