@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ._proximal_parts import (GRID_TOL, HYPERGRADIENTS, INNER_SOLVERS, REFIT_TOL,
-                              auto_inner_tol, gradient_scale, make_method, make_solver)
+from ._proximal_parts import (GRID_TOL, HYPERGRADIENTS, REFIT_TOL, SOLVER_OPTIONS,
+                              auto_inner_tol, gradient_scale, make_method, make_solver,
+                              select_solver)
 from ._tuning import (contiguous_folds, early_stopping_rows, history_to_arrays, make_splits,
                       warn_if_not_converged)
 from ._progress import FitProgress
@@ -29,17 +30,6 @@ from .engine.outer import make_optimizer
 from .utils._sklearn_compat import CallbackSupportMixin, Interval, StrOptions
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
 
-# The hypergradient methods, inner solvers and tolerances are _proximal_parts' (shared with
-# the search adapters); the estimators offer _SOLVER_OPTIONS of the solvers, and
-# solver="auto" takes the first of _AUTO_SOLVERS that can solve the problem under the
-# chosen hypergradient method.
-_METHODS, _SOLVERS = HYPERGRADIENTS, INNER_SOLVERS
-_SOLVER_OPTIONS = ("auto", "fista", "ista", "cd", "lbfgs")
-_AUTO_SOLVERS = ("cd", "lbfgs", "fista")
-# Why a solver named by the user cannot take the problem (the default: its own class).
-_UNSUPPORTED = {"cd": "a least-squares problem whose design can be held dense; use 'fista' "
-                      "for a large sparse X",
-                "lbfgs": "a smooth (L2) penalty"}
 _STALL_PATIENCE = 3  # optimizer evaluations without progress before stopping
 _ADAPTIVE_SCALES = (0.3, 1.0, 3.0)  # of the adaptive-Lasso starts, see adaptive_starts
 
@@ -48,32 +38,6 @@ def _with_penalty(problem, penalty):
     """``problem``'s datafit with another penalty (shifted like the current one)."""
     shift = problem.penalty.shift if isinstance(problem.penalty, Shifted) else None
     return ProximalProblem(problem.datafit, penalty if shift is None else Shifted(penalty, shift))
-
-
-def select_solver(problem, solver, hypergradient):
-    """The inner solver's name: ``solver``, checked against ``problem`` and the
-    hypergradient method; for ``"auto"`` the first of ``_AUTO_SOLVERS`` that can serve
-    both. Shared by the estimators and the search adapters."""
-    method = _METHODS[hypergradient]
-    if solver == "auto":
-        for name in _AUTO_SOLVERS:
-            candidate = _SOLVERS[name]
-            if candidate.supports(problem) and \
-                    (candidate.unrollable or not method.differentiates_iterations):
-                return name
-        raise ValueError(f"no inner solver among {_AUTO_SOLVERS} can solve this "
-                         f"{type(problem).__name__}")
-    chosen = _SOLVERS[solver]
-    if method.differentiates_iterations and not chosen.unrollable:
-        unrollable = " or ".join(repr(name) for name in _SOLVER_OPTIONS
-                                 if name in _SOLVERS and _SOLVERS[name].unrollable)
-        raise ValueError(f"hypergradient={hypergradient!r} differentiates the "
-                         f"solver's iterations and needs solver={unrollable}, "
-                         f"got solver={solver!r}")
-    if not chosen.supports(problem):
-        needs = _UNSUPPORTED.get(solver, f"a problem {chosen.__name__} supports")
-        raise ValueError(f"solver={solver!r} needs {needs}")
-    return solver
 
 
 # Parameters of the estimators with a per-feature stage (numpydoc, 4-space indent).
@@ -136,8 +100,8 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "cv": ["cv_object"],
         "fit_intercept": ["boolean"],
-        "hypergradient": [StrOptions(set(_METHODS))],
-        "solver": [StrOptions(set(_SOLVER_OPTIONS))],
+        "hypergradient": [StrOptions(set(HYPERGRADIENTS))],
+        "solver": [StrOptions(set(SOLVER_OPTIONS))],
         "step": [StrOptions({"constant", "backtracking"}), callable],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],

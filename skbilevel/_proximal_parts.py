@@ -19,6 +19,14 @@ HYPERGRADIENTS = {"implicit": METHODS["implicit_support"], "forward": METHODS["f
                   "reverse": METHODS["reverse"]}
 # The engine's inner solvers plus scikit-learn's coordinate descent.
 INNER_SOLVERS = {**SOLVERS, "cd": CoordinateDescent}
+# The estimators offer SOLVER_OPTIONS of the solvers; solver="auto" takes the first of
+# AUTO_SOLVERS that can solve the problem under the chosen hypergradient method.
+SOLVER_OPTIONS = ("auto", "fista", "ista", "cd", "lbfgs")
+AUTO_SOLVERS = ("cd", "lbfgs", "fista")
+# Why a solver named by the user cannot take the problem (the default: its own class).
+UNSUPPORTED = {"cd": "a least-squares problem whose design can be held dense; use 'fista' "
+                     "for a large sparse X",
+               "lbfgs": "a smooth (L2) penalty"}
 REFIT_TOL = 1e-3  # the refit is solved this much tighter than the tuning's inner solves
 # The safety grid only ranks starting points (values, no gradients), and its best point is
 # solved again at inner_tol as the optimizer's first evaluation: 1000 times looser is ample
@@ -71,3 +79,29 @@ def make_solver(name, scale, tol, *, max_iter, step="constant"):
 def make_method(name):
     """The hypergradient method ``name`` (a key of ``HYPERGRADIENTS``)."""
     return build_part(make_hypergradient, HYPERGRADIENTS, name, rtol=ADJOINT_RTOL)
+
+
+def select_solver(problem, solver, hypergradient):
+    """The inner solver's name: ``solver``, checked against ``problem`` and the
+    hypergradient method; for ``"auto"`` the first of ``AUTO_SOLVERS`` that can serve
+    both. Shared by the estimators and the search adapters."""
+    method = HYPERGRADIENTS[hypergradient]
+    if solver == "auto":
+        for name in AUTO_SOLVERS:
+            candidate = INNER_SOLVERS[name]
+            if candidate.supports(problem) and \
+                    (candidate.unrollable or not method.differentiates_iterations):
+                return name
+        raise ValueError(f"no inner solver among {AUTO_SOLVERS} can solve this "
+                         f"{type(problem).__name__}")
+    chosen = INNER_SOLVERS[solver]
+    if method.differentiates_iterations and not chosen.unrollable:
+        unrollable = " or ".join(repr(name) for name in SOLVER_OPTIONS
+                                 if name in INNER_SOLVERS and INNER_SOLVERS[name].unrollable)
+        raise ValueError(f"hypergradient={hypergradient!r} differentiates the "
+                         f"solver's iterations and needs solver={unrollable}, "
+                         f"got solver={solver!r}")
+    if not chosen.supports(problem):
+        needs = UNSUPPORTED.get(solver, f"a problem {chosen.__name__} supports")
+        raise ValueError(f"solver={solver!r} needs {needs}")
+    return solver

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import ElasticNet, Lasso
 
-from .._proximal_cv import select_solver
-from .._proximal_parts import gradient_scale, make_method, make_solver
+from .._proximal_parts import gradient_scale, make_method, make_solver, select_solver
 from ..engine import Fold
 from ..engine.inner import L1, ProximalProblem, WeightedL1
 from ..engine.inner import ElasticNet as ElasticNetPenalty
