@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from skbilevel import _proximal_cv
+from skbilevel import _proximal_parts
 from skbilevel.engine import HypergradResult, InnerSolution, WarmStart
 from skbilevel.engine.hypergrad import (METHODS, HypergradientMethod, ImplicitDifferentiation,
                                         make_hypergradient)
@@ -114,6 +114,6 @@ def test_a_new_method_is_one_class_and_one_registry_line():
 
 
 def test_the_estimator_layer_adds_coordinate_descent_by_one_line():
-    assert _proximal_cv._SOLVERS == {**SOLVERS, "cd": CoordinateDescent}
-    assert set(_proximal_cv._SOLVER_OPTIONS) - {"auto"} <= set(_proximal_cv._SOLVERS)
+    assert _proximal_parts.INNER_SOLVERS == {**SOLVERS, "cd": CoordinateDescent}
+    assert set(_proximal_parts.SOLVER_OPTIONS) - {"auto"} <= set(_proximal_parts.INNER_SOLVERS)
     assert not CoordinateDescent.unrollable
