@@ -87,14 +87,16 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         (eigendecomposition for one ``alpha``); the others are matrix-free and solve both
         the ridge fit and the adjoint system of the hypergradient (same Hessian) with CG,
         MINRES or recycled MINRES, the last one carrying one recycle space through both
-        systems and across outer iterations. ``"auto"`` is ``"cholesky"`` for ``X`` with at
-        most 4000 features (dense or sparse: the Gram of sparse ``X`` comes from sparse
-        products, so both give the same ``alpha_``), ``"cg"`` for more features of sparse
-        ``X`` (whose products cost less than recycling's orthogonalisations),
-        ``"recycled_minres"`` for more of dense ``X``. The recycle space holds Ritz vectors
-        and the last solutions (snapshots); since the Hessian only moves by the diagonal
-        ``alpha``, both are re-paired with each new Hessian without operator applications,
-        and projecting onto the snapshots extrapolates along the path.
+        systems and across outer iterations. ``"auto"`` is ``"cholesky"`` for dense ``X`` with at
+        most 4000 features and ``"recycled_minres"`` for more. Sparse ``X`` keeps the
+        Gram (from sparse products, so that it gives the dense ``X``'s ``alpha_``) while
+        its eigendecomposition costs at most ~4000 passes over the stored entries
+        (``n_features ** 3 <= 4000 * X.nnz``, and at most 4000 features), and goes to
+        ``"cg"`` beyond (its products cost less than recycling's orthogonalisations).
+        The recycle space holds Ritz vectors and the last solutions (snapshots); since
+        the Hessian only moves by the diagonal ``alpha``, both are re-paired with each new
+        Hessian without operator applications, and projecting onto the snapshots
+        extrapolates along the path.
     recycle_dim : int, default=20
         Dimension of the recycled Krylov subspace (``"recycled_minres"`` only).
     optimizer : {"auto", "lbfgs", "adam", "gd", "hdm"}, default="auto"
@@ -314,8 +316,9 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         progress.header(X, len(splits), n_hyper, "alpha" if n_hyper == 1 else
                         "alpha per feature" if self.alpha_per_feature is True else
                         "alpha per group of features")
+        nnz = X.nnz if sp.issparse(X) else None
         solver, method = ridge_solvers(self.linear_solver, d, dtype, self.recycle_dim,
-                                       sparse=sp.issparse(X))
+                                       nnz=nnz)
         shared = torch.zeros(d, dtype=torch.long, device=device)
 
         moments, total = [None] * len(splits), None
@@ -359,7 +362,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         result = tune(folds, theta0, start_grid=grid,
                       **self._scalar_search(solver, d, dtype, float(np.log(coarse[0] /
                                                                          coarse[1])),
-                                            sp.issparse(X)))
+                                            nnz))
         g_t = torch.as_tensor(groups, device=device)
         if n_hyper > 1:
             scalar = result
@@ -434,14 +437,15 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
                                  random_state=self.random_state)
         return self.cv
 
-    def _scalar_search(self, solver, d, dtype, step, sparse):
+    def _scalar_search(self, solver, d, dtype, step, nnz):
         """Options of the one-alpha stage: with ``optimizer="auto"``, a matrix-free solver and
-        ``sparse`` X, a looser grid and a bracketing search within one grid
-        ``step`` (in ``log alpha``) of its best point; nothing otherwise."""
-        if self.optimizer != "auto" or uses_moments(solver) or not sparse:
+        sparse X (``nnz`` stored entries; None when dense), a looser grid and a bracketing
+        search within one grid ``step`` (in ``log alpha``) of its best point; nothing
+        otherwise."""
+        if self.optimizer != "auto" or uses_moments(solver) or nnz is None:
             return {}
         grid_solver, _ = ridge_solvers(self.linear_solver, d, dtype, self.recycle_dim,
-                                       rtol=_GRID_RTOL_MATRIX_FREE, sparse=sparse)
+                                       rtol=_GRID_RTOL_MATRIX_FREE, nnz=nnz)
         return dict(optimizer=make_optimizer("bracket", max_iter=self.max_iter, tol=self.tol,
                                              first_step=step / 2),
                     local_radius=np.array([step]), grid_solver=grid_solver)

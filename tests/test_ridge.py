@@ -611,3 +611,31 @@ def test_early_stopping_holdout_is_not_a_shuffled_fold():
     reg = BilevelRidgeCV(alpha_per_feature=True, early_stopping=True, cv=splits,
                          random_state=0).fit(X, y)
     assert reg.alpha_.shape == (X.shape[1],) and np.isfinite(reg.coef_).all()
+
+
+def test_auto_solver_follows_the_cost_of_the_sparse_gram(ridge_ref):
+    # Sparse X at 1 % density: the Gram's eigendecomposition (d^3 = 2.7e7) costs more than
+    # 4000 passes over the 1,200 stored entries, so "auto" goes matrix-free (CG) there, and
+    # reaches the CV error of the exact fit on the dense copy; at 30 % density it keeps
+    # the Gram and gives the dense fit's alpha_ to the last digits.
+    from skbilevel._ridge_folds import ridge_solvers
+    from skbilevel.engine.solvers import ClosedFormSolver
+
+    rng = np.random.default_rng(0)
+    cv = KFold(5, shuffle=True, random_state=0)
+    for density, gram in [(0.01, False), (0.3, True)]:
+        X = sp.random(400, 300, density=density, format="csr", random_state=rng,
+                      data_rvs=rng.standard_normal)
+        y = X @ rng.standard_normal(300) + 0.5 * rng.standard_normal(400)
+        solver, _ = ridge_solvers("auto", 300, torch.float64, nnz=X.nnz)
+        assert isinstance(solver, ClosedFormSolver) is gram, density
+        ref = BilevelRidgeCV(linear_solver="cholesky", cv=cv).fit(X.toarray(), y)
+        reg = BilevelRidgeCV(cv=cv).fit(X, y)
+        if gram:
+            assert_allclose(reg.alpha_, ref.alpha_, rtol=1e-8)
+        else:
+            cv_error = ridge_ref.cv_value(X, y, None, reg.alpha_, list(cv.split(X)))
+            assert cv_error <= ref.best_cv_error_ * (1 + 1e-5)
+    # dense X never asks: the Gram up to 4000 features
+    solver, _ = ridge_solvers("auto", 300, torch.float64)
+    assert isinstance(solver, ClosedFormSolver)

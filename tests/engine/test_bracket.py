@@ -81,3 +81,28 @@ def test_bracket_needs_one_hyperparameter():
     with pytest.raises(ValueError, match="one hyperparameter"):
         Bracket().run(lambda t: (0.0, t), np.zeros(2))
     assert isinstance(make_optimizer("bracket", tol=1e-3), Bracket)
+
+
+def ridge_like(t):
+    """A CV curve of ridge in log alpha at n >> d: a gentle slope on the left, a minimum
+    at ~2.05, and a steep sigmoid rise to the variance of y on the right."""
+    def f(u):
+        return 0.33 + 0.00066 * np.logaddexp(0, (1.66 - u) / 0.3) + \
+            1.7 / (1 + np.exp(-2.0 * (u - 6.5)))
+    return f(t), (f(t + 1e-6) - f(t - 1e-6)) / 2e-6
+
+
+def test_bracket_does_not_creep_under_a_steep_grid_value():
+    # The coarse grid's next point (5.29) sits on the steep rise: the value model through
+    # it puts the minimum next to the best point, and the search used to creep towards
+    # the minimum by 5 % of the bracket per evaluation (8 evaluations); the slopes
+    # evaluated on the flat side extrapolate past that.
+    known = [(np.array([t]), ridge_like(t)[0]) for t in (9.9, 5.29, 0.69, -3.9)]
+    fun, calls = _counted(ridge_like)
+    out = Bracket(tol=1e-6, first_step=2.3).run(fun, np.array([0.69]),
+                                                (np.array([-20.0]), np.array([20.0])), known)
+    grid = np.linspace(0, 4, 400001)
+    best = ridge_like(grid)[0].min()
+    assert out.converged
+    assert ridge_like(out.theta[0])[0] <= best * (1 + 1e-8)
+    assert len(calls) <= 6

@@ -197,6 +197,17 @@ class Bracket:
                 f_best - hermite_value(t_best, f_best, g_best, *far, t)
         else:  # a known value ahead: a model through it and the best point's slope
             t, gain = _value_model_trial(best, far, nearest_behind(points + values))
+            # A far value on the steep side of the curve (a coarse grid's next point)
+            # can pull that model's minimum onto the best point, and the search would
+            # creep by the safeguard's 5 % of the bracket per evaluation (8 evaluations on
+            # a sparse ridge problem). When the model's trial hugs the best point, the
+            # slopes evaluated behind it extrapolate on the flat side: follow them when
+            # they go further, within the bracket.
+            hugs = t is None or abs(t - t_best) <= 2 * _SAFEGUARD * abs(far[0] - t_best)
+            if hugs and any((p[0] - t_best) * downhill < 0 for p in points):
+                ahead = self._extrapolate(points, t_best, f_best, g_best, downhill)
+                if t is None or (ahead - t) * downhill > 0:
+                    t, gain = ahead, None
         if gain is not None and gain <= self.tol:
             return None, "the model of the bracket predicts less than tol to gain"
         lo, hi = sorted((t_best + _SAFEGUARD * (far[0] - t_best),
