@@ -55,6 +55,7 @@ def report(results, machine, load, args, rel_tol):
         other = hg["wall"] - p["prefix"] - p["engine"] - p["scoring"] - p["refit"]
         profile.append([problem.name, fmt(hg["wall"], ".2f"), fmt(p["prefix"], ".2f"),
                         fmt(p["engine"], ".2f"), fmt(p["scoring"], ".2f"),
+                        fmt(p["fit and score"], ".2f"),
                         fmt(p["refit"], ".2f"), fmt(other, ".2f"),
                         p["engine evaluations"], hg["points"]])
         optuna = next((r for r in rows if r["method"].startswith("OptunaSearchCV")), None)
@@ -71,12 +72,15 @@ def report(results, machine, load, args, rel_tol):
                         f"{versus} ({'met' if met else 'MISSED'})"])
     out += ["## Where the hypergradient search's time goes (wall seconds)", "",
             "prefix: fitting the pipeline's transformers on each fold (once per fold and "
-            "combination); engine: the path (screening grid + hypergradient steps); "
-            "scoring: scikit-learn's fit + score of every evaluated point on every fold "
-            "(`evaluate_candidates`, from `cv_results_`); refit: `refit_time_`; other: the "
-            "rest (joblib, bookkeeping).", "",
-            markdown_table(["problem", "wall", "prefix", "engine", "scoring", "refit",
-                            "other", "engine evaluations", "scored points"], profile), "",
+            "combination); engine: the path (screening grid, hypergradient steps, polish); "
+            "scoring: the wall time of scikit-learn's `evaluate_candidates` calls, which "
+            "score each point of the hypergradient search as the engine evaluates it (fit "
+            "and score times of those calls summed over points and folds, from "
+            "`cv_results_`, beside it); refit: `refit_time_`; other: the rest (joblib, "
+            "bookkeeping).", "",
+            markdown_table(["problem", "wall", "prefix", "engine", "scoring",
+                            "of which fit + score", "refit", "other", "engine evaluations",
+                            "scored points"], profile), "",
             "## Targets", "",
             markdown_table(["problem", "CV score vs the 41-point grid's best (rel.)",
                             "wall / GridSearchCV wall (≤ 0.25)",

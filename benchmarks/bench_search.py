@@ -15,9 +15,10 @@ time stamps of a scorer wrapper; Halving: its whole fit, if its choice gets ther
 its early rounds score subsamples).
 
 The hypergradient search's time is split into fitting the pipeline prefix on each fold,
-the engine's path (screening grid + hypergradient steps), scikit-learn's re-scoring of
-every evaluated point (``evaluate_candidates``: fit and score times summed over folds from
-``cv_results_``), and the refit.
+the engine's path (screening grid + hypergradient steps + polish), scikit-learn's scoring
+of the scored points (the wall time of its ``evaluate_candidates`` calls, made as each
+point is evaluated; the fit and score times summed over folds from ``cv_results_`` are
+beside it), and the refit.
 
 Usage::
 
@@ -53,6 +54,7 @@ from sklearn.model_selection import (GridSearchCV, HalvingGridSearchCV,  # noqa:
                                      RandomizedSearchCV, cross_val_score)
 
 import skbilevel._search as search_module  # noqa: E402
+from skbilevel._search_scoring import PathScoring  # noqa: E402
 from _common import PeakMemory, cpu_seconds, load_average, machine_info  # noqa: E402
 from _search_problems import N_GRID, problems  # noqa: E402
 from _search_report import report  # noqa: E402
@@ -90,34 +92,47 @@ def time_to_reach(records, start, target, n_val, n_splits=5):
 
 
 class Profile:
-    """Wall time of the search's fold transforms and engine paths (if the names exist)."""
+    """Wall time of the search's fold transforms, engine paths and scoring calls.
+
+    A combination's tuning (``_tune_combination``) is its prefix fits, then its engine
+    path, during which (one job) scikit-learn scores each point of the hypergradient
+    search as it comes (``PathScoring.flush``): the engine's time is the tuning's minus
+    the prefix's and minus the scoring done inside it (n_jobs=None: all in this process).
+    """
 
     def __init__(self):
-        self.times = {"prefix": 0.0, "engine": 0.0}
+        self.times = {"prefix": 0.0, "engine": 0.0, "scoring": 0.0, "inner scoring": 0.0}
+        self.depth = 0  # > 0 inside a combination's tuning
 
     def __enter__(self):
-        # A combination's task (_tune_combination) is its prefix fits then its engine path:
-        # the engine's time is the task's minus the prefix's (n_jobs=None: in this process).
-        self.saved = {}
-        for part, name in (("prefix", "_transform_fold"), ("engine", "_tune_combination")):
-            if hasattr(search_module, name):
-                self.saved[name] = original = getattr(search_module, name)
-                setattr(search_module, name, self._timed(part, original))
+        self.saved = []
+        for owner, name, part in ((search_module, "_transform_fold", "prefix"),
+                                  (search_module, "_tune_combination", "engine"),
+                                  (PathScoring, "flush", "scoring")):
+            original = getattr(owner, name)
+            self.saved.append((owner, name, original))
+            setattr(owner, name, self._timed(part, original))
         return self
 
     def _timed(self, part, function):
         def timed(*args, **kwargs):
             t = time.perf_counter()
+            self.depth += part == "engine"
             try:
                 return function(*args, **kwargs)
             finally:
-                self.times[part] += time.perf_counter() - t
+                self.depth -= part == "engine"
+                elapsed = time.perf_counter() - t
+                self.times[part] += elapsed
+                if part == "scoring" and self.depth:
+                    self.times["inner scoring"] += elapsed
         return timed
 
     def __exit__(self, *exc):
-        for name, original in self.saved.items():
-            setattr(search_module, name, original)
-        self.times["engine"] = max(0.0, self.times["engine"] - self.times["prefix"])
+        for owner, name, original in self.saved:
+            setattr(owner, name, original)
+        self.times["engine"] = max(0.0, self.times.pop("engine") - self.times["prefix"]
+                                   - self.times.pop("inner scoring"))
 
 
 def methods(problem, n_hg):
@@ -163,15 +178,20 @@ def run_one(problem, name, factory):
     cv = cross_val_score(clone(problem.pipe).set_params(**best), problem.X_train,
                          problem.y_train, cv=problem.folds, scoring=problem.scoring).mean()
     test = get_scorer(problem.scoring)(search.best_estimator_, problem.X_test, problem.y_test)
+    if type(search) in (HypergradientSearchCV, GridSearchCV) and not np.isclose(
+            cv, search.best_score_, rtol=1e-12, atol=0):  # the same folds: the same score
+        print(f"  WARNING: {name}'s best_score_ {search.best_score_!r} is not the "
+              f"cross_val_score {cv!r} of its best_params_", flush=True)
     row = {"method": name, "cv": cv, "test": test, "wall": wall, "cpu": cpu,
            "points": len(search.study_.trials) if hasattr(search, "study_") else
            len(search.cv_results_["params"]), "memory": memory.rss_peak / 2**20,
            "start": start, "best": best, "records": list(_RECORDS)}
     if isinstance(search, HypergradientSearchCV):
         r = search.cv_results_
-        row["profile"] = {**profile.times, "scoring": float(
-            len(problem.folds) * np.sum(r["mean_fit_time"] + r["mean_score_time"])),
-            "refit": search.refit_time_, "engine evaluations": search.n_iter_}
+        row["profile"] = {**profile.times, "refit": search.refit_time_,
+                          "engine evaluations": search.n_iter_,
+                          "fit and score": float(len(problem.folds) * np.sum(
+                              r["mean_fit_time"] + r["mean_score_time"]))}
     return row
 
 

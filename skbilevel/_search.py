@@ -9,10 +9,12 @@ from sklearn.base import clone, is_classifier
 from sklearn.model_selection import ParameterGrid, check_cv
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils import _safe_indexing, check_array, get_tags, indexable
+from joblib import effective_n_jobs
 from sklearn.utils.parallel import Parallel, delayed
 
 from ._search_adapters import ADAPTERS, adapter_for, reporting
 from ._search_folds import _split_pipeline, _transform_fold, _weights
+from ._search_scoring import PathScoring
 from .engine.loop import Progress
 from .utils._sklearn_compat import (Interval, _check_method_params, _check_sample_weight,
                                     _yields_constant_splits)
@@ -27,10 +29,11 @@ class HypergradientSearchCV(BaseSearchCV):
     A drop-in for ``GridSearchCV(estimator, {"ridge__alpha": np.logspace(...)})``: instead
     of a grid of penalties, the penalty follows the exact gradient of the cross-validated
     criterion (implicit differentiation of the fold fits) within ``param_bounds``, from the
-    best point of a coarse screening grid (one point per decade). Every evaluated point is
-    then scored by scikit-learn's own machinery (``evaluate_candidates``), so
-    ``cv_results_``, ``best_params_``, ``best_score_``, ``refit``, multimetric scoring and
-    ``return_train_score`` behave as in ``GridSearchCV``.
+    best point of a coarse screening grid (one point per decade). The points of that
+    search are scored by scikit-learn's own machinery (``evaluate_candidates``), each as
+    soon as it is evaluated (see ``n_jobs``), so ``cv_results_``, ``best_params_``,
+    ``best_score_``, ``refit``, multimetric scoring and ``return_train_score`` behave as in
+    ``GridSearchCV``.
 
     With a :class:`~sklearn.pipeline.Pipeline`, its transformers are fitted on each
     training fold only (no leakage), once per fold and combination of ``param_grid``, and
@@ -71,7 +74,11 @@ class HypergradientSearchCV(BaseSearchCV):
         combinations (one task each: its prefix fits on the training folds and its whole
         hypergradient path). Under ``joblib.parallel_config(backend="dask")`` with a
         ``distributed.Client`` both run on the Dask cluster, with the same results as
-        ``n_jobs=None`` (see the user guide's "Scaling out on Dask").
+        ``n_jobs=None`` (see the user guide's "Scaling out on Dask"). When joblib runs
+        one job (``None`` or 1 outside a parallel backend) the combinations are tuned in
+        turn in this process and scikit-learn scores each point of the hypergradient
+        search as soon as the engine has evaluated it; with parallel tasks, a
+        combination's points are scored once its path comes back.
     verbose : int, default=0
         As in ``GridSearchCV`` (scikit-learn's messages about its fits), and: 1 prints
         each combination's tuned penalty; 2 also every evaluated point as it is
@@ -91,14 +98,21 @@ class HypergradientSearchCV(BaseSearchCV):
     max_iter : int, default=20
         Evaluations of the hypergradient search per combination, after the screening grid.
     tol : float, default=1e-6
-        Relative decrease of the CV criterion below which the search stops.
+        Relative decrease of the CV criterion below which the search stops. For
+        ``Ridge`` up to 4000 features (closed-form fits: an evaluation costs far less than
+        scikit-learn's scoring of a point) the engine then polishes the best point to
+        1e-12 relative, without scikit-learn scoring the intermediate points (``path_``
+        lists them, phase ``"polish"``): on a flat CV curve a decrease of ``tol`` spans a
+        wide interval, enough to stop short of a fine grid's best point.
     score_screening : bool, default=False
         Whether scikit-learn also scores the screening grid's points. By default only the
-        hypergradient search's points (which start from the screening grid's best) are
-        scored and reported in ``cv_results_``: scikit-learn's fit-and-score of a point
-        on every fold costs as much as a grid point of ``GridSearchCV``, and on the
-        benchmark it was most of the search's time. The screening values computed by the
-        engine stay in ``path_``.
+        hypergradient search's points (which start from the screening grid's best) and
+        the path's best point are scored and reported in ``cv_results_``: scikit-learn's
+        fit-and-score of a point on every fold costs as much as a grid point of
+        ``GridSearchCV``, and on the benchmark it was most of the search's time. The
+        screening values computed by the engine stay in ``path_``. With ``True`` every
+        distinct point is scored, once its combination's path is over (a screened point
+        evaluated again later reports that evaluation's hypergradient).
     pre_dispatch : int or str, default="2*n_jobs"
         As in ``GridSearchCV``.
 
@@ -106,11 +120,16 @@ class HypergradientSearchCV(BaseSearchCV):
     ----------
     cv_results_ : dict of ndarray
         ``GridSearchCV``'s, one row per point scored by scikit-learn (see
-        ``score_screening``), plus ``"iter"`` (its position in its combination's path, the
-        screening grid first) and ``"hypergradient"`` (the derivative of the tuned CV
-        criterion with respect to the log of the penalty; NaN on the screening grid, which
-        is evaluated without gradients), ``"hypergradient_<name>"`` for a further tuned
-        parameter (``l1_ratio``: with respect to the parameter itself).
+        ``score_screening``), combination after combination, in the order scored: by
+        default the hypergradient search's points as they were evaluated (a screened point
+        that the search evaluates again, when it does), then the path's best point if it
+        is none of them; with ``score_screening=True`` the order of first evaluation.
+        Plus ``"iter"`` (the position of the point's first evaluation in its
+        combination's path, the screening grid first) and ``"hypergradient"`` (the
+        derivative of the tuned CV criterion with respect to the log of the penalty; NaN
+        on the screening grid, which is evaluated without gradients),
+        ``"hypergradient_<name>"`` for a further tuned parameter (``l1_ratio``: with
+        respect to the parameter itself).
     n_iter_ : int
         Evaluations of the CV criterion by the engine, over all the combinations
         (screening grids included).
@@ -118,8 +137,10 @@ class HypergradientSearchCV(BaseSearchCV):
         Every evaluation by the engine in order, combination after combination:
         ``params`` (as in ``cv_results_["params"]``), ``objective`` (the tuned CV
         criterion, lower is better: mean squared error, 1 - R^2 or log-loss),
-        ``hypergradient`` (per tuned parameter; NaN on the screening grid) and ``scored``
-        (whether the point is in ``cv_results_``).
+        ``hypergradient`` (per tuned parameter; NaN on the screening grid), ``phase``
+        (``"grid"``: the screening grid, ``"optimize"``: the hypergradient search,
+        ``"polish"``: see ``tol``) and ``scored`` (whether the point is in
+        ``cv_results_``).
     best_estimator_, best_score_, best_params_, best_index_, scorer_, n_splits_, \
 refit_time_, multimetric_ :
         As in ``GridSearchCV``.
@@ -232,44 +253,48 @@ refit_time_, multimetric_ :
         prefix, adapter, bounds = self._resolve()
         objective = self._objective(adapter)
         combos = list(ParameterGrid(self.param_grid or {}))
-        # One joblib task per combination: its prefix fits on the K training folds and its
-        # whole tuning path (a sequence of dependent evaluations). Only the path, a few
-        # floats per point, comes back; X travels once (joblib's Dask backend scatters it).
-        # Finer tasks (per prefix fit, per fold evaluation) would ship the transformed
-        # folds or each fold's problem back and forth (measured in the user guide,
-        # doc/user_guide/search_dask.rst).
-        tasks = (delayed(_tune_combination)(
-            clone(self.estimator).set_params(**combo), adapter, X, y, fit_params, folds,
-            score_weight, bounds, objective, self.max_iter, self.tol, self.verbose,
-            f"[HypergradientSearchCV] {combo}" if combo else "[HypergradientSearchCV]")
-            for combo in combos)
-        # All paths first (in order, whatever finishes first): scikit-learn's scoring then
-        # opens a Parallel of its own.
-        paths = Parallel(n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch)(tasks)
+
+        def task(combo):
+            return (clone(self.estimator).set_params(**combo), adapter, X, y, fit_params,
+                    folds, score_weight, bounds, objective, self.max_iter, self.tol,
+                    self.verbose,
+                    f"[HypergradientSearchCV] {combo}" if combo else "[HypergradientSearchCV]")
+
+        # Sequential (n_jobs=None or 1): each combination is tuned here, and each point is
+        # scored by scikit-learn as soon as the engine has evaluated it (PathScoring), so a
+        # good point is in cv_results_ (and a callback's view) before the path goes on.
+        # Otherwise one joblib task per combination: its prefix fits on the K training
+        # folds and its whole tuning path (a sequence of dependent evaluations). Only the
+        # path, a few floats per point, comes back; X travels once (joblib's Dask backend
+        # scatters it). Finer tasks (per prefix fit, per fold evaluation) would ship the
+        # transformed folds or each fold's problem back and forth (measured in the user
+        # guide, doc/user_guide/search_dask.rst); scoring a point from inside a task would
+        # need scikit-learn's scoring there. The paths then come back in order and are
+        # scored combination by combination, with the same rows as the sequential search.
+        stream = effective_n_jobs(self.n_jobs) == 1
+        scorings = [PathScoring(evaluate_candidates, combo, prefix, list(bounds),
+                                score_screening=self.score_screening, stream=stream)
+                    for combo in combos]
+        if stream:
+            paths = (_tune_combination(*task(combo), on_point=scoring.add)
+                     for combo, scoring in zip(combos, scorings))
+        else:
+            paths = Parallel(n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch)(
+                delayed(_tune_combination)(*task(combo)) for combo in combos)
         self.n_iter_, self.path_ = 0, []
-        for combo, path in zip(combos, paths):
+        for combo, scoring, path in zip(combos, scorings, paths):
+            if not stream:
+                for point in path:
+                    scoring.add(point)
+            scoring.finish()
             self.n_iter_ += len(path)
-            candidates, iters, grads = _distinct_points(path, list(bounds))
-            scored = _scored(path, candidates, grads, self.score_screening)
-            reported = [candidates[j] for j in scored]
-            self.path_ += [{"params": {**combo, **{prefix + k: v for k, v in point.items()}},
-                            "objective": float(value),
-                            "hypergradient": {k: float(g) for k, g in grad.items()},
-                            "scored": point in reported}
-                           for i, (point, value, grad) in enumerate(path)]
+            self.path_ += scoring.records()
             if self.verbose > 0:
-                best, value, _ = min(path, key=lambda p: p[1])
+                best, value = min(path, key=lambda p: p[1])[:2]
                 tuned = " ".join(f"{prefix}{k}={v:.4g}" for k, v in best.items())
                 print(f"[HypergradientSearchCV] {combo or ''} {tuned} "
                       f"(CV {objective} {value:.6g}, {len(path)} evaluations, "
-                      f"{len(scored)} scored)")
-            more = {"iter": [iters[j] for j in scored]}
-            for i, name in enumerate(bounds):  # the penalty's column keeps the plain name
-                key = "hypergradient" if i == 0 else f"hypergradient_{name}"
-                more[key] = [grads[name][j] for j in scored]
-            evaluate_candidates(
-                [{**combo, **{prefix + k: v for k, v in candidates[j].items()}}
-                 for j in scored], more_results=more)
+                      f"{len(scoring.scored)} scored)")
 
     # -- helpers ----------------------------------------------------------------------------
     def _resolve(self):
@@ -312,53 +337,22 @@ refit_time_, multimetric_ :
         return adapter.objectives.get(scoring, adapter.default_objective)
 
 
-def _distinct_points(path, names):
-    """The distinct points of ``path`` in order, their positions in it and their
-    hypergradients ``{name: [...]}``; a point evaluated again (a grid point solved again
-    with its gradient) lends its gradient to the first evaluation."""
-    seen, candidates, iters = {}, [], []
-    grads = {name: [] for name in names}
-    for i, (point, _, grad) in enumerate(path):
-        key = tuple(point[name] for name in names)
-        if key in seen:
-            j = seen[key]
-            for name in names:
-                if np.isnan(grads[name][j]):
-                    grads[name][j] = grad[name]
-            continue
-        seen[key] = len(candidates)
-        candidates.append(point)
-        iters.append(i)
-        for name in names:
-            grads[name].append(grad[name])
-    return candidates, iters, grads
-
-
 def _tune_combination(estimator, adapter, X, y, fit_params, folds, score_weight, bounds,
-                      objective, max_iter, tol, verbose, label):
-    """One joblib task: fit the prefix of ``estimator`` (one ``param_grid`` combination)
-    on each training fold, then tune its final step on the transformed folds.
+                      objective, max_iter, tol, verbose, label, on_point=None):
+    """One combination's tuning (a joblib task with ``n_jobs``): fit the prefix of
+    ``estimator`` (one ``param_grid`` combination) on each training fold, then tune its
+    final step on the transformed folds.
 
-    Returns the adapter's path, plain floats. With ``verbose >= 2`` every evaluation is
-    printed as it is made, by the process that runs the task (a Dask worker's log).
+    Returns the adapter's path, plain floats; ``on_point`` (None in a task) gets each
+    point as it is evaluated. With ``verbose >= 2`` every evaluation is printed as it is
+    made, by the process that runs the tuning (a Dask worker's log).
     """
     transformers, final, last = _split_pipeline(estimator)
     data = [_transform_fold(transformers, last, X, y, fit_params, tr, va) for tr, va in folds]
     if score_weight is not None:
         for fold, (_, va) in zip(data, folds):
             fold.score_weight = _weights(_safe_indexing(score_weight, va))
-    progress = None if verbose < 2 else \
-        (lambda describe: Progress(verbose - 1, describe=describe, prefix=label))
-    with reporting(progress):
+    progress = None if verbose < 2 else (lambda describe, callback: Progress(
+        verbose - 1, describe=describe, prefix=label, callback=callback))
+    with reporting(progress, on_point):
         return adapter.tune(final, data, bounds, objective, max_iter=max_iter, tol=tol)
-
-
-def _scored(path, candidates, grads, score_screening):
-    """Positions in ``candidates`` that scikit-learn scores: all of them, or the points of
-    the hypergradient search (a gradient was computed there) and the path's best point,
-    whatever its phase (the engine's criterion is what the path minimised)."""
-    if score_screening:
-        return list(range(len(candidates)))
-    best = min(path, key=lambda p: p[1])[0]
-    return [j for j, point in enumerate(candidates)
-            if point == best or any(np.isfinite(g[j]) for g in grads.values())]

@@ -17,7 +17,8 @@ from skbilevel.engine.inner import RidgeProblem
 from skbilevel.engine.outer import HeldOutMSE, MomentMSE
 
 CV = KFold(3, shuffle=True, random_state=0)
-FLOAT_COLUMNS = ("mean_test_score", "std_test_score", "param_ridge__alpha", "hypergradient")
+FLOAT_COLUMNS = ("mean_test_score", "std_test_score", "param_ridge__alpha", "hypergradient",
+                 "iter")
 
 
 def _search(**kwargs):

@@ -44,7 +44,7 @@ def test_engine_criterion_is_scikit_learns_neg_log_loss(three_classes):
     X, y, folds = three_classes
     path = _path(EXACT, X, y, folds, "log_loss")
     assert len(path) >= 7
-    for params, objective, grad in path:
+    for params, objective, grad, _ in path:
         scores = cross_val_score(clone(EXACT).set_params(**params), X, y, cv=folds,
                                  scoring="neg_log_loss")
         # The screening grid (no gradient) is solved 1000 times looser than the search.
@@ -92,7 +92,7 @@ def test_neg_log_loss_refuses_a_class_unseen_in_training(unseen_in_training):
 def test_other_scorings_follow_each_folds_own_log_loss(unseen_in_training):
     X, y, folds = unseen_in_training
     path = _path(EXACT, X, y, folds, "surrogate_log_loss", max_iter=2)
-    for params, objective, grad in path:
+    for params, objective, grad, _ in path:
         losses = []
         for tr, va in folds:
             model = clone(EXACT).set_params(**params).fit(X[tr], y[tr])

@@ -21,24 +21,28 @@ import scipy.sparse as sp
 import torch
 
 from .._tuning import positive_bounds
-from ..engine.loop import BestEvaluated, FoldEvaluator, GridScreening, OptimizerDriver, OuterLoop
+from ..engine.loop import (BestEvaluated, FoldEvaluator, GridScreening, OptimizerDriver,
+                           OuterLoop, Progress)
 from ..engine.outer import make_optimizer
 from ..utils._tensor import to_tensor
 
 DTYPE = torch.float64
 
-# What reports each evaluation of the running tuning path: a factory ``describe ->
-# Progress`` (``describe`` names theta in the user's units) or None. A context variable set
-# by the search around ``adapter.tune``, so that the adapters' ``tune`` keep one signature
-# and a thread tuning another combination keeps its own.
-_PROGRESS = ContextVar("skbilevel_search_progress", default=None)
+# What receives each evaluation of the running tuning path: ``(progress, on_point)``, where
+# ``progress`` is a factory ``(describe, callback) -> Progress`` (``describe`` names theta
+# in the user's units) or None, and ``on_point`` is called with every point of the path as
+# soon as it is evaluated (the search scores it then) or None. A context variable set by
+# the search around ``adapter.tune``, so that the adapters' ``tune`` keep one signature and
+# a thread tuning another combination keeps its own.
+_PROGRESS = ContextVar("skbilevel_search_progress", default=(None, None))
 
 
 @contextlib.contextmanager
-def reporting(progress):
+def reporting(progress, on_point=None):
     """Report the evaluations of the tuning paths run in the block through ``progress``
-    (``describe -> Progress`` or None, see ``_PROGRESS``)."""
-    token = _PROGRESS.set(progress)
+    (``(describe, callback) -> Progress`` or None) and pass each point of the path, as it
+    is evaluated, to ``on_point`` (or None); see ``_PROGRESS``."""
+    token = _PROGRESS.set((progress, on_point))
     try:
         yield
     finally:
@@ -116,6 +120,12 @@ class SearchAdapter:
     default_objective = None
     grid_patience = None  # GridScreening's patience (None: screen the whole grid)
 
+    def polish_tol(self, folds):
+        """The relative tolerance to which :func:`tune_path` polishes the best point after
+        the search stops at ``tol`` (see there), or None not to: only where an evaluation
+        costs little next to scikit-learn's scoring of a point."""
+        return None
+
     @property
     def params(self):
         """The tunable continuous parameters, the penalty first."""
@@ -143,33 +153,55 @@ class SearchAdapter:
     def tune(self, estimator, data, bounds, objective, *, max_iter, tol):
         """Tune on the transformed folds ``data`` within ``bounds`` (``{name: (low, high)}``).
 
-        Returns the evaluated points in order, as ``(params, objective, hypergradient)``
-        with ``params`` and ``hypergradient`` dicts keyed by parameter name (the
+        Returns the evaluated points in order, as ``(params, objective, hypergradient,
+        phase)`` with ``params`` and ``hypergradient`` dicts keyed by parameter name (the
         hypergradient with respect to the log of a log-scale parameter; NaN where the
-        point was evaluated without gradients).
+        point was evaluated without gradients) and ``phase`` ``"grid"`` (the screening
+        grid), ``"optimize"`` (the hypergradient search) or ``"polish"`` (see
+        :func:`tune_path`). Under :func:`reporting` each point is also passed on as it is
+        evaluated.
         """
         low, high = bounds[self.param]
         path = tune_path(self, estimator, data, low, high, objective, max_iter=max_iter,
-                         tol=tol)
-        return [({self.param: v}, obj, {self.param: g}) for v, obj, g in path]
+                         tol=tol, as_point=lambda v, obj, g, phase: (
+                             {self.param: v}, obj, {self.param: g}, phase))
+        return path
 
 
-def evaluation_progress(describe):
-    """The ``Progress`` for a path's ``FoldEvaluator`` under :func:`reporting`, or None;
-    ``describe(theta)`` names the point being evaluated."""
-    progress = _PROGRESS.get()
-    return None if progress is None else progress(describe)
+def evaluation_progress(describe, point):
+    """The ``Progress`` for a path's ``FoldEvaluator`` under :func:`reporting`, or None.
+
+    ``describe(theta)`` names the point being evaluated; ``point(record)`` turns a record
+    of the evaluator's history into the path's point (see :meth:`SearchAdapter.tune`),
+    which is passed on as soon as it is recorded.
+    """
+    progress, on_point = _PROGRESS.get()
+    callback = None if on_point is None else (lambda k, record: on_point(point(record)))
+    if progress is None:
+        return None if callback is None else Progress(0, describe=describe,
+                                                      callback=callback)
+    return progress(describe, callback)
 
 
-def tune_path(adapter, estimator, data, low, high, objective, *, max_iter, tol):
+def tune_path(adapter, estimator, data, low, high, objective, *, max_iter, tol,
+              as_point=None):
     """Tune ``adapter.param`` of ``estimator`` on the transformed folds ``data``.
 
     A screening grid of one point per decade of ``[low, high]`` (at least 5), then a
-    bracketing search on the hypergradient within one grid step of the best grid point.
-    Returns the evaluated points in order: a list of ``(value, objective, hypergradient)``
-    with ``hypergradient`` the derivative of the objective with respect to
-    ``log(value)`` (NaN for the screening grid, evaluated without gradients).
+    bracketing search on the hypergradient within one grid step of the best grid point,
+    until the decrease still to be had is below ``tol`` relative. Where evaluations are
+    cheap (``adapter.polish_tol(folds)`` not None: closed-form ridge fits), the bracketing
+    search then goes on from the best point down to that tolerance, its evaluations of
+    phase ``"polish"``: a flat CV curve (many more rows than features) has a decrease of
+    ``tol`` left over a wide interval, enough to stop short of a finer grid's best point.
+
+    Returns the evaluated points in order, as ``as_point(value, objective, hypergradient,
+    phase)`` (default: that tuple), with ``hypergradient`` the derivative of the objective
+    with respect to ``log(value)`` (NaN for the screening grid, evaluated without
+    gradients) and ``phase`` ``"grid"``, ``"optimize"`` or ``"polish"``. Under
+    :func:`reporting` each point is also passed on as it is evaluated.
     """
+    as_point = as_point or (lambda *point: point)
     folds = adapter.folds(estimator, data, objective)
     solver, method, grid_solver = adapter.solvers(folds)
     n_grid = max(5, int(np.ceil(np.log10(high / low))) + 1)
@@ -180,12 +212,24 @@ def tune_path(adapter, estimator, data, low, high, objective, *, max_iter, tol):
     step = float(abs(theta[1, 0] - theta[0, 0]))
     grads = []
 
-    def record(grad, theta):  # the signed hypergradient of every optimize-phase record
+    def record(grad, theta):  # the signed hypergradient of every evaluation with one
         grads.append(float(grad[0]))
         return grad
 
+    def point(rec, grad=None):
+        """The path's point of a record (``grad``: its hypergradient, by default the last
+        one computed, the record's own when it is reported as it is made)."""
+        value = float(np.clip(adapter.from_theta(float(rec["theta"][0])), low, high))
+        if rec["phase"] == "grid":
+            grad = np.nan
+        elif grad is None:
+            grad = grads[-1]
+        return as_point(value, float(rec["objective"]), grad * adapter.dtheta(),
+                        rec["phase"])
+
     progress = evaluation_progress(lambda theta: f"{adapter.param}="
-                                   f"{float(adapter.from_theta(float(theta[0]))):.4g}")
+                                   f"{float(adapter.from_theta(float(theta[0]))):.4g}",
+                                   point)
     evaluator = FoldEvaluator(folds, solver, method, transform=record, progress=progress)
     optimizer = make_optimizer("bracket", max_iter=max_iter, tol=tol, first_step=step / 2)
     loop = OuterLoop(evaluator, OptimizerDriver(optimizer, local_radius=np.array([step])),
@@ -193,9 +237,40 @@ def tune_path(adapter, estimator, data, low, high, objective, *, max_iter, tol):
                                              solver=grid_solver),
                      selection=BestEvaluated(), bounds=(box[0], box[1]))
     result = loop.run(theta[0])
-    out, it = [], iter(grads)
-    for rec in result.history:
-        value = float(np.clip(adapter.from_theta(float(rec["theta"][0])), low, high))
-        grad = next(it, np.nan) if rec["phase"] == "optimize" else np.nan
-        out.append((value, float(rec["objective"]), grad * adapter.dtheta()))
-    return out
+    polish_tol = adapter.polish_tol(folds)
+    start = float(result.theta[0])
+    if polish_tol is not None and polish_tol < tol and result.converged and \
+            box[0] < start < box[1]:  # converged inside the bounds: polish it
+        _polish(evaluator, list(grads), step, box, polish_tol)
+    it = iter(grads)
+    return [point(rec, None if rec["phase"] == "grid" else next(it, np.nan))
+            for rec in evaluator.history]
+
+
+_POLISH_ITER = 10  # evaluations at most: closed-form ones converge in two to four
+
+
+def _polish(evaluator, grads, step, box, tol):
+    """Resume the bracketing search of :func:`tune_path` from its evaluations (values and
+    ``grads``, the hypergradients of the records after the screening grid) until the
+    decrease still to be had is below ``tol`` relative, in the same box (one screening
+    ``step`` around the grid's best point) and on the same scale; its evaluations are of
+    phase ``"polish"``."""
+    grid = [r for r in evaluator.history if r["phase"] == "grid"]
+    best = min(grid, key=lambda r: r["objective"])
+    scale = abs(best["objective"]) or 1.0  # OptimizerDriver's normalisation
+    known = [(r["theta"], r["objective"] / scale) for r in grid]
+    known += [(r["theta"], r["objective"] / scale, g / scale) for r, g in
+              zip([r for r in evaluator.history if r["phase"] != "grid"], grads)]
+
+    def fun(theta):
+        value, grad = evaluator(torch.as_tensor(theta, dtype=DTYPE), with_grad=True,
+                                phase="polish")
+        if not np.isfinite(value) or not bool(grad.isfinite().all()):
+            return np.inf, np.zeros_like(theta)
+        return value / scale, grad.numpy() / scale
+
+    center = float(best["theta"][0])
+    bounds = (np.array([max(box[0], center - step)]), np.array([min(box[1], center + step)]))
+    make_optimizer("bracket", max_iter=_POLISH_ITER, tol=tol, first_step=step / 2).run(
+        fun, np.array([center]), bounds, known=known)

@@ -175,8 +175,18 @@ class ElasticNetAdapter(LassoAdapter):
             grads.append(grad.detach().cpu().numpy().copy())
             return grad
 
+        nan = np.array([np.nan, np.nan])
+
+        def point(rec, grad=None):  # see tune_path
+            theta = np.clip(rec["theta"], *box)
+            grad = nan if rec["phase"] == "grid" else grads[-1] if grad is None else grad
+            return ({"alpha": float(np.exp(theta[0])), "l1_ratio": float(theta[1])},
+                    float(rec["objective"]),
+                    {"alpha": float(grad[0]), "l1_ratio": float(grad[1])}, rec["phase"])
+
         progress = evaluation_progress(
-            lambda theta: f"alpha={float(np.exp(theta[0])):.4g} l1_ratio={float(theta[1]):.4g}")
+            lambda theta: f"alpha={float(np.exp(theta[0])):.4g} l1_ratio={float(theta[1]):.4g}",
+            point)
         evaluator = FoldEvaluator(folds, solver, method, transform=record, progress=progress)
         # The optimum lies within a grid step in alpha of the best grid point; l1_ratio
         # may go anywhere in its box.
@@ -188,12 +198,6 @@ class ElasticNetAdapter(LassoAdapter):
                          stopping=[Stall(_STALL_PATIENCE, tol)], selection=BestEvaluated(),
                          bounds=box)
         result = loop.run(grid[0])
-        out, it = [], iter(grads)
-        nan = np.array([np.nan, np.nan])
-        for rec in result.history:
-            theta = np.clip(rec["theta"], *box)
-            grad = next(it, nan) if rec["phase"] == "optimize" else nan
-            out.append(({"alpha": float(np.exp(theta[0])), "l1_ratio": float(theta[1])},
-                        float(rec["objective"]),
-                        {"alpha": float(grad[0]), "l1_ratio": float(grad[1])}))
-        return out
+        it = iter(grads)
+        return [point(rec, None if rec["phase"] == "grid" else next(it, nan))
+                for rec in result.history]

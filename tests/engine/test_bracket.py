@@ -52,6 +52,27 @@ def test_bracket_finds_the_minimum(start):
     assert out.n_iter == len(calls) <= 10
 
 
+
+@pytest.mark.parametrize("start", [0.5, 2.0, 4.5])
+def test_bracket_resumes_from_its_points_to_a_smaller_tol(start):
+    # A grid's values, a loose search from them, then the same search resumed from the
+    # loose one's points (value and slope) with the tight tol: together the very trials
+    # of one search with the tight tol, which the loose one alone stopped short of.
+    grid = [(np.array([t]), skewed(t)[0]) for t in np.linspace(0.0, 6.0, 4)]
+    box = (np.array([0.0]), np.array([6.0]))
+    fun, tight = _counted(skewed)
+    Bracket(tol=1e-12, first_step=0.5).run(fun, np.array([start]), box, known=grid)
+    fun, loose = _counted(skewed)
+    first = Bracket(tol=1e-3, first_step=0.5).run(fun, np.array([start]), box, known=grid)
+    assert first.converged and len(loose) < len(tight)
+    fun, resumed = _counted(skewed)
+    points = [(np.array([t]), *skewed(t)) for t in loose]
+    out = Bracket(tol=1e-12, first_step=0.5).run(fun, np.array([start]), box,
+                                                 known=grid + points)
+    assert loose + resumed == tight
+    assert out.n_iter == len(resumed) and out.theta[0] == pytest.approx(3.0, abs=1e-5)
+
+
 def test_bracket_stops_at_a_bound():
     fun, calls = _counted(skewed)
     out = Bracket(tol=1e-10, first_step=0.5).run(fun, np.array([1.0]),

@@ -124,7 +124,11 @@ class Bracket:
         grid): they close brackets (a quadratic through the best point's value and slope
         and the known value stands in for the cubic), and when ``theta0`` is one of them
         with a known neighbour on each side, the search starts at the vertex of the
-        parabola through the three instead of at ``theta0``.
+        parabola through the three instead of at ``theta0``. ``known`` may also hold
+        ``(theta, value, slope)`` triples, points a previous search evaluated with their
+        slopes: the search resumes from them (it evaluates next what that search would
+        have with its tolerance), e.g. to go on to a smaller ``tol``; ``max_iter`` counts
+        the new evaluations only.
         """
         theta0 = np.asarray(theta0, dtype=float)
         if theta0.size != 1:
@@ -134,10 +138,12 @@ class Bracket:
         # Known points on the bounds (a grid's neighbours of the start) count as inside.
         slack = 1e-9 * (1.0 + max([abs(b) for b in (low, high) if np.isfinite(b)],
                                   default=0.0))
-        values = sorted((float(np.ravel(t)[0]), float(f)) for t, f in known)
-        values = [(t, f) for t, f in values
-                  if np.isfinite(f) and low - slack <= t <= high + slack]
-        points = []  # (t, f, g) of every evaluation
+        known = [(float(np.ravel(k[0])[0]), float(k[1]), *map(float, np.ravel(k[2:])))
+                 for k in known]
+        known = [k for k in known if np.isfinite(k[1]) and low - slack <= k[0] <= high + slack]
+        values = sorted(k for k in known if len(k) == 2)
+        points = [k for k in known if len(k) == 3]  # (t, f, g) of every evaluation
+        n_known = len(points)
 
         def evaluate(t):
             value, grad = fun(np.full(theta0.shape, t))
@@ -145,12 +151,15 @@ class Bracket:
 
         def outcome(converged, message):
             t = min(points, key=lambda p: p[1] if np.isfinite(p[1]) else np.inf)[0]
-            return OptimizeOutcome(np.full(theta0.shape, t), len(points), converged, message)
+            return OptimizeOutcome(np.full(theta0.shape, t), len(points) - n_known,
+                                   converged, message)
 
         if self.max_iter < 1:
             return OptimizeOutcome(theta0.copy(), 0, False, "max_iter is 0")
-        evaluate(float(np.clip(parabola_start(values, float(theta0.ravel()[0])), low, high)))
-        while len(points) < self.max_iter:
+        if not points:
+            evaluate(float(np.clip(parabola_start(values, float(theta0.ravel()[0])), low,
+                                   high)))
+        while len(points) - n_known < self.max_iter:
             t_best, f_best, g_best = min(points, key=lambda p: p[1] if np.isfinite(p[1])
                                          else np.inf)
             if not np.isfinite(f_best) or not np.isfinite(g_best):
