@@ -54,7 +54,7 @@ from _cleaning_problems import (baseline_rows, blobs_split, cleanlab_rows,  # no
 from _cleaning_report import write_report  # noqa: E402
 from _common import PeakMemory, machine_info, run_isolated  # noqa: E402
 from skbilevel import HyperCleaningClassifier  # noqa: E402
-from skbilevel._cleaning_data import cv_confidence, minmax, refit_weights  # noqa: E402
+from skbilevel._cleaning_data import cv_quality, refit_weights  # noqa: E402
 
 
 def cleaning_rows(data, method, variant, max_iter, seed, model="linear", derived=True):
@@ -84,9 +84,10 @@ def cleaning_rows(data, method, variant, max_iter, seed, model="linear", derived
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
-        q = cv_confidence(final_estimator(), data["X"], data["y"], data["X_val"],
-                          data["y_val"], minmax(w), 5,
-                          check_random_state(seed).randint(2**31 - 1))
+        q = cv_quality(final_estimator(), data["X"], data["y"], data["X_val"],
+                       data["y_val"], w, np.ones(len(w)), est.n_folds,
+                       check_random_state(seed).randint(2**31 - 1), est.cv_rounds,
+                       est.refit_threshold)
         wall_cv = wall + time.perf_counter() - t0
     f1, auroc = detection(data["flipped"], q, q < est.threshold)
     for with_val in (False, True):
@@ -110,9 +111,10 @@ def check_confidence(data, seed):
         warnings.simplefilter("ignore")
         est = HyperCleaningClassifier(final_estimator(), confidence="cv", **kw).fit(
             data["X"], data["y"], X_val=data["X_val"], y_val=data["y_val"])
-        q = cv_confidence(final_estimator(), data["X"], data["y"], data["X_val"],
-                          data["y_val"], minmax(est.bilevel_weight_), 5,
-                          check_random_state(seed).randint(2**31 - 1))
+        q = cv_quality(final_estimator(), data["X"], data["y"], data["X_val"],
+                       data["y_val"], est.bilevel_weight_, np.ones(len(data["y"])),
+                       est.n_folds, check_random_state(seed).randint(2**31 - 1),
+                       est.cv_rounds, est.refit_threshold)
     return float(np.abs(est.label_quality_ - q).max())
 
 

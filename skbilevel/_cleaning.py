@@ -15,9 +15,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
-from ._cleaning_data import (build_problem, check_trusted_set, cv_confidence, hold_out,
-                             refit_weights,
-                             minmax)
+from ._cleaning_data import (build_problem, check_trusted_set, cv_quality, hold_out,
+                             refit_weights)
 from ._cleaning_doc import DOC
 from .engine.cleaning import METHODS, make_cleaning_method
 from .utils._sklearn_compat import (Interval, StrOptions, _check_sample_weight, _fit_context,
@@ -58,6 +57,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         "refit_threshold": [Interval(Real, 0, 1, closed="both"), None],
         "confidence": [StrOptions({"cv"}), None],
         "n_folds": [Interval(Integral, 2, None, closed="left")],
+        "cv_rounds": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -66,7 +66,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     def __init__(self, estimator=None, *, model="linear", method="auto", variant="qp1",
                  hidden=(32,), reg=1e-4, max_iter=100, validation_fraction=None,
                  refit_with_val=True, threshold=0.5, refit_threshold=0.1, confidence="cv",
-                 n_folds=5, device="cpu", random_state=None, verbose=0):
+                 n_folds=5, cv_rounds=2, device="cpu", random_state=None, verbose=0):
         self.estimator = estimator
         self.model = model
         self.method = method
@@ -80,6 +80,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         self.refit_threshold = refit_threshold
         self.confidence = confidence
         self.n_folds = n_folds
+        self.cv_rounds = cv_rounds
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -160,8 +161,8 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         weights = torch.sigmoid(result.x).detach().cpu().numpy()
         self.bilevel_weight_ = weights
         if self.confidence == "cv":
-            weights = cv_confidence(final, X_in, codes_in, X_t, codes_t,
-                                    base_in * minmax(weights), self.n_folds, seed)
+            weights = cv_quality(final, X_in, codes_in, X_t, codes_t, weights, base_in,
+                                 self.n_folds, seed, self.cv_rounds, self.refit_threshold)
         quality[train] = weights
         self.method_ = method.name
         self.label_quality_ = quality

@@ -128,3 +128,21 @@ def cv_confidence(estimator, X, codes, X_val, codes_val, weights, cv, seed):
         quality[held] = [proba[i, column[c]] if c in column else 0.0
                          for i, c in enumerate(codes[held])]
     return quality
+
+
+def cv_quality(estimator, X, codes, X_val, codes_val, bilevel, base, cv, seed, rounds,
+               refit_threshold):
+    """``label_quality_`` of ``confidence="cv"``: :func:`cv_confidence` ``rounds`` times.
+
+    The first round's folds are weighted by ``base`` times the min-max-scaled ``bilevel``
+    weights; every later round's by ``base`` times :func:`refit_weights` of the previous
+    round's quality (the samples the refit would keep), on the same folds. A second round
+    lets the folds' models learn without the labels the first round already found wrong
+    (confident learning iterated); on digits dev seeds 5-14 it added 0.0015 / 0.0033 test
+    accuracy at p = 0.2 / 0.4 (``benchmarks/dev_cleaning_seeds.py``).
+    """
+    weights = base * minmax(bilevel)
+    for _ in range(rounds):
+        quality = cv_confidence(estimator, X, codes, X_val, codes_val, weights, cv, seed)
+        weights = base * refit_weights(quality, refit_threshold)
+    return quality

@@ -72,7 +72,8 @@ confidence : {"cv"} or None, default="cv"
     out-of-sample probability of each sample's given label, by clones of ``estimator``
     fitted on the other ``n_folds`` folds weighted by the bilevel weights mapped affinely onto
     [0, 1] (their order counts, not their scale, which differs between methods),
-    together with the trusted set at weight 1. It combines the
+    together with the trusted set at weight 1 (then ``cv_rounds - 1`` more rounds on
+    the samples the previous one keeps). It combines the
     trusted-set signal (through the weights and the trusted set in every fold) with
     cross-validated confidence, and needs ``predict_proba``. On the digits benchmark it
     raised the detection AUROC of every method to >= 0.99 with uniform noise (reweight
@@ -81,6 +82,16 @@ confidence : {"cv"} or None, default="cv"
     None: ``label_quality_`` is the bilevel weight itself.
 n_folds : int, default=5
     Folds of ``confidence="cv"`` (stratified; fewer when a class has fewer samples).
+cv_rounds : int >= 1, default=2
+    Rounds of ``confidence="cv"``. Every round after the first refits the folds' models
+    on the same folds, weighted by the previous round's refit weights (the samples with
+    quality >= ``refit_threshold``, times ``sample_weight``; the quality itself when
+    ``refit_threshold=None``) instead of the bilevel weights: the folds then learn without
+    the labels the first round found wrong. 1 is a single round. Chosen on digits seeds
+    5-14 (``benchmarks/dev_cleaning_seeds.py``; the benchmark reports seeds 0-4): two
+    rounds raised the test accuracy from 0.956 / 0.950 to 0.958 / 0.953 at p = 0.2 / 0.4
+    (better on 9 of 10 seeds at p = 0.4) and the detection AUROC from 0.997 to 0.998;
+    three did not add. Each round costs ``n_folds`` fits of ``estimator``.
 device : str or torch.device, default="cpu"
     Where the inner problem runs (e.g. ``"cuda"``); float64 there.
 random_state : int, RandomState instance or None, default=None

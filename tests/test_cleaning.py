@@ -362,7 +362,7 @@ def test_cv_confidence_is_the_out_of_fold_probability_of_the_given_label(data):
     from sklearn.utils import check_random_state
 
     from skbilevel._cleaning_data import minmax
-    clf = HyperCleaningClassifier(method="reweight", max_iter=20, n_folds=3,
+    clf = HyperCleaningClassifier(method="reweight", max_iter=20, n_folds=3, cv_rounds=1,
                                   random_state=0).fit(
         data["X"], data["y"], X_val=data["X_val"], y_val=data["y_val"])
     w = minmax(clf.bilevel_weight_)
@@ -383,6 +383,33 @@ def test_cv_confidence_is_the_out_of_fold_probability_of_the_given_label(data):
     kept = clf.label_quality_ >= 0.1
     assert 0 < (~kept).sum() < clf.label_issues_.sum()
     np.testing.assert_array_equal(clf.sample_weight_, kept.astype(float))
+
+
+def test_cv_rounds_refit_the_folds_on_the_kept_samples(data):
+    """Round 2 is cv_confidence on the same folds, weighted by the user's weights times
+    round 1's kept samples (quality >= refit_threshold), or its quality when that is None."""
+    from sklearn.utils import check_random_state
+
+    from skbilevel._cleaning_data import cv_confidence
+    fit = dict(X_val=data["X_val"], y_val=data["y_val"])
+    weight = np.random.default_rng(2).uniform(0.5, 2.0, len(data["y"]))
+    seed = check_random_state(0).randint(2**31 - 1)
+    for refit_threshold in (0.1, None):
+        kw = dict(method="reweight", max_iter=20, n_folds=3, random_state=0,
+                  refit_threshold=refit_threshold)
+        one = HyperCleaningClassifier(cv_rounds=1, **kw).fit(
+            data["X"], data["y"], sample_weight=weight, **fit)
+        two = HyperCleaningClassifier(**kw).fit(data["X"], data["y"], sample_weight=weight,
+                                                **fit)
+        kept = one.label_quality_ >= 0.1 if refit_threshold else one.label_quality_
+        expected = cv_confidence(LogisticRegression(), data["X"], data["y"], data["X_val"],
+                                 data["y_val"], weight * kept, 3, seed)
+        np.testing.assert_allclose(two.label_quality_, expected, rtol=1e-6, atol=1e-9)
+        assert np.abs(two.label_quality_ - one.label_quality_).max() > 1e-3
+        np.testing.assert_array_equal(two.bilevel_weight_, one.bilevel_weight_)
+    with pytest.raises(ValueError, match="'cv_rounds' parameter"):
+        HyperCleaningClassifier(method="reweight", cv_rounds=0).fit(data["X"], data["y"],
+                                                                    **fit)
 
 
 def test_cv_confidence_ranks_the_flips_better_than_the_weights_alone(data):
