@@ -91,12 +91,14 @@ class LBFGS(InnerSolver):
     sketch_rows : int, default=50
         Rows of the sketch per variable, at most (all the rows of a smaller design): its
         relative error is about ``sqrt(1 / sketch_rows)``.
-    sketch_passes : float, default=4.0
+    sketch_passes : float, default=8.0
         What the sketch may cost, in passes over the data (``problem.n_samples`` rows): it
         takes ``m p^2`` multiply-adds from ``m`` rows and ``p`` variables, which a matrix
         product runs about 8 times faster per operation than the memory-bound ``n p`` of a
         pass, so ``m <= 8 sketch_passes n / p`` (and at least ``2 p``). A small design
-        (8,000 x 200) gets a coarse sketch, a large one (80,000 x 200) a fine one.
+        gets a coarse sketch (2,500 rows of 8,000 at 201 variables), a large one the
+        ``sketch_rows`` cap (10,050 of 80,000). 4 and 16 took 15 % and 6 % longer than 8
+        at 8,000 x 200.
 
     Attributes
     ----------
@@ -126,7 +128,7 @@ class LBFGS(InnerSolver):
         return super().supports(problem) and bool(problem.smooth)
 
     def __init__(self, max_iter=1000, tol=1e-10, history_size=10, polish_max=500,
-                 newton_max=64, sketch_max=500, sketch_rows=50, sketch_passes=4.0):
+                 newton_max=64, sketch_max=500, sketch_rows=50, sketch_passes=8.0):
         self.polish_max, self.newton_max = int(polish_max), int(newton_max)
         self.sketch_max, self.sketch_rows = int(sketch_max), int(sketch_rows)
         self.sketch_passes = float(sketch_passes)
