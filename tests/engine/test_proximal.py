@@ -288,6 +288,23 @@ def test_lbfgs_in_the_sketched_variable_equals_sklearn_and_takes_fewer_gradients
     assert 0.3 < float(eig.min()) and float(eig.max()) < 3.0
 
 
+def test_lbfgs_without_a_sketch_costs_what_the_diagonal_scaling_costs():
+    # 3 classes x 31 rows of the variable: above newton_max, but the multinomial datafit
+    # has no sketch. The gradient at w0 that decided to try one is scipy's first
+    # evaluation, not an extra one: the same iterates and count as sketch_max=0.
+    from skbilevel.engine.solvers import LBFGS
+
+    X, _, sw = _classification(0, n=300, d=30)
+    labels = np.digitize(X[:, 0] + X[:, 1], [-0.5, 0.5])
+    problem = ProximalProblem.multinomial(T(X), torch.as_tensor(labels), 3, L2(), T(sw))
+    theta = T([np.log(0.01)])
+    tried = LBFGS(tol=1e-8).solve(problem, theta)
+    plain = LBFGS(tol=1e-8, sketch_max=0).solve(problem, theta)
+    assert tried.preconditioner is None and tried.converged
+    assert tried.n_grad_eval == plain.n_grad_eval
+    torch.testing.assert_close(tried.w, plain.w, rtol=0, atol=0)
+
+
 # -- smooth penalties: the whole objective is differentiable ---------------------------
 def _smooth_cases():
     X, y, sw = _classification(3, n=60, d=6)

@@ -168,8 +168,7 @@ class LBFGS(InnerSolver):
         else:
             w, grad_max, n_iter, n_eval, success = self._diagonal(
                 evaluate, like, theta, scale, scale_np,
-                self.tol * _NEWTON_HANDOFF if newton else self.tol)
-            n_eval += start is not None
+                self.tol * _NEWTON_HANDOFF if newton else self.tol, start)
         if grad_max > self.tol and like.numel() <= self.polish_max and can_newton:
             w, grad_max, n_polish = self._newton_polish(
                 problem, evaluate, w, theta, grad_max, scale, n_steps=10 if newton else 5,
@@ -195,19 +194,24 @@ class LBFGS(InnerSolver):
                         options={"maxiter": self.max_iter, "gtol": gtol, "ftol": 0.0,
                                  "maxcor": self.history_size, "maxfun": 2 * self.max_iter})
 
-    def _diagonal(self, evaluate, like, theta, scale, scale_np, gtol):
+    def _diagonal(self, evaluate, like, theta, scale, scale_np, gtol, start=None):
         """L-BFGS in ``x = scale * w`` to ``||grad / scale||_inf <= gtol`` (scipy's own
-        rule). Returns ``(w, ||grad / scale||_inf, iterations, evaluations, success)``."""
+        rule); ``start`` is ``evaluate(like, theta)`` when already known (scipy's first
+        call then reuses it). Returns ``(w, ||grad / scale||_inf, iterations, evaluations,
+        success)``."""
         def to_w(x):
             return torch.as_tensor(x, dtype=like.dtype, device=like.device).reshape(
                 like.shape) / scale
 
+        x0 = (like * scale).detach().cpu().double().numpy().ravel()
+        known = [start] if start is not None else []
+
         def fun(x):
-            value, grad = evaluate(to_w(x), theta)
+            value, grad = known.pop() if known and np.array_equal(x, x0) else \
+                evaluate(to_w(x), theta)
             return float(value), grad.detach().cpu().double().numpy().ravel() / scale_np
 
-        res = self._minimize(fun, (like * scale).detach().cpu().double().numpy().ravel(),
-                             gtol)
+        res = self._minimize(fun, x0, gtol)
         grad_max = float(np.max(np.abs(res.jac), initial=0.0))
         return to_w(res.x), grad_max, int(res.nit), int(res.nfev), bool(res.success)
 
