@@ -41,6 +41,10 @@ class InnerSolution:
     recycle : object or None
         Recycle space of a Krylov solve, paired with the Hessian at ``w`` (the adjoint
         system of implicit differentiation has the same Hessian).
+    preconditioner : callable or None
+        ``b -> M^{-1} b`` with ``M`` an approximation of the objective's Hessian near
+        ``w`` that the solver factorised (L-BFGS's sketched Hessian): preconditions the
+        adjoint system of implicit differentiation.
     n_func_eval : int
         Objective evaluations of iterative solvers that count them (0 otherwise).
     n_grad_eval : int
@@ -60,6 +64,7 @@ class InnerSolution:
     converged: bool = True
     hessian_solve: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
     recycle: Any = None
+    preconditioner: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
     n_func_eval: int = 0
     n_grad_eval: int = 0
     history: Optional[list] = None

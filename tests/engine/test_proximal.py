@@ -246,9 +246,63 @@ def test_lbfgs_solver_equals_sklearn_with_and_without_the_newton_finish(newton_m
         X, y, sample_weight=sw)
     assert sol.converged and sol.residual <= 1e-11
     np.testing.assert_allclose(problem.coef(sol.w).numpy()[:, 0], ref.coef_[0], atol=1e-9)
-    plain = LBFGS(tol=1e-11, newton_max=0).solve(problem, theta)
+    plain = LBFGS(tol=1e-11, newton_max=0, sketch_max=0).solve(problem, theta)
     if newton_max:
         assert sol.n_grad_eval < plain.n_grad_eval
+
+
+def test_lbfgs_in_the_sketched_variable_equals_sklearn_and_takes_fewer_gradients(
+        global_random_seed):
+    # 41 variables over 400 rows, correlated (mixed) columns, 10 of them in units 1000
+    # times larger. Warm-started from the solution at 1.5 C (a step of a search on C),
+    # L-BFGS in the Cholesky variable of the Hessian sketched from every 2nd row reaches
+    # LogisticRegression's solution in fewer than half the gradient evaluations of the
+    # diagonal scaling (16 against 72-84), and hands its factor on as the preconditioner
+    # of the adjoint.
+    from skbilevel.engine.solvers import LBFGS
+
+    X, y, sw = _classification(global_random_seed, n=400, d=40)
+    rng = np.random.default_rng(global_random_seed)
+    X = X @ (np.eye(40) + rng.standard_normal((40, 40)) / 3)
+    X[:, :10] *= 1e3
+    C = 0.05
+    problem = ProximalProblem.logistic(T(X), T(y), L2(), T(sw), True)
+    theta = T([-np.log(C * sw.sum())])
+    ref = LogisticRegression(C=C, solver="newton-cg", tol=1e-14, max_iter=1000).fit(
+        X, y, sample_weight=sw)
+    sketched = LBFGS(tol=1e-8, newton_max=0, polish_max=0)
+    plain = LBFGS(tol=1e-8, newton_max=0, polish_max=0, sketch_max=0)
+    w0 = plain.solve(problem, theta - np.log(1.5)).w
+    sol, diag = sketched.solve(problem, theta, w0), plain.solve(problem, theta, w0)
+    assert sol.converged and sol.residual <= 1e-8 and sol.preconditioner is not None
+    coef = problem.coef(sol.w).numpy()[:, 0]
+    np.testing.assert_allclose(coef, ref.coef_[0], rtol=1e-5, atol=1e-7 * np.abs(coef).max())
+    assert diag.preconditioner is None
+    assert 2 * sol.n_grad_eval < diag.n_grad_eval
+    # A warm start that is already a solution costs one gradient and no sketch.
+    again = sketched.solve(problem, theta, sol.w)
+    assert again.n_grad_eval == 1 and again.preconditioner is None
+    # The preconditioner approximates the inverse Hessian: M^{-1} H is near the identity.
+    H = problem.hvp(sol.w, theta, torch.eye(41, dtype=torch.float64))
+    eig = torch.linalg.eigvals(sol.preconditioner(H)).real
+    assert 0.3 < float(eig.min()) and float(eig.max()) < 3.0
+
+
+def test_lbfgs_without_a_sketch_costs_what_the_diagonal_scaling_costs():
+    # 3 classes x 31 rows of the variable: above newton_max, but the multinomial datafit
+    # has no sketch. The gradient at w0 that decided to try one is scipy's first
+    # evaluation, not an extra one: the same iterates and count as sketch_max=0.
+    from skbilevel.engine.solvers import LBFGS
+
+    X, _, sw = _classification(0, n=300, d=30)
+    labels = np.digitize(X[:, 0] + X[:, 1], [-0.5, 0.5])
+    problem = ProximalProblem.multinomial(T(X), torch.as_tensor(labels), 3, L2(), T(sw))
+    theta = T([np.log(0.01)])
+    tried = LBFGS(tol=1e-8).solve(problem, theta)
+    plain = LBFGS(tol=1e-8, sketch_max=0).solve(problem, theta)
+    assert tried.preconditioner is None and tried.converged
+    assert tried.n_grad_eval == plain.n_grad_eval
+    torch.testing.assert_close(tried.w, plain.w, rtol=0, atol=0)
 
 
 # -- smooth penalties: the whole objective is differentiable ---------------------------

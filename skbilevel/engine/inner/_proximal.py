@@ -50,6 +50,8 @@ class ProximalProblem(InnerProblem):
         self.n_penalised = (datafit.n_penalised if provides(datafit, "n_penalised")
                             else datafit.n_features)
         self.fit_intercept = datafit.fit_intercept
+        # Rows of the data (what a pass over them costs; see hessian_sketch).
+        self.n_samples = datafit.design.shape[0] if provides(datafit, "design") else None
 
     @classmethod
     def least_squares(cls, X, y, penalty, sample_weight=None, fit_intercept=True):
@@ -170,6 +172,14 @@ class ProximalProblem(InnerProblem):
         if not provides(self.datafit, "hessian_block"):
             return None
         return self.datafit.hessian_block(w, support.reshape(-1))
+
+    def hessian_sketch(self, w, max_rows):
+        """The smooth part's Hessian at ``w`` estimated from at most ``max_rows`` rows (a
+        preconditioner; see ``LogisticDatafit.hessian_sketch``), or None when the datafit
+        cannot form it (sparse design, multinomial or quadratic datafit)."""
+        if not provides(self.datafit, "hessian_sketch"):
+            return None
+        return self.datafit.hessian_sketch(w, max_rows)
 
     def support(self, w):
         """Boolean mask (shape of ``w``) of the coordinates that move with ``theta``."""

@@ -26,8 +26,11 @@ class CG(LinearSolver):
     """
 
     def __call__(self, matvec: Matvec, b: torch.Tensor, x0: Optional[torch.Tensor] = None,
-                 recycle: Optional[RecycleSpace] = None):
+                 recycle: Optional[RecycleSpace] = None, preconditioner=None):
         """Solve ``H x = b`` (see :meth:`LinearSolver.__call__`; ``recycle`` is ignored).
+
+        ``preconditioner``: ``r -> M^{-1} r`` for a symmetric positive definite ``M`` close
+        to ``H`` (preconditioned CG; the stopping rule stays on ``||b - H x||``), or None.
 
         Raises
         ------
@@ -52,6 +55,8 @@ class CG(LinearSolver):
             r = b.clone()
         rr = float(torch.dot(r, r))
         res = rr ** 0.5
+        if preconditioner is not None:
+            return _pcg(matvec, preconditioner, x, r, res, tol, max_iter, n_matvec)
         p = r.clone()
         # ||p||^2 by the recurrence ||r + beta p||^2 = ||r||^2 + beta^2 ||p||^2 (r is
         # orthogonal to the previous p), and the largest curvature p^T H p / ||p||^2 seen:
@@ -79,6 +84,33 @@ class CG(LinearSolver):
             pp = rr_new + beta * beta * pp
             rr = rr_new
         return x, LinearSolveInfo(n_iter, n_matvec, res, res <= tol, None)
+
+
+def _pcg(matvec, preconditioner, x, r, res, tol, max_iter, n_matvec):
+    """Preconditioned CG from ``x`` with residual ``r`` (``res = ||r||``): ``rz = r^T M^-1
+    r`` replaces ``r^T r`` in the step and the update of the direction. A preconditioner
+    that is not positive definite along ``z`` (or a singular ``H``) stops it unconverged."""
+    z = preconditioner(r)
+    rz = float(torch.dot(r, z))
+    p = z.clone()
+    n_iter = 0
+    while res > tol and n_iter < max_iter and rz > 0:
+        Hp = matvec(p)
+        n_matvec += 1
+        n_iter += 1
+        pHp = float(torch.dot(p, Hp))
+        if not pHp > 0.0:
+            _check_curvature(pHp, p, Hp, 0.0, n_iter)
+            break
+        a = rz / pHp
+        x = x + a * p
+        r = r - a * Hp
+        res = float(torch.linalg.vector_norm(r))
+        z = preconditioner(r)
+        rz_new = float(torch.dot(r, z))
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return x, LinearSolveInfo(n_iter, n_matvec, res, res <= tol, None)
 
 
 # p^T H p of a positive semi-definite H computed in floating point is off by about
