@@ -173,7 +173,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         "penalty": [StrOptions({"l1", "l2"})],
         "C_per_feature": ["boolean"],
         "class_weight": [dict, StrOptions({"balanced"}), None],
-        "solver": [StrOptions({"auto", "lbfgs", "fista", "ista"})],
+        "solver": [StrOptions({"auto", "lbfgs", "newton-cd", "fista", "ista"})],
         "inner_tol": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         **EARLY_STOPPING_CONSTRAINTS,
     }
