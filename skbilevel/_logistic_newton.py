@@ -32,11 +32,12 @@ from .engine import InnerSolution, provides
 from .engine.inner import L1, LogisticDatafit, Shifted, WeightedL1
 from .engine.solvers import InnerSolver
 
+_MEMORY = 32  # solutions kept per problem as warm starts
 _ARMIJO = 1e-4  # sufficient decrease of the line search (of the model's predicted one)
 _MIN_STEP = 1e-10  # below this the step is rounding noise: stop and report the residual
 # A zero coordinate joins the working set when its gradient reaches this fraction of its
 # penalty: those that may enter at this step, without a Gram matrix of every column.
-_ENTER = 0.5
+_ENTER = 0.9
 # Each Newton model (a Lasso) is solved by coordinate descent to this relative duality gap
 # (scikit-learn's tol): rougher solves (1e-4, 1e-6) cost more Newton steps than they save in
 # sweeps. An exact solve on the support and signs that coordinate descent finds was tried
@@ -44,6 +45,8 @@ _ENTER = 0.5
 # up to the eliminated intercept's) the model's Hessian there is singular and its
 # minimiser not unique.
 _SUB_TOL = 1e-8
+# Tightened by 1e-3, down to this, where a step fails to halve the KKT residual.
+_SUB_TOL_MIN = 1e-16
 _SUB_MAX_ITER = 1000  # its sweeps (the outer KKT check decides convergence)
 
 
@@ -68,12 +71,29 @@ class _Arrays:
                                     X.crow_indices().numpy()), shape=tuple(X.shape))
             self.columns = self.X.tocsc()
         else:
-            self.X = self.columns = X.to(torch.float64).numpy()
+            # Fortran order: the Gram matrix's scaled copy of X keeps it, as BLAS wants it.
+            self.X = self.columns = np.asfortranarray(X.to(torch.float64).numpy())
         sign = datafit.loss.sign.detach().cpu().to(torch.float64).numpy()
         self.y = 0.5 * (sign + 1.0)  # the labels in {0, 1}
         self.a = datafit.scaled_weight.detach().cpu().to(torch.float64).numpy()
         self.unit = problem.unit_scale().detach().cpu().to(torch.float64).numpy()[:, 0]
         self.fit_intercept = bool(datafit.fit_intercept)
+        self.solved = []  # (log penalties, solution) of the last solves, newest last
+
+    def start(self, key, v0):
+        """The warm start at log penalties ``key``: the earlier solution nearest in
+        ``key`` (a grid point the search comes back to, a neighbour on the other side),
+        unless ``v0`` comes from elsewhere than the last solve, then ``v0``.
+
+        The outer loop hands each fold its last solution; after a search step away from
+        the grid's best, the grid's own solution there is a few Newton steps closer.
+        """
+        if not self.solved or not np.array_equal(v0, self.solved[-1][1]):
+            return v0
+        return min(self.solved, key=lambda kv: float(np.abs(kv[0] - key).max()))[1]
+
+    def remember(self, key, v):
+        self.solved = self.solved[-(_MEMORY - 1):] + [(key, v)]
 
 
 def _arrays(problem) -> _Arrays:
@@ -97,7 +117,7 @@ def _gram(data, ws, h):
     # when the working set holds most of them (a column copy costs more than the rest).
     whole = 2 * len(ws) >= data.X.shape[1]
     B = (data.X if whole else data.X[:, ws]) * np.sqrt(h)[:, None]
-    U = dsyrk(1.0, np.asfortranarray(B), trans=1)
+    U = dsyrk(1.0, B, trans=1)
     Q = U + np.triu(U, 1).T
     return np.ascontiguousarray(Q[np.ix_(ws, ws)]) if whole else Q
 
@@ -161,8 +181,10 @@ class LogisticNewtonCD(InnerSolver):
         lam = np.full(d, alpha) if scale is None else \
             alpha * scale.detach().cpu().to(torch.float64).numpy()
         v = np.zeros(d + int(data.fit_intercept)) if w0 is None else \
-            w0.detach().cpu().to(torch.float64).numpy().reshape(-1).copy()
-        v, residual, n_iter = self._newton(data, lam, v)
+            w0.detach().cpu().to(torch.float64).numpy().reshape(-1)
+        key = np.log(lam)
+        v, residual, n_iter = self._newton(data, lam, data.start(key, v).copy())
+        data.remember(key, v)
         like = problem.init_params()
         w = torch.as_tensor(v, dtype=like.dtype, device=like.device).reshape(like.shape)
         return InnerSolution(w=w, n_iter=n_iter, residual=residual,
@@ -174,23 +196,34 @@ class LogisticNewtonCD(InnerSolver):
         X, y, a, d = data.X, data.y, data.a, data.X.shape[1]
         w, b = v[:d], (v[d] if data.fit_intercept else 0.0)
         z = X @ w + b
-        residual = math.inf
+        residual, sub_tol = math.inf, _SUB_TOL
         for step in range(self.max_iter + 1):
             p = expit(z)
             r = a * (p - y)  # the log-loss's gradient in score space
             g = X.T @ r
             g_b = float(r.sum())
-            residual = self._kkt(data, w, g, g_b, lam)
+            last, residual = residual, self._kkt(data, w, g, g_b, lam)
             if residual <= self.tol or step == self.max_iter:
                 break
+            if residual > 0.5 * last:  # Newton's convergence stalls on a rough model solve
+                if sub_tol <= _SUB_TOL_MIN:
+                    break
+                sub_tol *= 1e-3
             ws = np.flatnonzero((w != 0) | (np.abs(g) >= _ENTER * lam))
             h = a * p * expit(-z)  # p (1 - p) without cancellation where p is near 1
-            dw, db = self._model_step(data, ws, w[ws], z, r, g[ws], g_b, h, lam[ws])
-            step_w = np.zeros(d)
-            step_w[ws] = dw
-            dz = X @ step_w + db  # no copy of the working set's columns
-            t = self._line_search(a, y, z, dz, w[ws], dw, lam[ws],
-                                  float(g[ws] @ dw) + g_b * db)
+            while True:
+                dw, db = self._model_step(data, ws, w[ws], z, r, g[ws], g_b, h, lam[ws],
+                                          sub_tol)
+                step_w = np.zeros(d)
+                step_w[ws] = dw
+                dz = X @ step_w + db  # no copy of the working set's columns
+                t = self._line_search(a, y, z, dz, w[ws], dw, lam[ws],
+                                      float(g[ws] @ dw) + g_b * db)
+                # No decrease: the model was solved too roughly for this close to the
+                # solution (coordinate descent stopped where it started); solve it tighter.
+                if t is not None or sub_tol <= _SUB_TOL_MIN:
+                    break
+                sub_tol *= 1e-3
             if t is None:  # no decrease above rounding: at the solution to rounding
                 break
             w[ws] += t * dw
@@ -211,7 +244,7 @@ class LogisticNewtonCD(InnerSolver):
         return out
 
     @staticmethod
-    def _model_step(data, ws, w_ws, z, r, g_ws, g_b, h, lam_ws):
+    def _model_step(data, ws, w_ws, z, r, g_ws, g_b, h, lam_ws, sub_tol):
         """``(dw, db)`` minimising the Newton model plus the penalty on the working set.
 
         The model ``1/2 D^T H D + g^T D`` in ``D = (dw, db)`` is the weighted least squares
@@ -241,7 +274,7 @@ class LogisticNewtonCD(InnerSolver):
         alpha = float(lam_ws.mean())
         y2 = max(y2, np.finfo(float).tiny)
         Q, q = Q / np.outer(c, c), q / c
-        u = enet_gram_solve(Q, q, y2, alpha, w_ws * c, tol=_SUB_TOL,
+        u = enet_gram_solve(Q, q, y2, alpha, w_ws * c, tol=sub_tol,
                             max_iter=_SUB_MAX_ITER) / c
         dw = u - w_ws
         db = -(g_b + float(m @ dw)) / H_bb if data.fit_intercept and H_bb > 0 else 0.0
@@ -250,17 +283,22 @@ class LogisticNewtonCD(InnerSolver):
     @staticmethod
     def _line_search(a, y, z, dz, w_ws, dw, lam_ws, slope):
         """The largest ``t`` in ``1, 1/2, ...`` with Armijo's decrease of the objective
-        along the step (Tseng and Yun's rule: ``slope`` plus the penalty's change);
-        None if even a step of ``_MIN_STEP`` does not decrease it."""
+        along the step (Tseng and Yun's rule: ``slope`` plus the penalty's change), the
+        objective's rounding forgiven (near the solution the predicted decrease is below
+        it, and the Newton step is right); None if no step of at least ``_MIN_STEP``
+        decreases it."""
         pen0 = float(lam_ws @ np.abs(w_ws))
         F0 = _loss(a, y, z) + pen0
         predicted = slope + float(lam_ws @ np.abs(w_ws + dw)) - pen0
-        if not predicted < 0:
+        noise = 16 * np.finfo(float).eps * abs(F0)
+        if predicted > noise or not bool(np.any(dz)):  # not a descent direction
             return None
         t = 1.0
         while t >= _MIN_STEP:
             F = _loss(a, y, z + t * dz) + float(lam_ws @ np.abs(w_ws + t * dw))
-            if F <= F0 + _ARMIJO * t * predicted:
+            if F <= F0 + _ARMIJO * t * min(predicted, 0.0) + noise:
                 return t
+            if predicted > -noise:  # a decrease below rounding: the full step or none
+                return None
             t *= 0.5
         return None
