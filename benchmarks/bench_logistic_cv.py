@@ -5,7 +5,8 @@ Problems: L2 on ``make_classification(n, d=200, n_informative=30)`` for ``n`` fr
 ``make_classification`` features into categories (``OneHotEncoder``; ~1,600 x 120, the size
 of the issue's LIBSVM-style set, and larger with ``--l1-shapes``). The competitor is
 ``LogisticRegressionCV(Cs=20, cv=splits, scoring="neg_log_loss")`` (lbfgs for L2, liblinear
-for L1, as a user would run it). Both get one ``StratifiedKFold(5, shuffle=True, random_state=0)`` split list.
+for L1, as a user would run it). Both get one
+``StratifiedKFold(5, shuffle=True, random_state=0)`` split list.
 
 CV log-loss: one scorer for both, scikit-learn refits at the chosen ``C`` on the shared
 folds (``LogisticRegression`` lbfgs / saga at tight tolerance, unpenalised intercept, so
