@@ -3,9 +3,10 @@
 Problems: L2 on ``make_classification(n, d=200, n_informative=30)`` for ``n`` from 10,000 to
 100,000 (the issue's large-n case), and L1 on one-hot designs built by binning
 ``make_classification`` features into categories (``OneHotEncoder``; ~1,600 x 120, the size
-of the issue's LIBSVM-style set). The competitor is ``LogisticRegressionCV(Cs=20, cv=splits,
-scoring="neg_log_loss")`` (lbfgs for L2, liblinear for L1, as a user would run it). Both get
-one ``StratifiedKFold(5, shuffle=True, random_state=0)`` split list.
+of the issue's LIBSVM-style set, and larger with ``--l1-shapes``). The competitor is
+``LogisticRegressionCV(Cs=20, cv=splits, scoring="neg_log_loss")`` (lbfgs for L2, liblinear
+for L1, as a user would run it). Both get one
+``StratifiedKFold(5, shuffle=True, random_state=0)`` split list.
 
 CV log-loss: one scorer for both, scikit-learn refits at the chosen ``C`` on the shared
 folds (``LogisticRegression`` lbfgs / saga at tight tolerance, unpenalised intercept, so
@@ -18,6 +19,9 @@ Usage::
 
     python benchmarks/bench_logistic_cv.py            # full run, writes results/logistic_cv.md
     python benchmarks/bench_logistic_cv.py --quick    # n <= 20k, prints only
+    # the L1 rows only, several sizes and seeds (results/logistic_l1.md):
+    python benchmarks/bench_logistic_cv.py --sizes --l1-seeds 0 1 2 \
+        --l1-shapes 1600x12 4000x20 --out benchmarks/results/logistic_l1.md
 """
 
 from __future__ import annotations
@@ -129,6 +133,9 @@ def main():
                         help="n of the L2 problems (default 10k, 50k, 100k)")
     parser.add_argument("--l1-seeds", type=int, nargs="*", default=None,
                         help="seeds of the L1 one-hot problems (default 0 1)")
+    parser.add_argument("--l1-shapes", nargs="*", default=None,
+                        help="n x categorical features of the L1 one-hot problems, 10 "
+                             "categories each (default 1600x12: 1600 x 120 columns)")
     parser.add_argument("--out", default=str(HERE / "results" / "logistic_cv.md"))
     args = parser.parse_args()
     sizes = args.sizes if args.sizes is not None else \
@@ -138,9 +145,11 @@ def main():
     for n in sizes:
         X, y = dense_problem(n)
         rows += run_problem(f"L2 make_classification n={n} d=200", X, y, "l2")
-    for seed in seeds:
-        X, y = one_hot_problem(seed=seed)
-        rows += run_problem(f"L1 one-hot 1600 x {X.shape[1]} (seed {seed})", X, y, "l1")
+    shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.l1_shapes or ["1600x12"]]
+    for n, n_categorical in shapes:
+        for seed in seeds:
+            X, y = one_hot_problem(n, n_categorical, seed=seed)
+            rows += run_problem(f"L1 one-hot {n} x {X.shape[1]} (seed {seed})", X, y, "l1")
     table = markdown_table(HEADER, rows)
     print(table)
     if args.quick:

@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn import config_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import enet_path
 
@@ -71,6 +72,40 @@ def _arrays(problem) -> _CenteredArrays:
     if cache is None:
         cache = problem.__dict__["_cd_arrays"] = _CenteredArrays(problem.datafit)
     return cache
+
+
+def _enet(X, y, alpha, l1_ratio, coef_init, gram, Xy, max_iter, tol):
+    """``(coef, duality gap, sweeps)`` of ``enet_path`` at one ``alpha`` (Gram matrix
+    ``gram`` and ``Xy = X^T y`` when given)."""
+    # The arguments are ours, already checked: scikit-learn's parameter validation cost
+    # 2 ms a call, more than the coordinate descent on a small Gram matrix.
+    with warnings.catch_warnings(), config_context(skip_parameter_validation=True):
+        # Non-convergence is reported through ``converged`` (the estimators warn once,
+        # naming themselves), not as scikit-learn's warning from inside the engine.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        _, coefs, gaps, n_iters = enet_path(
+            X, y, l1_ratio=l1_ratio, alphas=[alpha],
+            precompute=gram if gram is not None else False,
+            Xy=Xy if gram is not None else None, coef_init=coef_init, copy_X=False,
+            return_n_iter=True, check_input=False, max_iter=max_iter, tol=tol)
+    return coefs[:, 0], float(gaps[0]), int(n_iters[0])
+
+
+def enet_gram_solve(gram, Xy, y_norm2, alpha, coef_init, *, tol, max_iter):
+    """``argmin_u 1/2 u^T gram u - Xy^T u + alpha ||u||_1`` by scikit-learn's coordinate
+    descent on the Gram matrix (``enet_path(precompute=gram, Xy=Xy)``).
+
+    A Lasso given by its moments only: ``y_norm2`` stands for ``||y||^2`` of the least
+    squares behind them, which enters only scikit-learn's duality gap (the stopping test is
+    a gap of ``tol * y_norm2``). One row of a placeholder design carries the shapes: the
+    moments are already sums over the samples, so scikit-learn's ``alpha * n_samples`` is
+    ``alpha``.
+    """
+    k = len(Xy)
+    placeholder = np.zeros((1, k))
+    return _enet(placeholder, np.array([math.sqrt(y_norm2)]), alpha, 1.0,
+                 np.ascontiguousarray(coef_init, dtype=np.float64),
+                 np.ascontiguousarray(gram), np.ascontiguousarray(Xy), max_iter, tol)[0]
 
 
 class CoordinateDescent(InnerSolver):
@@ -150,17 +185,8 @@ class CoordinateDescent(InnerSolver):
         """``(coef, duality gap, sweeps)`` of scikit-learn's coordinate descent; the gap
         is scikit-learn's, the residual of every solve (cheaper than a gradient mapping,
         which needs the Lipschitz constant: hundreds of products on a wide design)."""
-        with warnings.catch_warnings():
-            # Non-convergence is reported through ``converged`` (the estimators warn once,
-            # naming themselves), not as scikit-learn's warning from inside the engine.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            _, coefs, gaps, n_iters = enet_path(
-                X, y, l1_ratio=l1_ratio, alphas=[alpha],
-                precompute=gram if gram is not None else False,
-                Xy=Xy if gram is not None else None, coef_init=coef_init, copy_X=False,
-                return_n_iter=True, check_input=False,
-                max_iter=self.max_iter if max_iter is None else max_iter, tol=self.tol)
-        return coefs[:, 0], float(gaps[0]), int(n_iters[0])
+        return _enet(X, y, alpha, l1_ratio, coef_init, gram, Xy,
+                     self.max_iter if max_iter is None else max_iter, self.tol)
 
     def _working_sets(self, X, y, alpha, l1_ratio, coef_init, cache):
         """Coordinate descent on a growing working set of columns (celer, skglm).

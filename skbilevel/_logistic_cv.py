@@ -47,9 +47,10 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     Parameters
     ----------
     penalty : {"l2", "l1"}, default="l2"
-        Penalty of the model. ``"l2"`` is solved by L-BFGS, ``"l1"`` by FISTA, both in
-        a diagonally scaled variable, so that neither their steps nor their tolerances
-        depend on the units of the features (the model does: the penalty is on the
+        Penalty of the model. ``"l2"`` is solved by L-BFGS; ``"l1"`` by proximal Newton
+        steps on working sets for two classes (``solver="newton-cd"``), by FISTA for
+        more. Their tolerances are measured in a diagonally scaled variable, so that they
+        do not depend on the units of the features (the model does: the penalty is on the
         coefficients, as in scikit-learn). A dense binary ``"l2"`` problem of 65 to 500
         coefficients is solved in the variable of the Cholesky factor of its Hessian
         estimated from a subset of the rows (see :class:`~skbilevel.engine.solvers.LBFGS`),
@@ -71,9 +72,11 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     hypergradient : {"implicit", "forward", "reverse"}, default="implicit"
         Implicit differentiation of the solution (on its support for "l1"), or forward /
         reverse differentiation of the FISTA / ISTA iterations.
-    solver : {"auto", "lbfgs", "fista", "ista"}, default="auto"
-        Inner solver. "auto": L-BFGS for "l2" with implicit differentiation (the smooth
-        case), FISTA otherwise.
+    solver : {"auto", "lbfgs", "newton-cd", "fista", "ista"}, default="auto"
+        Inner solver. "auto": with implicit differentiation, L-BFGS for "l2" (the smooth
+        case) and "newton-cd" for a binary "l1" problem (proximal Newton, as glmnet and
+        liblinear: each step's quadratic model solved by scikit-learn's coordinate
+        descent, so the support and the KKT conditions are exact); FISTA otherwise.
     step : "constant", "backtracking" or callable, default="constant"
         Step-size rule of FISTA / ISTA (see :class:`~skbilevel.engine.solvers.FISTA`).
     max_iter : int, default=100
@@ -177,7 +180,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         "penalty": [StrOptions({"l1", "l2"})],
         "C_per_feature": ["boolean"],
         "class_weight": [dict, StrOptions({"balanced"}), None],
-        "solver": [StrOptions({"auto", "lbfgs", "fista", "ista"})],
+        "solver": [StrOptions({"auto", "lbfgs", "newton-cd", "fista", "ista"})],
         "inner_tol": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         **EARLY_STOPPING_CONSTRAINTS,
     }

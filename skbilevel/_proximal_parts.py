@@ -9,6 +9,7 @@ differentiate their folds identically.
 from __future__ import annotations
 
 from ._coordinate_descent import CoordinateDescent
+from ._logistic_newton import LogisticNewtonCD
 from ._tuning import build_part
 from .engine.hypergrad import METHODS, make_hypergradient
 from .engine.solvers import SOLVERS, make_inner_solver
@@ -17,15 +18,18 @@ from .engine.solvers import SOLVERS, make_inner_solver
 # support of the (sparse) solution.
 HYPERGRADIENTS = {"implicit": METHODS["implicit_support"], "forward": METHODS["forward"],
                   "reverse": METHODS["reverse"]}
-# The engine's inner solvers plus scikit-learn's coordinate descent.
-INNER_SOLVERS = {**SOLVERS, "cd": CoordinateDescent}
+# The engine's inner solvers plus scikit-learn's coordinate descent, alone (the Lasso) and
+# inside proximal Newton steps (binary L1 logistic regression).
+INNER_SOLVERS = {**SOLVERS, "cd": CoordinateDescent, "newton-cd": LogisticNewtonCD}
 # The estimators offer SOLVER_OPTIONS of the solvers; solver="auto" takes the first of
 # AUTO_SOLVERS that can solve the problem under the chosen hypergradient method.
-SOLVER_OPTIONS = ("auto", "fista", "ista", "cd", "lbfgs")
-AUTO_SOLVERS = ("cd", "lbfgs", "fista")
+SOLVER_OPTIONS = ("auto", "fista", "ista", "cd", "newton-cd", "lbfgs")
+AUTO_SOLVERS = ("cd", "newton-cd", "lbfgs", "fista")
 # Why a solver named by the user cannot take the problem (the default: its own class).
 UNSUPPORTED = {"cd": "a least-squares problem whose design can be held dense; use 'fista' "
                      "for a large sparse X",
+               "newton-cd": "a binary problem with penalty='l1' (use 'fista' for more "
+                            "classes)",
                "lbfgs": "a smooth (L2) penalty"}
 REFIT_TOL = 1e-3  # the refit is solved this much tighter than the tuning's inner solves
 # The safety grid only ranks starting points (values, no gradients), and its best point is

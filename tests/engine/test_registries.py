@@ -16,6 +16,7 @@ from skbilevel.engine.linalg import LINEAR_SOLVERS, make_linear_solver
 from skbilevel.engine.outer import HeldOutMSE
 from skbilevel.engine.solvers import SOLVERS, InnerSolver, make_inner_solver
 from skbilevel._coordinate_descent import CoordinateDescent
+from skbilevel._logistic_newton import LogisticNewtonCD
 
 F64 = torch.float64
 RESIDUAL_KINDS = {"exact", "grad_norm", "scaled_grad_inf_norm", "gradient_mapping",
@@ -69,7 +70,7 @@ class FiniteDifferences(HypergradientMethod):
 
 
 def test_every_registered_part_declares_itself():
-    for cls in (*SOLVERS.values(), CoordinateDescent):
+    for cls in (*SOLVERS.values(), CoordinateDescent, LogisticNewtonCD):
         assert issubclass(cls, InnerSolver) and cls.residual_kind in RESIDUAL_KINDS
         assert isinstance(cls.requires, tuple) and isinstance(cls.unrollable, bool)
     assert {n for n, cls in SOLVERS.items() if cls.unrollable} == {"fista", "ista"}
@@ -114,6 +115,7 @@ def test_a_new_method_is_one_class_and_one_registry_line():
 
 
 def test_the_estimator_layer_adds_coordinate_descent_by_one_line():
-    assert _proximal_parts.INNER_SOLVERS == {**SOLVERS, "cd": CoordinateDescent}
+    assert _proximal_parts.INNER_SOLVERS == {**SOLVERS, "cd": CoordinateDescent,
+                                             "newton-cd": LogisticNewtonCD}
     assert set(_proximal_parts.SOLVER_OPTIONS) - {"auto"} <= set(_proximal_parts.INNER_SOLVERS)
-    assert not CoordinateDescent.unrollable
+    assert not CoordinateDescent.unrollable and not LogisticNewtonCD.unrollable
