@@ -238,7 +238,8 @@ def test_sample_start_is_counted():
     problem = random_logistic(2)
     sol = HDMSolver("osgm-best", smoothness="sample", tol=1e-6).solve(problem, None)
     assert sol.converged
-    assert sol.n_grad_eval == sol.n_iter + 4  # start + three samples, no lookahead here
+    # Start + three samples, no lookahead here; the first trial point (P = 0) is the start.
+    assert sol.n_grad_eval == sol.n_iter + 3
     with pytest.raises(ValueError, match="smoothness"):
         HDMSolver(smoothness="random")
     with pytest.raises(ValueError, match="beta_lr"):
@@ -247,4 +248,5 @@ def test_sample_start_is_counted():
     out = hdm_step(x, problem.objective(x, None), problem.grad(x, None),
                    hdm_init_state(x, 1.0, hdm_config("osgm-best")),
                    lambda z: (problem.objective(z, None), problem.grad(z, None)))
-    assert out[-2:] == (1, 1) and not out[3].accepted  # P = 0: a null step
+    # P = 0: the trial point is x itself, a null step that costs no evaluation.
+    assert out[-2:] == (0, 0) and not out[3].accepted and float(out[3].P.min()) > 0

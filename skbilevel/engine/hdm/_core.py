@@ -167,7 +167,9 @@ def hdm_init_state(x: torch.Tensor, L_est: float, config: HDMConfig) -> HDMState
     """The state before the first iteration: ``P = 0``, ``beta = beta_init``, ``x_prev = x``.
 
     With ``P = 0`` the first trial point is ``x`` itself, a null step whose only effect is to
-    set ``P`` (to ``lr`` per coordinate with AdaGrad): the reference algorithm does the same.
+    set ``P`` (to ``lr`` per coordinate with AdaGrad): the reference algorithm does the same,
+    but evaluates ``f`` and its gradient there; :func:`~skbilevel.engine.hdm.hdm_step` reuses
+    the known ones.
 
     Parameters
     ----------
