@@ -64,8 +64,9 @@ class HDM(torch.optim.Optimizer):
     max_iter : int, default=1
         HDM iterations (closure evaluations) per call of :meth:`step`.
     convex : bool, default=True
-        False selects the reference code's nonconvex settings (``lr = 2 / L``, faster
-        learning-rate decay).
+        False selects the reference HDM code's nonconvex settings (``lr = 2 / L``, faster
+        learning-rate decay); OSGM-Best's reference has one setting for every ``f``, so
+        ``"osgm-best"`` ignores it.
 
     Attributes
     ----------

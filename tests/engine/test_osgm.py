@@ -250,3 +250,18 @@ def test_sample_start_is_counted():
                    lambda z: (problem.objective(z, None), problem.grad(z, None)))
     # P = 0: the trial point is x itself, a null step that costs no evaluation.
     assert out[-2:] == (0, 0) and not out[3].accepted and float(out[3].P.min()) > 0
+
+
+def test_osgm_best_decays_as_its_reference_even_if_nonconvex():
+    # The reference OSGM-Best decays lr by 0.8 every 50 iterations whatever `convex` says
+    # (HDM's reference code decays a non-convex run by 0.05).
+    problem = random_logistic(1)
+    x = problem.init_params()
+    f, g = problem.objective(x, None), problem.grad(x, None)
+    for variant, factor in (("osgm-best", 0.8), ("hdm-best", 0.05)):
+        state = hdm_init_state(x, 10.0, hdm_config(variant, convex=False))
+        z, fz, gz = x, f, g
+        for _ in range(49):
+            z, fz, gz, state, _, _ = hdm_step(
+                z, fz, gz, state, lambda w: (problem.objective(w, None), problem.grad(w, None)))
+        assert not state.reestimated and state.lr == pytest.approx(factor * state.lr0)
