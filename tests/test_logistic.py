@@ -94,7 +94,8 @@ def test_history_and_counts():
                       "accepted"}
     # One record per evaluated point; three more gradients sample the smoothness.
     assert len(h["objective"]) == clf.n_grad_evals_ - 3 <= clf.n_func_evals_ - 3
-    assert clf.n_iter_.shape == (1,) and clf.n_iter_[0] == clf.n_grad_evals_ - 4
+    # Start + samples; the first trial point (P = 0) is the start: no evaluation, no record.
+    assert clf.n_iter_.shape == (1,) and clf.n_iter_[0] == clf.n_grad_evals_ - 3
     accepted_f = h["objective"][h["accepted"] | (np.arange(len(h["accepted"])) == 0)]
     assert np.all(np.diff(accepted_f) <= 1e-12 * abs(accepted_f[0]))  # null steps
     assert h["grad_inf_norm"][-1] <= 1e-6 < h["grad_inf_norm"][0]

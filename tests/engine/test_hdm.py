@@ -93,8 +93,9 @@ def test_every_variant_converges(variant, make, global_random_seed):
     assert sol.converged
     assert float(g.abs().max()) <= 1e-6
     assert sol.n_grad_eval <= 1000
-    # One objective and one gradient per trial point, plus the start.
-    assert sol.n_func_eval == sol.n_grad_eval == sol.n_iter + 1
+    # One objective and one gradient per trial point, plus the start, less the first
+    # trial point: from P = 0 it is w0 itself, whose f and gradient are known.
+    assert sol.n_func_eval == sol.n_grad_eval == sol.n_iter
     assert sol.residual == pytest.approx(float(torch.linalg.vector_norm(g)))
     if isinstance(problem, Quadratic):
         assert_allclose(sol.w, problem.solution(), atol=1e-5)
@@ -258,10 +259,10 @@ def test_step_api_reproduces_solve():
     problem, solver = random_quadratic(2), HDMSolver("hdm-hb", max_iter=50)
     w = problem.init_params()
     state = solver.init_state(problem, w, None)
-    for _ in range(49):
+    for _ in range(50):  # the first step (from P = 0) evaluates nothing
         w, state = solver.step(problem, w, None, state)
     assert torch.equal(w, solver.solve(problem, None).w)
-    assert state.n_grad_eval == 50
+    assert state.n_grad_eval == 50 and state.hdm.n_iter == 50
 
 
 def test_missing_capability_is_named():
@@ -354,7 +355,8 @@ def test_outer_hdm_minimises_shifted_quadratic():
     out = make_optimizer("hdm", max_iter=200, tol=1e-8).run(fun, np.zeros(2))
     assert out.converged and out.n_iter < 150
     assert_allclose(out.theta, c, atol=1e-7)
-    assert len(calls) == out.n_iter + 2  # the start and the smoothness probe
+    # The start and the smoothness probe; the first trial point (P = 0) is the start itself.
+    assert len(calls) == out.n_iter + 1
 
 
 def test_outer_hdm_respects_bounds():

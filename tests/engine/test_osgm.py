@@ -238,7 +238,8 @@ def test_sample_start_is_counted():
     problem = random_logistic(2)
     sol = HDMSolver("osgm-best", smoothness="sample", tol=1e-6).solve(problem, None)
     assert sol.converged
-    assert sol.n_grad_eval == sol.n_iter + 4  # start + three samples, no lookahead here
+    # Start + three samples, no lookahead here; the first trial point (P = 0) is the start.
+    assert sol.n_grad_eval == sol.n_iter + 3
     with pytest.raises(ValueError, match="smoothness"):
         HDMSolver(smoothness="random")
     with pytest.raises(ValueError, match="beta_lr"):
@@ -247,4 +248,20 @@ def test_sample_start_is_counted():
     out = hdm_step(x, problem.objective(x, None), problem.grad(x, None),
                    hdm_init_state(x, 1.0, hdm_config("osgm-best")),
                    lambda z: (problem.objective(z, None), problem.grad(z, None)))
-    assert out[-2:] == (1, 1) and not out[3].accepted  # P = 0: a null step
+    # P = 0: the trial point is x itself, a null step that costs no evaluation.
+    assert out[-2:] == (0, 0) and not out[3].accepted and float(out[3].P.min()) > 0
+
+
+def test_osgm_best_decays_as_its_reference_even_if_nonconvex():
+    # The reference OSGM-Best decays lr by 0.8 every 50 iterations whatever `convex` says
+    # (HDM's reference code decays a non-convex run by 0.05).
+    problem = random_logistic(1)
+    x = problem.init_params()
+    f, g = problem.objective(x, None), problem.grad(x, None)
+    for variant, factor in (("osgm-best", 0.8), ("hdm-best", 0.05)):
+        state = hdm_init_state(x, 10.0, hdm_config(variant, convex=False))
+        z, fz, gz = x, f, g
+        for _ in range(49):
+            z, fz, gz, state, _, _ = hdm_step(
+                z, fz, gz, state, lambda w: (problem.objective(w, None), problem.grad(w, None)))
+        assert not state.reestimated and state.lr == pytest.approx(factor * state.lr0)

@@ -74,7 +74,8 @@ class HDMConfig:
     beta_init : float
         Initial momentum (variants with momentum only).
     convex : bool
-        Selects the automatic learning rate and the decay schedule of the reference code.
+        Selects the automatic learning rate and the decay schedule of the reference HDM
+        code (OSGM-Best's reference uses the convex ones for every ``f``).
     max_iter : int
         Iteration budget; sets when the curvature re-estimate may happen.
     """
@@ -167,7 +168,9 @@ def hdm_init_state(x: torch.Tensor, L_est: float, config: HDMConfig) -> HDMState
     """The state before the first iteration: ``P = 0``, ``beta = beta_init``, ``x_prev = x``.
 
     With ``P = 0`` the first trial point is ``x`` itself, a null step whose only effect is to
-    set ``P`` (to ``lr`` per coordinate with AdaGrad): the reference algorithm does the same.
+    set ``P`` (to ``lr`` per coordinate with AdaGrad): the reference algorithm does the same,
+    but evaluates ``f`` and its gradient there; :func:`~skbilevel.engine.hdm.hdm_step` reuses
+    the known ones.
 
     Parameters
     ----------
@@ -265,7 +268,9 @@ def hdm_update(x, f, g, x_trial, f_trial, g_trial, state: HDMState, lookahead=No
             beta = (beta - beta_lr * r_beta / (torch.sqrt(G_beta) + _ADAGRAD_EPS)
                     ).clamp(0.0, _BETA_MAX)
     if cfg.adagrad and not state.reestimated and n_iter % _DECAY_EVERY == _DECAY_EVERY - 1:
-        lr = max(0.8 * lr, 1e-3 * lr0) if cfg.convex else max(0.05 * lr, 1e-2 * lr0)
+        # OSGM-Best's reference decays by 0.8 whether or not f is convex.
+        lr = (max(0.8 * lr, 1e-3 * lr0) if cfg.convex or cfg.lookahead
+              else max(0.05 * lr, 1e-2 * lr0))
 
     # Strict decrease, as in the reference. One addition: once the decrease ||g||^2 / L
     # falls below the rounding of f, comparing values says nothing, so a trial point whose

@@ -92,13 +92,21 @@ def hdm_step(x, f, g, state: HDMState, evaluate, value=None, project=None):
     -------
     x, f, g, state, n_func, n_grad
         The next iterate with its value and gradient, the new state, and the objective
-        and gradient evaluations this iteration made.
+        and gradient evaluations this iteration made (none when the trial point is ``x``
+        itself, as in the first iteration from ``P = 0``).
     """
     trial = hdm_trial_point(x, g, state)
     if project is not None:
         trial = project(trial)
-    f_trial, g_trial = evaluate(trial)
-    n_func = n_grad = 1
+    if torch.equal(trial, x):
+        # P = 0 with no momentum (a fresh state's first iteration): the trial point is x
+        # itself, whose value and gradient are known. The update is the same as after
+        # evaluating it (a null step that sets P); the reference spends an evaluation here.
+        f_trial, g_trial = f, g
+        n_func = n_grad = 0
+    else:
+        f_trial, g_trial = evaluate(trial)
+        n_func = n_grad = 1
     look = None
     if hdm_wants_lookahead(g, g_trial, state):
         look, n_look = hdm_lookahead(trial, f_trial, g_trial, state, value or evaluate,

@@ -47,7 +47,8 @@ class HDMSolver(InnerSolver):
     """Solve a smooth inner problem by hypergradient descent (HDM, HDM-Best, OSGM-Best).
 
     Each iteration evaluates the objective and its gradient once, at the trial point
-    ``w - P * g + beta * (w - w_prev)``; the stepsize ``P`` and the momentum ``beta`` are
+    ``w - P * g + beta * (w - w_prev)`` (the first, from ``P = 0``, is ``w`` itself and costs
+    nothing); the stepsize ``P`` and the momentum ``beta`` are
     learned online from the hypergradient of the achieved decrease, and a trial point that
     does not decrease the objective is rejected (null step). See
     :mod:`skbilevel.engine.hdm` for the update rules.
@@ -137,8 +138,9 @@ class HDMSolver(InnerSolver):
     def step(self, problem, w, theta, state: HDMSolverState):
         """One HDM iteration: returns ``(w, state)`` (``w`` unchanged after a null step).
 
-        Evaluates ``f`` and its gradient once at the trial point, plus, for OSGM-Best's
-        lookahead, ``problem.objective`` along the line search.
+        Evaluates ``f`` and its gradient once at the trial point (not at all when it is ``w``
+        itself, as in the first step from ``P = 0``), plus, for OSGM-Best's lookahead,
+        ``problem.objective`` along the line search.
         """
         w, f, g, core, n_func, n_grad = hdm_step(
             w, state.f, state.g, state.hdm, lambda z: value_and_grad(problem)(z, theta),
@@ -175,15 +177,19 @@ class HDMSolver(InnerSolver):
         w = problem.init_params() if w0 is None else w0.detach()
         st = self.init_state(problem, w, theta, state)
         history = [] if self.record_history else None
-        converged = False
+        converged, recorded = False, None
         while True:
             g_inf = float(st.g.abs().max()) if st.g.numel() else 0.0
-            if history is not None:
-                history.append({"objective": float(st.f), "grad_inf_norm": g_inf,
-                                "accepted": st.hdm.accepted, "n_grad_eval": st.n_grad_eval,
-                                **hdm_stats(st.hdm)})
-            if callback is not None:
-                callback(w, st)
+            # One record (and one callback) per evaluated point: the first step from P = 0
+            # evaluates nothing (its trial point is w itself).
+            if st.n_grad_eval != recorded:
+                recorded = st.n_grad_eval
+                if history is not None:
+                    history.append({"objective": float(st.f), "grad_inf_norm": g_inf,
+                                    "accepted": st.hdm.accepted,
+                                    "n_grad_eval": st.n_grad_eval, **hdm_stats(st.hdm)})
+                if callback is not None:
+                    callback(w, st)
             if g_inf <= self.tol:
                 converged = True
                 break
