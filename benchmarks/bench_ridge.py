@@ -56,6 +56,8 @@ from skbilevel._demo import load_demo_data  # noqa: E402
 
 GRID = np.logspace(-6, 6, 50)
 BASELINE = "RidgeCV(cv=5), 50 alphas"
+AUTO_SPARSE = "BilevelRidgeCV() [auto = cg]"
+RECYCLED = "BilevelRidgeCV(linear_solver='recycled_minres')"
 N_GROUPS = 10  # feature blocks of himalaya's GroupRidgeCV
 HIMALAYA_N_ITER = 20  # random-search points of GroupRidgeCV
 HIMALAYA_MAX_FLOPS = 2e12
@@ -220,10 +222,13 @@ def competitors(problem, splits, with_c_per_feature=False):
                              scoring="neg_mean_squared_error"),
         lambda e: e.best_params_["alpha"])
     if sparse:
-        add("BilevelRidgeCV() [auto = recycled_minres]", lambda: BilevelRidgeCV(cv=splits),
-            lambda e: e.alpha_, note="auto resolves to recycled_minres for sparse X")
+        add(AUTO_SPARSE, lambda: BilevelRidgeCV(cv=splits),
+            lambda e: e.alpha_, note="auto resolves to cg for sparse X with more than 4000 "
+            "features (or n_features**3 > 4000 nnz), the same run as linear_solver='cg'")
         add("BilevelRidgeCV(linear_solver='cg')",
             lambda: BilevelRidgeCV(cv=splits, linear_solver="cg"), lambda e: e.alpha_)
+        add(RECYCLED, lambda: BilevelRidgeCV(cv=splits, linear_solver="recycled_minres"),
+            lambda e: e.alpha_)
         add("BilevelRidgeCV(linear_solver='minres')",
             lambda: BilevelRidgeCV(cv=splits, linear_solver="minres"), lambda e: e.alpha_)
     else:
@@ -485,7 +490,7 @@ def targets(key, rows):
     grid = _row(rows, "GridSearchCV(Ridge), 50 alphas")
     base = _row(rows, BASELINE)
     scalar = _row(rows, "BilevelRidgeCV()") or \
-        _row(rows, "BilevelRidgeCV() [auto = recycled_minres]")
+        _row(rows, AUTO_SPARSE)
     loo = _row(rows, "RidgeCV(alphas=50) (LOO)")
     loo_default = _row(rows, "RidgeCV() (LOO, default alphas)")
     if scalar and grid:
@@ -522,7 +527,7 @@ def targets(key, rows):
 
 def recycle_section(rows):
     """(c): recycled vs plain warm-started MINRES (and CG) over the whole tuning run."""
-    names = {"recycled_minres": "BilevelRidgeCV() [auto = recycled_minres]",
+    names = {"recycled_minres": RECYCLED,
              "minres": "BilevelRidgeCV(linear_solver='minres')",
              "cg": "BilevelRidgeCV(linear_solver='cg')"}
     runs = {k: _row(rows, v) for k, v in names.items()}
