@@ -119,6 +119,10 @@ class SearchAdapter:
     objectives: dict = {}
     default_objective = None
     grid_patience = None  # GridScreening's patience (None: screen the whole grid)
+    # Whether the hypergradient search starts at the vertex of the parabola through the
+    # screening grid's best value and its neighbours (Bracket's parabola_start), or at
+    # the grid's best point itself.
+    parabola_start = True
 
     def polish_tol(self, folds):
         """The relative tolerance to which :func:`tune_path` polishes the best point after
@@ -231,7 +235,8 @@ def tune_path(adapter, estimator, data, low, high, objective, *, max_iter, tol,
                                    f"{float(adapter.from_theta(float(theta[0]))):.4g}",
                                    point)
     evaluator = FoldEvaluator(folds, solver, method, transform=record, progress=progress)
-    optimizer = make_optimizer("bracket", max_iter=max_iter, tol=tol, first_step=step / 2)
+    optimizer = make_optimizer("bracket", max_iter=max_iter, tol=tol, first_step=step / 2,
+                               parabola_start=adapter.parabola_start)
     loop = OuterLoop(evaluator, OptimizerDriver(optimizer, local_radius=np.array([step])),
                      screening=GridScreening(list(theta), patience=adapter.grid_patience,
                                              solver=grid_solver),

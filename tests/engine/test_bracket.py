@@ -127,3 +127,23 @@ def test_bracket_does_not_creep_under_a_steep_grid_value():
     assert out.converged
     assert ridge_like(out.theta[0])[0] <= best * (1 + 1e-8)
     assert len(calls) <= 6
+
+
+def test_bracket_without_the_parabola_start_begins_at_theta0():
+    # Grid values at 0.75, 2.75, 4.75 of the skewed curve (minimum at 3, flat on the
+    # left): the parabola through them has its vertex at 2.47, on the flat side, away
+    # from the minimum, and the search comes back through 2.75 (5 evaluations). Without
+    # it the search starts at the grid's best point, whose slope points the right way:
+    # every evaluation on the minimum's side, 4 of them, the same minimum.
+    grid = [0.75, 2.75, 4.75]
+    known = [(np.array([t]), skewed(t)[0]) for t in grid]
+    box = (np.array([0.75]), np.array([4.75]))
+    runs = {}
+    for flag in (True, False):
+        fun, calls = _counted(skewed)
+        out = Bracket(tol=1e-10, first_step=1.0, parabola_start=flag).run(
+            fun, np.array([2.75]), box, known)
+        assert out.converged and out.theta[0] == pytest.approx(3.0, abs=1e-4)
+        runs[flag] = calls
+    assert runs[True][0] == pytest.approx(2.466, abs=1e-3) and len(runs[True]) == 5
+    assert runs[False][0] == 2.75 and min(runs[False]) >= 2.75 and len(runs[False]) == 4

@@ -110,12 +110,20 @@ class Bracket:
     first_step : float or None
         Length of the first, unbracketed step; None: one unit of ``theta`` (a factor
         ``e`` in ``alpha``).
+    parabola_start : bool, default=True
+        Whether the first evaluation is the vertex of the parabola through the known
+        values around ``theta0`` (see :meth:`run`), or ``theta0`` itself. A parabola
+        through three grid values misplaces the minimum of a curve that is steep on one
+        side and flat on the other (the L2 logistic CV log-loss in ``log C``: on a
+        15,000-row problem it stepped to the flat side, away from the minimum), where the
+        slope at ``theta0`` says on which side it lies.
     """
 
     accepts_values = True  # run() takes value-only points, e.g. a grid's (see known)
 
-    def __init__(self, max_iter=100, tol=1e-6, first_step=None):
+    def __init__(self, max_iter=100, tol=1e-6, first_step=None, parabola_start=True):
         self.max_iter, self.tol, self.first_step = int(max_iter), float(tol), first_step
+        self.parabola_start = bool(parabola_start)
 
     def run(self, fun, theta0, bounds=None, known=()) -> OptimizeOutcome:
         """Minimise ``fun`` from ``theta0`` within ``bounds``.
@@ -157,8 +165,10 @@ class Bracket:
         if self.max_iter < 1:
             return OptimizeOutcome(theta0.copy(), 0, False, "max_iter is 0")
         if not points:
-            evaluate(float(np.clip(parabola_start(values, float(theta0.ravel()[0])), low,
-                                   high)))
+            start = float(theta0.ravel()[0])
+            if self.parabola_start:
+                start = parabola_start(values, start)
+            evaluate(float(np.clip(start, low, high)))
         while len(points) - n_known < self.max_iter:
             t_best, f_best, g_best = min(points, key=lambda p: p[1] if np.isfinite(p[1])
                                          else np.inf)
