@@ -17,6 +17,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_sco
 
 from skbilevel import HypergradientSearchCV
 from skbilevel._search_adapters import FoldData, adapter_for
+from skbilevel.engine.outer._bracket import cubic_start, parabola_start
 
 # Converged fits: scikit-learn's scores are then those of the exact fold minimisers.
 EXACT = LogisticRegression(tol=1e-8, max_iter=10000)
@@ -119,8 +120,8 @@ def test_a_training_fold_with_one_class_is_refused(three_classes):
 def test_sketched_multinomial_folds_give_scikit_learns_neg_log_loss():
     # 3 classes x 31 rows of the variable (over 64: the folds' L-BFGS runs in the
     # variable of a sketched Hessian's Cholesky factor): the search's points are still
-    # scikit-learn's CV log-loss of converged fits, and the path starts at the grid's best
-    # point (the logistic adapter does not start at the grid's parabola vertex).
+    # scikit-learn's CV log-loss of converged fits, and the path starts at the minimum of
+    # the cubic through four grid values, not at the parabola's vertex through three.
     X, y = make_classification(n_samples=240, n_features=30, n_informative=6,
                                n_classes=3, random_state=1)
     folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
@@ -133,7 +134,11 @@ def test_sketched_multinomial_folds_give_scikit_learns_neg_log_loss():
     path = _path(EXACT, X, y, folds, "log_loss")
     searched = [p for p in path if p[3] == "optimize"]
     grid = [p for p in path if p[3] == "grid"]
-    assert searched[0][0] == min(grid, key=lambda p: p[1])[0]
+    # The search starts at the cubic's minimum through the grid's values (theta = -log C).
+    values = sorted((-np.log(p[0]["C"]), p[1]) for p in grid)
+    best = -np.log(min(grid, key=lambda p: p[1])[0]["C"])
+    assert -np.log(searched[0][0]["C"]) == pytest.approx(cubic_start(values, best), abs=1e-9)
+    assert cubic_start(values, best) != pytest.approx(parabola_start(values, best), abs=1e-3)
     for params, objective, _, _ in searched:
         scores = cross_val_score(clone(EXACT).set_params(**params), X, y, cv=folds,
                                  scoring="neg_log_loss")

@@ -119,10 +119,9 @@ class SearchAdapter:
     objectives: dict = {}
     default_objective = None
     grid_patience = None  # GridScreening's patience (None: screen the whole grid)
-    # Whether the hypergradient search starts at the vertex of the parabola through the
-    # screening grid's best value and its neighbours (Bracket's parabola_start), or at
-    # the grid's best point itself.
-    parabola_start = True
+    # Where the hypergradient search starts around the screening grid's best point
+    # (Bracket's start): the vertex of the parabola through it and its neighbours.
+    bracket_start = "parabola"
 
     def polish_tol(self, folds):
         """The relative tolerance to which :func:`tune_path` polishes the best point after
@@ -236,7 +235,7 @@ def tune_path(adapter, estimator, data, low, high, objective, *, max_iter, tol,
                                    point)
     evaluator = FoldEvaluator(folds, solver, method, transform=record, progress=progress)
     optimizer = make_optimizer("bracket", max_iter=max_iter, tol=tol, first_step=step / 2,
-                               parabola_start=adapter.parabola_start)
+                               start=adapter.bracket_start)
     loop = OuterLoop(evaluator, OptimizerDriver(optimizer, local_radius=np.array([step])),
                      screening=GridScreening(list(theta), patience=adapter.grid_patience,
                                              solver=grid_solver),
