@@ -51,9 +51,10 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         steps on working sets for two classes (``solver="newton-cd"``), by FISTA for
         more. Their tolerances are measured in a diagonally scaled variable, so that they
         do not depend on the units of the features (the model does: the penalty is on the
-        coefficients, as in scikit-learn). A dense binary ``"l2"`` problem of 65 to 500
-        coefficients is solved in the variable of the Cholesky factor of its Hessian
-        estimated from a subset of the rows (see :class:`~skbilevel.engine.solvers.LBFGS`),
+        coefficients, as in scikit-learn). A dense ``"l2"`` problem of 65 to 500
+        coefficients (binary, or all classes' together) is solved in the variable of the
+        Cholesky factor of its Hessian estimated from a subset of the rows (see
+        :class:`~skbilevel.engine.solvers.LBFGS`),
         which also preconditions the adjoint systems: 3-4 times fewer passes over the
         data. With ``"l1"`` the whole safety grid is
         evaluated: its CV error can rise before it falls.

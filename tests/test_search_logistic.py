@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
@@ -16,6 +17,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_sco
 
 from skbilevel import HypergradientSearchCV
 from skbilevel._search_adapters import FoldData, adapter_for
+from skbilevel.engine.outer._bracket import cubic_start, parabola_start
 
 # Converged fits: scikit-learn's scores are then those of the exact fold minimisers.
 EXACT = LogisticRegression(tol=1e-8, max_iter=10000)
@@ -113,3 +115,31 @@ def test_a_training_fold_with_one_class_is_refused(three_classes):
     with pytest.raises(ValueError, match="training rows of fold 0 hold only one class, 0"):
         HypergradientSearchCV(EXACT, {"C": (1e-2, 1e2)}, cv=folds,
                               scoring="accuracy").fit(X, y)
+
+
+def test_sketched_multinomial_folds_give_scikit_learns_neg_log_loss():
+    # 3 classes x 31 rows of the variable (over 64: the folds' L-BFGS runs in the
+    # variable of a sketched Hessian's Cholesky factor): the search's points are still
+    # scikit-learn's CV log-loss of converged fits, and the path starts at the minimum of
+    # the cubic through four grid values, not at the parabola's vertex through three.
+    X, y = make_classification(n_samples=240, n_features=30, n_informative=6,
+                               n_classes=3, random_state=1)
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    data = [FoldData(X[tr], y[tr], None, X[va], y[va]) for tr, va in folds]
+    adapter = adapter_for(EXACT)
+    fold_problems = adapter.folds(EXACT, data, "log_loss")
+    solver = adapter.solvers(fold_problems)[0]
+    sol = solver.solve(fold_problems[0].problem, torch.zeros(1, dtype=torch.float64))
+    assert sol.w.numel() == 93 and sol.preconditioner is not None
+    path = _path(EXACT, X, y, folds, "log_loss")
+    searched = [p for p in path if p[3] == "optimize"]
+    grid = [p for p in path if p[3] == "grid"]
+    # The search starts at the cubic's minimum through the grid's values (theta = -log C).
+    values = sorted((-np.log(p[0]["C"]), p[1]) for p in grid)
+    best = -np.log(min(grid, key=lambda p: p[1])[0]["C"])
+    assert -np.log(searched[0][0]["C"]) == pytest.approx(cubic_start(values, best), abs=1e-9)
+    assert cubic_start(values, best) != pytest.approx(parabola_start(values, best), abs=1e-3)
+    for params, objective, _, _ in searched:
+        scores = cross_val_score(clone(EXACT).set_params(**params), X, y, cv=folds,
+                                 scoring="neg_log_loss")
+        assert objective == pytest.approx(-scores.mean(), rel=2e-7), params

@@ -119,6 +119,9 @@ class SearchAdapter:
     objectives: dict = {}
     default_objective = None
     grid_patience = None  # GridScreening's patience (None: screen the whole grid)
+    # Where the hypergradient search starts around the screening grid's best point
+    # (Bracket's start): the vertex of the parabola through it and its neighbours.
+    bracket_start = "parabola"
 
     def polish_tol(self, folds):
         """The relative tolerance to which :func:`tune_path` polishes the best point after
@@ -231,7 +234,8 @@ def tune_path(adapter, estimator, data, low, high, objective, *, max_iter, tol,
                                    f"{float(adapter.from_theta(float(theta[0]))):.4g}",
                                    point)
     evaluator = FoldEvaluator(folds, solver, method, transform=record, progress=progress)
-    optimizer = make_optimizer("bracket", max_iter=max_iter, tol=tol, first_step=step / 2)
+    optimizer = make_optimizer("bracket", max_iter=max_iter, tol=tol, first_step=step / 2,
+                               start=adapter.bracket_start)
     loop = OuterLoop(evaluator, OptimizerDriver(optimizer, local_radius=np.array([step])),
                      screening=GridScreening(list(theta), patience=adapter.grid_patience,
                                              solver=grid_solver),

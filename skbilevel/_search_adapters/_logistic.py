@@ -35,6 +35,10 @@ class LogisticAdapter(SearchAdapter):
     objectives = {"neg_log_loss": "log_loss"}
     default_objective = "surrogate_log_loss"
     grid_patience = 1  # the L2 path's CV log-loss has one minimum; weak penalties are dear
+    # Steep towards strong penalties, flat towards weak ones: a parabola through three
+    # grid values can put its vertex on the wrong side of the grid's best point (a
+    # scored point lost, and one more to come back); a cubic through four sees the skew.
+    bracket_start = "cubic"
 
     def check(self, estimator):
         params = estimator.get_params()

@@ -127,3 +127,58 @@ def test_bracket_does_not_creep_under_a_steep_grid_value():
     assert out.converged
     assert ridge_like(out.theta[0])[0] <= best * (1 + 1e-8)
     assert len(calls) <= 6
+
+
+def test_bracket_without_the_parabola_start_begins_at_theta0():
+    # Grid values at 0.75, 2.75, 4.75 of the skewed curve (minimum at 3, flat on the
+    # left): the parabola through them has its vertex at 2.47, on the flat side, away
+    # from the minimum, and the search comes back through 2.75 (5 evaluations). Without
+    # it the search starts at the grid's best point, whose slope points the right way:
+    # every evaluation on the minimum's side, 4 of them, the same minimum.
+    grid = [0.75, 2.75, 4.75]
+    known = [(np.array([t]), skewed(t)[0]) for t in grid]
+    box = (np.array([0.75]), np.array([4.75]))
+    runs = {}
+    for start in ("parabola", "theta0"):
+        fun, calls = _counted(skewed)
+        out = Bracket(tol=1e-10, first_step=1.0, start=start).run(
+            fun, np.array([2.75]), box, known)
+        assert out.converged and out.theta[0] == pytest.approx(3.0, abs=1e-4)
+        runs[start] = calls
+    assert runs["parabola"][0] == pytest.approx(2.466, abs=1e-3) and len(runs["parabola"]) == 5
+    assert runs["theta0"][0] == 2.75 and min(runs["theta0"]) >= 2.75
+    assert len(runs["theta0"]) == 4
+    with pytest.raises(ValueError, match="start must be one of"):
+        Bracket(start="vertex")
+
+
+# The screening grid's CV log-loss of the benchmark's synthetic logistic n=20,000 pipeline
+# (theta = -log C, one point per decade); the search's minimum is at theta = 0.88.
+_LOGISTIC_GRID = [(-2.303, 0.1455474), (0.0, 0.1454126), (2.303, 0.1463534),
+                  (4.605, 0.1665580), (6.908, 0.2543792), (9.210, 0.4563136)]
+
+
+def test_cubic_start_sees_the_skew_a_parabola_misses():
+    # Steep towards strong penalties, flat towards weak ones: the parabola through the
+    # best grid value and its neighbours has its vertex at -0.86, on the flat side, the
+    # cubic through them and the next value on the steep side its minimum at 1.11, on
+    # the minimum's side (0.88). Too few values: the parabola's vertex, or theta0.
+    from skbilevel.engine.outer._bracket import cubic_start, parabola_start
+
+    assert parabola_start(_LOGISTIC_GRID, 0.0) == pytest.approx(-0.863, abs=1e-3)
+    assert cubic_start(_LOGISTIC_GRID, 0.0) == pytest.approx(1.110, abs=1e-3)
+    assert cubic_start(_LOGISTIC_GRID[:3], 0.0) == parabola_start(_LOGISTIC_GRID[:3], 0.0)
+    assert cubic_start(_LOGISTIC_GRID[1:3], 0.0) == 0.0
+    # The driver's box is one grid step around the best point: the cubic start reads the
+    # value beyond it (4.605) all the same, the parabola only those inside.
+    calls = []
+
+    def fun(theta):
+        calls.append(float(theta[0]))
+        return 0.1453 + 0.0001 * (theta[0] - 0.88) ** 2, 0.0002 * (theta - 0.88)
+
+    known = [(np.array([t]), f) for t, f in _LOGISTIC_GRID]
+    box = (np.array([-2.303]), np.array([2.303]))
+    Bracket(max_iter=1, start="cubic").run(fun, np.array([0.0]), box, known)
+    Bracket(max_iter=1, start="parabola").run(fun, np.array([0.0]), box, known)
+    assert calls == pytest.approx([1.110, -0.863], abs=1e-3)

@@ -1,5 +1,6 @@
 """The logistic Hessian formed directly (``support_hessian``) and the Newton polish it serves."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -65,6 +66,13 @@ def test_hessian_sketch_is_the_hessian_of_its_rows(fit_intercept):
     torch.testing.assert_close(problem.hessian_sketch(w, 100),
                                sub.smooth_hvp(w, None, torch.eye(rows, dtype=torch.float64)),
                                rtol=1e-12, atol=1e-14)
+    # 200 of the 300 rows: exactly 200 evenly spaced ones (rows floor(1.5 i)).
+    keep = torch.arange(200) * 3 // 2
+    sub = ProximalProblem.logistic(data.design.X[keep], (data.loss.sign[keep] + 1) / 2, L2(),
+                                   data.sample_weight[keep], fit_intercept)
+    torch.testing.assert_close(problem.hessian_sketch(w, 200),
+                               sub.smooth_hvp(w, None, torch.eye(rows, dtype=torch.float64)),
+                               rtol=1e-12, atol=1e-14)
     sparse = ProximalProblem.logistic(data.design.X.to_sparse_csr(), (data.loss.sign + 1) / 2,
                                       L2(), data.sample_weight, fit_intercept)
     assert sparse.hessian_sketch(w, 300) is None
@@ -111,3 +119,99 @@ def test_implicit_hypergradient_through_the_sketched_solver_matches_finite_diffe
     assert abs(float(result.grad[0]) - fd) <= 1e-6 * abs(fd)
     torch.testing.assert_close(result.grad, plain.grad, rtol=1e-7, atol=0)
     assert 0 < 3 * result.n_linsys_iter <= plain.n_linsys_iter
+
+
+def _multinomial(fit_intercept, n=240, d=30, K=3, seed=0, mix=0.0):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    if mix:  # correlated columns, a third of them in units 100 times larger
+        X = X @ (torch.eye(d, dtype=torch.float64) +
+                 mix * torch.randn(d, d, generator=gen, dtype=torch.float64))
+        X[:, :d // 3] *= 100.0
+    scores = X[:, :K] * 2 + torch.randn(n, K, generator=gen, dtype=torch.float64)
+    weights = torch.rand(n, generator=gen, dtype=torch.float64) + 0.5
+    return ProximalProblem.multinomial(X, scores.argmax(1), K, L2(), weights, fit_intercept)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_multinomial_hessian_sketch_is_the_hessian_of_its_rows(fit_intercept):
+    """All rows: the Hessian of the products; every 3rd row: the Hessian of the problem
+    built on them. With an intercept, plus ``c e e^T`` along the common shift ``e`` of the
+    intercepts (a direction the Hessian annihilates), ``c`` their mean curvature: then
+    positive definite, its Cholesky factor exists. A sparse design has none."""
+    problem, K = _multinomial(fit_intercept), 3
+    rows = (30 + fit_intercept) * K
+    w = 0.3 * torch.randn(rows, 1, generator=torch.Generator().manual_seed(1),
+                          dtype=torch.float64)
+    eye = torch.eye(rows, dtype=torch.float64)
+
+    def with_shift(H):
+        if not fit_intercept:
+            return H
+        e = torch.zeros(rows, 1, dtype=torch.float64)
+        e[-K:] = 1.0
+        assert float((H @ e).abs().max()) < 1e-14  # e is in the Hessian's null space
+        return H + float(H.diagonal()[-K:].mean()) / K * (e @ e.t())
+
+    full = problem.smooth_hvp(w, None, eye)
+    sketch = problem.hessian_sketch(w, 300)
+    torch.testing.assert_close(sketch, with_shift(full), rtol=1e-12, atol=1e-14)
+    # With the penalty's Hessian (the coefficients' common shifts are the penalty's to
+    # hold): a Cholesky factor, which the unshifted Hessian has not with an intercept.
+    penalty = torch.diag(problem.penalty_hessian_diag(w, torch.tensor([-3.0])).reshape(-1))
+    assert int(torch.linalg.cholesky_ex(sketch + penalty)[1]) == 0
+    assert (int(torch.linalg.cholesky_ex(full + penalty)[1]) == 0) != fit_intercept
+    data = problem.datafit
+    sub = ProximalProblem.multinomial(data.design.X[::3], data.loss.onehot[::3].argmax(1), K,
+                                      L2(), data.sample_weight[::3], fit_intercept)
+    torch.testing.assert_close(problem.hessian_sketch(w, 80),
+                               with_shift(sub.smooth_hvp(w, None, eye)), rtol=1e-12,
+                               atol=1e-14)
+    sparse = ProximalProblem.multinomial(data.design.X.to_sparse_csr(),
+                                         data.loss.onehot.argmax(1), K, L2(),
+                                         data.sample_weight, fit_intercept)
+    assert sparse.hessian_sketch(w, 300) is None
+
+
+def test_multinomial_lbfgs_in_the_sketched_variable_equals_sklearn():
+    """93 variables (above newton_max) over 400 rows, correlated columns in mixed units:
+    L-BFGS in the Cholesky variable of the Hessian sketched from all the rows,
+    warm-started from the solution at 1.5 C, reaches scikit-learn's multinomial solution
+    in under a tenth of the gradient evaluations of the diagonal scaling (8 against 378;
+    the default's coarser sketch, 275 of the rows, in under half: 67), and the implicit
+    hypergradient preconditioned by its factor equals the unpreconditioned one."""
+    from sklearn.linear_model import LogisticRegression
+
+    from skbilevel.engine import WarmStart
+    from skbilevel.engine.hypergrad import ImplicitSupport
+    from skbilevel.engine.outer import HeldOutLogLoss
+
+    whole = _multinomial(True, n=500, mix=0.5).datafit  # 400 rows to fit, 100 held out
+    X, y, sw = whole.design.X[:400], whole.loss.onehot[:400].argmax(1), whole.sample_weight[:400]
+    problem = ProximalProblem.multinomial(X, y, 3, L2(), sw, True)
+    C = 0.5
+    theta = torch.tensor([-np.log(C * float(sw.sum()))], dtype=torch.float64)
+    sketched = LBFGS(tol=1e-9, newton_max=0, polish_max=0, sketch_passes=100)  # all rows
+    plain = LBFGS(tol=1e-9, newton_max=0, polish_max=0, sketch_max=0)
+    w0 = plain.solve(problem, theta - np.log(1.5)).w
+    sol, diag = sketched.solve(problem, theta, w0), plain.solve(problem, theta, w0)
+    assert sol.converged and sol.preconditioner is not None and diag.preconditioner is None
+    assert 10 * sol.n_grad_eval < diag.n_grad_eval
+    coarse = LBFGS(tol=1e-9, newton_max=0, polish_max=0).solve(problem, theta, w0)
+    assert coarse.converged and 2 * coarse.n_grad_eval < diag.n_grad_eval
+    ref = LogisticRegression(C=C, solver="newton-cg", tol=1e-14, max_iter=1000).fit(
+        X.numpy(), y.numpy(), sample_weight=sw.numpy())
+    coef = problem.coef(sol.w).numpy().reshape(30, 3)  # the (d + 1, K) layout, intercepts last
+    np.testing.assert_allclose(coef.T, ref.coef_, atol=1e-6 * np.abs(coef).max())
+    # Intercepts up to their common shift (unpenalised, the softmax does not see it).
+    intercept = problem.intercept(sol.w).numpy()
+    np.testing.assert_allclose(intercept - intercept.mean(), ref.intercept_ - ref.intercept_.mean(),
+                               atol=1e-5)
+    X_val, y_val = whole.design.X[400:], whole.loss.onehot[400:].argmax(1)
+    criterion = HeldOutLogLoss.for_problem(problem, X_val, y_val)
+    method = ImplicitSupport(rtol=1e-10)
+    result = method.compute(problem, criterion, theta, solver=sketched,
+                            warm_start=WarmStart(w0))
+    reference = method.compute(problem, criterion, theta, solver=plain,
+                               warm_start=WarmStart(w0))
+    torch.testing.assert_close(result.grad, reference.grad, rtol=1e-5, atol=0)

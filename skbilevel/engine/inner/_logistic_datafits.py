@@ -184,7 +184,7 @@ class LogisticDatafit(_LogLossDatafit):
 
     def hessian_sketch(self, w, max_rows):
         """The Hessian at ``w`` estimated from at most ``max_rows`` evenly spaced rows
-        (every ``ceil(n / max_rows)``-th; all of them when ``n <= max_rows``), their weights
+        (see :func:`_sketch_rows`; all of them when ``n <= max_rows``), their weights
         rescaled to the whole data's sum; None for a sparse design.
 
         A preconditioner, not the Hessian: from ``m`` rows its relative error is about
@@ -193,17 +193,13 @@ class LogisticDatafit(_LogLossDatafit):
         variable). Evenly spaced rather than leading rows: data sorted by class or by
         time keeps its mix.
         """
-        if self.design.is_sparse:
+        rows = _sketch_rows(self, max_rows)
+        if rows is None:
             return None
-        X = self.design.X
-        stride = -(-X.shape[0] // max(int(max_rows), 1))
-        Xs, weight = X[::stride], self.scaled_weight[::stride]
-        total = weight.sum()
-        if not total > 0:
-            return None
+        Xs, weight = rows
         coef = w[:self.n_features, 0]
         scores = Xs @ coef + (w[-1, 0] if self.fit_intercept else 0.0)
-        curv = self.loss.curvature(scores[:, None], weight / total)
+        curv = self.loss.curvature(scores[:, None], weight)
         XD = Xs * curv[:, None]
         H = XD.t() @ Xs
         if not self.fit_intercept:
@@ -212,6 +208,25 @@ class LogisticDatafit(_LogLossDatafit):
         H = torch.cat([torch.cat([H, side[:, None]], 1),
                        torch.cat([side, curv.sum().reshape(1)])[None, :]])
         return 0.5 * (H + H.t())
+
+
+def _sketch_rows(datafit, max_rows):
+    """The rows of a Hessian sketch: ``(X_s, s)``, ``m = min(n, max_rows)`` evenly spaced
+    rows of the dense design (rows ``floor(i n / m)``; all of them when ``n <= max_rows``)
+    and their weights rescaled to sum to one (the mean loss's Hessian), or None for a
+    sparse design or rows of zero weight. Exactly ``m`` rows, not every
+    ``ceil(n / max_rows)``-th: 573 of 600 rows asked for are not 300."""
+    if datafit.design.is_sparse:
+        return None
+    X = datafit.design.X
+    n = X.shape[0]
+    m = min(n, max(int(max_rows), 1))
+    rows = slice(None) if m == n else (torch.arange(m, device=X.device) * n) // m
+    weight = datafit.scaled_weight[rows]
+    total = weight.sum()
+    if not total > 0:
+        return None
+    return X[rows], weight / total
 
 
 class MultinomialDatafit(_LogLossDatafit):
@@ -250,3 +265,35 @@ class MultinomialDatafit(_LogLossDatafit):
         K = self.n_columns
         scale = _column_scale(self) * (K - 1) ** 0.5 / K
         return scale[:, None].expand(-1, K).reshape(-1, 1)
+
+    def hessian_sketch(self, w, max_rows):
+        """The Hessian at ``w`` estimated from at most ``max_rows`` evenly spaced rows, as
+        :meth:`LogisticDatafit.hessian_sketch` (a preconditioner for
+        :class:`~skbilevel.engine.solvers.LBFGS`); None for a sparse design.
+
+        Each row adds ``s_i [x_i; 1] [x_i; 1]^T (x) (diag(p_i) - p_i p_i^T)`` in the
+        variable's layout (``w.reshape(-1, K)`` raveled row by row), ``p_i`` its softmax.
+        That Hessian is singular along a common shift ``e`` of the ``K`` intercepts (the
+        softmax does not see it, and no penalty holds it): with an intercept the sketch
+        adds ``c e e^T``, ``c`` the intercepts' mean curvature, so that it has a Cholesky
+        factor. Neither the loss nor its gradient ever moves along ``e``, so this changes
+        no iterate's objective; it only keeps that direction's scale in line.
+        """
+        rows = _sketch_rows(self, max_rows)
+        if rows is None:
+            return None
+        Xs, weight = rows
+        if self.fit_intercept:
+            Xs = torch.cat([Xs, torch.ones_like(Xs[:, :1])], dim=1)
+        K, q = self.n_columns, Xs.shape[1]
+        P = torch.softmax(Xs @ w.reshape(q, K), dim=1)
+        # -sum_i s_i (x_i (x) p_i)(x_i (x) p_i)^T, then the diagonal blocks sum_i s_i p_ik x_i x_i^T
+        U = (Xs[:, :, None] * P[:, None, :]).reshape(len(weight), q * K)
+        H = -(U * weight[:, None]).t() @ U
+        blocks = H.view(q, K, q, K)
+        for k in range(K):
+            blocks[:, k, :, k] += (Xs * (weight * P[:, k])[:, None]).t() @ Xs
+        if self.fit_intercept:
+            c = float(H.diagonal()[-K:].mean())
+            H[-K:, -K:] += (c if c > 0 else 1.0) / K
+        return 0.5 * (H + H.t())
