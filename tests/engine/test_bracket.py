@@ -182,3 +182,19 @@ def test_cubic_start_sees_the_skew_a_parabola_misses():
     Bracket(max_iter=1, start="cubic").run(fun, np.array([0.0]), box, known)
     Bracket(max_iter=1, start="parabola").run(fun, np.array([0.0]), box, known)
     assert calls == pytest.approx([1.110, -0.863], abs=1e-3)
+
+
+def test_the_slopes_extrapolation_stops_when_it_predicts_less_than_tol():
+    # Near the minimum the extrapolation along the slopes predicts less than tol to gain
+    # (as the value model does): the search stops there instead of spending one more
+    # evaluation (on a 50,000 x 1,000 logistic search that evaluation cost +25 % CPU for
+    # a 5e-6 gain under tol=1e-4); within tol of the minimum all the same.
+    known = [(np.array([t]), ridge_like(t)[0]) for t in (8.0, 4.0, 1.6, -2.0)]
+    fun, calls = _counted(ridge_like)
+    tol = 1e-5
+    out = Bracket(tol=tol, first_step=2.3).run(fun, np.array([1.6]),
+                                               (np.array([-20.0]), np.array([20.0])), known)
+    best = ridge_like(np.linspace(0, 4, 400001))[0].min()
+    assert out.converged and "predicts less than tol" in out.message
+    assert ridge_like(out.theta[0])[0] - best <= tol
+    assert len(calls) == 3

@@ -248,12 +248,18 @@ class Bracket:
             # creep by the safeguard's 5 % of the bracket per evaluation (8 evaluations on
             # a sparse ridge problem). When the model's trial hugs the best point, the
             # slopes evaluated behind it extrapolate on the flat side: follow them when
-            # they go further, within the bracket.
+            # they go further, within the bracket, and stop only when neither model
+            # predicts tol to gain (the cubic of the slopes, at the trial it proposes).
             hugs = t is None or abs(t - t_best) <= 2 * _SAFEGUARD * abs(far[0] - t_best)
-            if hugs and any((p[0] - t_best) * downhill < 0 for p in points):
+            prev = nearest_behind(points)
+            if hugs and prev is not None:
                 ahead = self._extrapolate(points, t_best, f_best, g_best, downhill)
                 if t is None or (ahead - t) * downhill > 0:
-                    t, gain = ahead, None
+                    lo, hi = sorted((t_best + _SAFEGUARD * (far[0] - t_best),
+                                     far[0] - _SAFEGUARD * (far[0] - t_best)))
+                    slope_gain = f_best - hermite_value(*prev, t_best, f_best, g_best,
+                                                        float(np.clip(ahead, lo, hi)))
+                    t, gain = ahead, max(slope_gain, -np.inf if gain is None else gain)
         if gain is not None and gain <= self.tol:
             return None, "the model of the bracket predicts less than tol to gain"
         lo, hi = sorted((t_best + _SAFEGUARD * (far[0] - t_best),
