@@ -639,3 +639,12 @@ def test_auto_solver_follows_the_cost_of_the_sparse_gram(ridge_ref):
     # dense X never asks: the Gram up to 4000 features
     solver, _ = ridge_solvers("auto", 300, torch.float64)
     assert isinstance(solver, ClosedFormSolver)
+
+
+def test_all_zero_sparse_x_fits_the_mean():
+    # Goes matrix-free (no stored entries) and alpha_init lands on the grid: the
+    # bracketing search's start used to divide by zero there.
+    y = np.random.default_rng(0).standard_normal(50)
+    reg = BilevelRidgeCV().fit(sp.csr_matrix((50, 300)), y)
+    assert_allclose(reg.coef_, 0.0)
+    assert_allclose(reg.intercept_, y.mean())

@@ -198,3 +198,14 @@ def test_the_slopes_extrapolation_stops_when_it_predicts_less_than_tol():
     assert out.converged and "predicts less than tol" in out.message
     assert ridge_like(out.theta[0])[0] - best <= tol
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("start", ["parabola", "cubic"])
+def test_a_start_repeated_in_the_known_values_is_read_once(start):
+    # alpha_init on the grid gives the same theta twice (seen on an all-zero sparse X,
+    # whose natural scale is 1): the starts' divided differences divided by zero.
+    known = [(np.array([t]), skewed(t)[0]) for t in (0.0, 2.0, 2.0, 4.0, 6.0)]
+    fun, calls = _counted(skewed)
+    out = Bracket(tol=1e-10, first_step=0.5, start=start).run(
+        fun, np.array([2.0]), (np.array([0.0]), np.array([6.0])), known)
+    assert out.converged and out.theta[0] == pytest.approx(3.0, abs=1e-4)

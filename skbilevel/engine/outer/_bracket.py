@@ -175,9 +175,9 @@ class Bracket:
         known = [(float(np.ravel(k[0])[0]), float(k[1]), *map(float, np.ravel(k[2:])))
                  for k in known]
         # The cubic start may read one grid value beyond the box (see cubic_start).
-        beyond = sorted(k for k in known if len(k) == 2 and np.isfinite(k[1]))
+        beyond = _distinct(k for k in known if len(k) == 2 and np.isfinite(k[1]))
         known = [k for k in known if np.isfinite(k[1]) and low - slack <= k[0] <= high + slack]
-        values = sorted(k for k in known if len(k) == 2)
+        values = _distinct(k for k in known if len(k) == 2)
         points = [k for k in known if len(k) == 3]  # (t, f, g) of every evaluation
         n_known = len(points)
 
@@ -277,6 +277,17 @@ class Bracket:
         if t is None or (t - t_best) * downhill <= 0:
             return t_best + downhill * _EXTRAPOLATE * last
         return t_best + downhill * min(abs(t - t_best), _EXTRAPOLATE * last)
+
+
+def _distinct(values):
+    """``(theta, value)`` pairs sorted by ``theta``, one per ``theta``: a start that is also
+    a grid point (``alpha_init`` on the grid) would make the starts' divided differences
+    divide by zero."""
+    out = []
+    for t, f in sorted(values):
+        if not out or t != out[-1][0]:
+            out.append((t, f))
+    return out
 
 
 _STARTS = {"parabola": parabola_start, "cubic": cubic_start, "theta0": lambda values, t0: t0}
