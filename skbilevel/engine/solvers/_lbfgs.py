@@ -151,20 +151,20 @@ class LBFGS(InnerSolver):
         # L-BFGS's linear rate needs dozens of evaluations: hand over early.
         can_newton = {"smooth_hvp", "penalty_hessian_diag"} <= found
         newton = like.numel() <= self.newton_max and can_newton
-        factor, start = None, None
+        factor, start, start_max = None, None, np.inf
         if not newton and like.numel() <= self.sketch_max and \
                 {"hessian_sketch", "penalty_hessian_diag"} <= found:
             # The sketch only once the warm start is known not to be a solution already
             # (the folds' solutions at the chosen point are checked this way).
             start = evaluate(like, theta)
-            if float((start[1] / scale).abs().max()) > self.tol:
+            start_max = float((start[1] / scale).abs().max())
+            if start_max > self.tol:
                 factor = self._sketch_factor(problem, like, theta)
         if factor is not None:
             w, grad_max, n_iter, n_eval, success = self._sketched(
                 evaluate, like, theta, scale, factor, start)
-        elif start is not None and float((start[1] / scale).abs().max()) <= self.tol:
-            w, grad_max, n_iter, n_eval, success = \
-                like, float((start[1] / scale).abs().max()), 0, 1, True
+        elif start_max <= self.tol:
+            w, grad_max, n_iter, n_eval, success = like, start_max, 0, 1, True
         else:
             w, grad_max, n_iter, n_eval, success = self._diagonal(
                 evaluate, like, theta, scale, scale_np,
