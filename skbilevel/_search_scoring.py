@@ -49,6 +49,10 @@ class PathScoring:
     def _key(self, params):
         return tuple(params[name] for name in self.names)
 
+    def _candidate(self, params):
+        """The whole estimator's parameters at a point of the path."""
+        return {**self.combo, **{self.prefix + k: v for k, v in params.items()}}
+
     def add(self, point):
         """The next point of the path (scored now with ``stream``, see the class)."""
         params, _, grad, phase = point
@@ -88,14 +92,13 @@ class PathScoring:
         for i, name in enumerate(self.names):  # the penalty's column keeps the plain name
             more["hypergradient" if i == 0 else f"hypergradient_{name}"] = \
                 [self.grads[key][name] for key in keys]
-        candidates = [{**self.combo, **{self.prefix + k: v for k, v in params.items()}}
-                      for params in self.pending]
+        candidates = [self._candidate(params) for params in self.pending]
         self.pending = []
         self.evaluate_candidates(candidates, more_results=more)
 
     def records(self):
         """The path as ``HypergradientSearchCV.path_`` lists it."""
-        return [{"params": {**self.combo, **{self.prefix + k: v for k, v in params.items()}},
+        return [{"params": self._candidate(params),
                  "objective": float(value), "phase": phase,
                  "hypergradient": {k: float(g) for k, g in grad.items()},
                  "scored": self._key(params) in self.scored}
