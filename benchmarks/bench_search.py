@@ -10,9 +10,10 @@ Columns: the CV score of each method's choice (recomputed by ``cross_val_score``
 same folds: Halving scores its candidates on subsamples), the test score of its refitted
 estimator, wall and CPU time (fit + refit), the ratio to GridSearchCV's wall time, the
 points it evaluated, and the wall time until scikit-learn had scored, on all 5 folds, the
-first candidate whose mean CV score is within ``REL_TOL`` of the grid's best (from the
-time stamps of a scorer wrapper; Halving: its whole fit, if its choice gets there, since
-its early rounds score subsamples).
+first candidate whose mean CV score reached the grid's best (``>=`` it, as the issue's
+target 3 says; and, beside it, within ``REL_TOL`` of it), from the time stamps of a scorer
+wrapper (Halving: its whole fit, if its choice gets there, since its early rounds score
+subsamples).
 
 The hypergradient search's time is split into fitting the pipeline prefix on each fold,
 the engine's path (screening grid + hypergradient steps + polish), scikit-learn's scoring
@@ -60,7 +61,7 @@ from _search_problems import N_GRID, problems  # noqa: E402
 from _search_report import report  # noqa: E402
 from skbilevel import HypergradientSearchCV  # noqa: E402
 
-REL_TOL = 1e-4  # "reached the grid's best": mean CV score >= best - REL_TOL * |best|
+REL_TOL = 1e-4  # "near the grid's best": mean CV score >= best - REL_TOL * |best|
 NOTES = "<!-- notes: text below this line is kept when the script rewrites the file -->"
 _RECORDS = []  # (time, params, score, n_rows) of every scorer call; global: copies share it
 
@@ -222,16 +223,21 @@ def run_problem(problem):
         print(f"  {name:32s} cv {row['cv']:.6g}  test {row['test']:.6g}  "
               f"{row['wall']:7.2f} s  {row['points']} pts", flush=True)
     grid = next(r for r in rows if r["method"].startswith("GridSearchCV"))
-    target = grid["cv"] - REL_TOL * abs(grid["cv"])
+    # "reach": the grid's best itself (target 3); "near": within REL_TOL of it, where on a
+    # flat CV curve almost any point qualifies (a random search's first trial often does).
+    # (1e-12: the same folds' scores summed in another order)
+    targets = {"reach": grid["cv"] - 1e-12 * abs(grid["cv"]),
+               "near": grid["cv"] - REL_TOL * abs(grid["cv"])}
     n_val = {len(va) for _, va in problem.folds}
     for row in rows:
         if "unsupported" in row:
             continue
         row["ratio"] = row["wall"] / grid["wall"]
-        if row["method"] == "HalvingGridSearchCV":
-            row["reach"] = row["wall"] if row["cv"] >= target else None
-        else:
-            row["reach"] = time_to_reach(row["records"], row["start"], target, n_val)
+        for key, target in targets.items():
+            if row["method"] == "HalvingGridSearchCV":
+                row[key] = row["wall"] if row["cv"] >= target else None
+            else:
+                row[key] = time_to_reach(row["records"], row["start"], target, n_val)
     return rows
 
 
