@@ -46,6 +46,7 @@ from _common import fmt, load_average, machine_info, markdown_table  # noqa: E40
 from skbilevel import HDMLogisticRegression  # noqa: E402
 
 ADAM_LRS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)  # and 1/L
+GAP = 1e-6  # the issue's "same objective gap" for the wall-time targets (relative)
 TUNED_LR, TUNED_BETA_LR = (0.1, 1.0, 10.0, 100.0), (1.0, 3.0, 5.0, 10.0, 100.0)
 
 
@@ -137,7 +138,7 @@ def part_b(quick):
         "LogisticRegression(saga)": lambda: LogisticRegression(
             C=1.0, tol=1e-4, max_iter=5000, solver="saga"),
     }
-    rows, wall = [], {}
+    rows, wall, gaps = [], {}, {}
     for name, (X, y) in sets.items():
         if not name.startswith("badly"):
             X = StandardScaler().fit_transform(X)
@@ -156,9 +157,11 @@ def part_b(quick):
                     best = min(best, time.perf_counter() - start)
             fits[est_name] = (clf, best)
             wall[(name, est_name)] = best
-        f_best = min(_objective(c, X_tr, y_tr, 1.0) for c, _ in fits.values())
+        f_best = min([_objective(c, X_tr, y_tr, 1.0) for c, _ in fits.values()]
+                     + [_objective(tight, X_tr, y_tr, 1.0)])
         for est_name, (clf, seconds) in fits.items():
             f = _objective(clf, X_tr, y_tr, 1.0)
+            gaps[(name, est_name)] = (f - f_best) / abs(f_best)
             evals = (f"{clf.n_grad_evals_} grad evals" if hasattr(clf, "n_grad_evals_")
                      else f"{int(np.max(clf.n_iter_))} iterations")
             dist = np.abs(clf.coef_ - tight.coef_).max() / np.abs(tight.coef_).max()
@@ -170,8 +173,10 @@ def part_b(quick):
     header = ["data", "estimator", "wall (s)", "wall / lbfgs", "work", "objective",
               "rel. gap to best", "max |coef − tight lbfgs| / max |coef|", "test accuracy"]
     big = [s for s in sets if s.endswith(f"n={n_big}, d=500")]
-    return markdown_table(header, rows), [(s, wall[(s, "HDMLogisticRegression")],
-                                           wall[(s, "LogisticRegression(lbfgs)")]) for s in big]
+    return markdown_table(header, rows), [
+        (s, *(wall[(s, e)] for e in ("HDMLogisticRegression", "LogisticRegression(lbfgs)")),
+         *(gaps[(s, e)] for e in ("HDMLogisticRegression", "LogisticRegression(lbfgs)")))
+        for s in big]
 
 
 def verdict_lines(verdicts, big):
@@ -194,11 +199,14 @@ def verdict_lines(verdicts, big):
     fewer = [n for n, h, m in m3 if h is not None and (m is None or h < m)]
     lines.append(f"- {ok(len(fewer) == len(m3))}: fewer than L-BFGS-M3 on all "
                  f"({len(fewer)}/{len(m3)}; L-BFGS-M3 failing counts as fewer)")
-    for name, ours, lbfgs in big:
+    for name, ours, lbfgs, gap, lbfgs_gap in big:
+        # The issue compares wall times "at the same objective gap (<= 1e-6 relative)": a
+        # fit that stopped on its budget above that gap does not count, however fast.
         bound = 1.0 if name.startswith("badly") else 1.5
-        lines.append(f"- {ok(ours <= bound * lbfgs)}: HDMLogisticRegression wall time "
-                     f"{ours:.2f}s ≤ {bound}x LogisticRegression(lbfgs) {lbfgs:.2f}s on {name} "
-                     f"(ratio {ours / lbfgs:.2f})")
+        lines.append(f"- {ok(ours <= bound * lbfgs and gap <= GAP)}: HDMLogisticRegression "
+                     f"wall time {ours:.2f}s ≤ {bound}x LogisticRegression(lbfgs) {lbfgs:.2f}s "
+                     f"on {name} (ratio {ours / lbfgs:.2f}) at a relative objective gap ≤ "
+                     f"{GAP:g} (HDM {gap:.1e}, lbfgs {lbfgs_gap:.1e})")
     return lines
 
 
