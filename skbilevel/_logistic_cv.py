@@ -6,7 +6,6 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import ClassifierMixin
-from sklearn.metrics import accuracy_score
 from sklearn.utils.extmath import safe_sparse_dot
 
 from ._classifier import LinearClassifierOutputs, encode_classes
@@ -315,7 +314,8 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         decision = safe_sparse_dot(X, coef.T, dense_output=True) + intercept
         predicted = (decision[:, 0] > 0).astype(int) if decision.shape[1] == 1 else \
             decision.argmax(1)
-        return accuracy_score(codes, predicted, sample_weight=sample_weight)
+        # accuracy_score's input checks cost ~9 ms a fold, as much as a Newton solve.
+        return float(np.average(predicted == codes, weights=sample_weight))
 
     def _dof_rows(self, datafit, w):
         """``[coef, intercept]`` of an inner solution, ``(n_rows, n_dof)``."""
