@@ -193,8 +193,13 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
     def _grid_patience(self):
         # An L2 path's CV error has one minimum: stop a point past it. An L1 path can rise
         # before it falls (a noise feature in large units, cheap to penalise, enters
-        # first): evaluate the whole grid.
-        return None if self.penalty == "l1" else 1
+        # first): it stops two points past its best once that best beats the null model
+        # (_grid_patience_below_first), where the weak penalties' fits cost the most.
+        return 2 if self.penalty == "l1" else 1
+
+    @property
+    def _grid_patience_below_first(self):
+        return self.penalty == "l1"
 
     def __init__(self, *, penalty="l2", C_per_feature=False, early_stopping="auto",
                  validation_fraction=0.2, n_iter_no_change=10, random_state=None, cv=5,
