@@ -181,3 +181,29 @@ def test_gram_lasso_solve_matches_enet_path_on_the_data(kernel, monkeypatch):
     cd.enet_gram_solve(A.T @ A, A.T @ b, float(b @ b), 80 * alpha, start, tol=1e-3,
                        max_iter=3)
     assert np.array_equal(start, kept)  # the caller's start is not overwritten
+
+
+@pytest.mark.filterwarnings("ignore:Sparse:UserWarning")
+def test_fold_arrays_are_cached_beside_the_problem_not_in_it():
+    """The solver's float64 copies and warm starts live as long as the problem, outside
+    it: a problem sent to a joblib worker (pickled) does not carry them."""
+    import gc
+    import pickle
+
+    import skbilevel._logistic_newton as ln
+    X, y = _one_hot(200, seed=4)
+    for Xs in (X, sp.csr_matrix(X)):
+        problem = _problem(Xs, y)
+        size = len(pickle.dumps(problem))
+        first = LogisticNewtonCD().solve(problem, _theta(1.0))
+        # (the problem's own small caches of its scales grow it by ~0.5 kB; the solver's
+        # copies of X, two for a sparse one, are 12-48 kB)
+        assert len(pickle.dumps(problem)) - size < 4000
+        # A second solver (the search's, after the grid's) finds the first one's arrays
+        # and solution: handed that solution, it starts at it (one KKT check, no step).
+        again = LogisticNewtonCD().solve(problem, _theta(1.0), first.w)
+        assert again.n_iter == 0 and torch.equal(again.w, first.w)
+        assert problem in ln._CACHE
+        del problem
+        gc.collect()
+        assert len(ln._CACHE) == 0
