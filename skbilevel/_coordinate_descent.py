@@ -24,6 +24,11 @@ from sklearn import config_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import enet_path
 
+try:  # the Cython kernel behind enet_path's Gram branch (private: see enet_gram_solve)
+    from sklearn.linear_model._cd_fast import enet_coordinate_descent_gram as _cd_gram
+except ImportError:  # pragma: no cover - moved in some scikit-learn release
+    _cd_gram = None
+
 from .engine import InnerSolution, provides
 from .engine.solvers import InnerSolver
 
@@ -36,6 +41,7 @@ _GRAM_MAX_FEATURES = 3000
 # the thousands that stay at zero on a d >> n design.
 _WS_MIN_FEATURES = 1000
 _WS_MIN_SIZE = 100  # the first working set holds at least this many features
+_RNG = np.random.RandomState(0)  # the kernel's rng (it seeds only the random selection)
 
 
 class _CenteredArrays:
@@ -93,19 +99,33 @@ def _enet(X, y, alpha, l1_ratio, coef_init, gram, Xy, max_iter, tol):
 
 def enet_gram_solve(gram, Xy, y_norm2, alpha, coef_init, *, tol, max_iter):
     """``argmin_u 1/2 u^T gram u - Xy^T u + alpha ||u||_1`` by scikit-learn's coordinate
-    descent on the Gram matrix (``enet_path(precompute=gram, Xy=Xy)``).
+    descent on the Gram matrix (what ``enet_path(precompute=gram, Xy=Xy)`` runs).
 
     A Lasso given by its moments only: ``y_norm2`` stands for ``||y||^2`` of the least
     squares behind them, which enters only scikit-learn's duality gap (the stopping test is
-    a gap of ``tol * y_norm2``). One row of a placeholder design carries the shapes: the
-    moments are already sums over the samples, so scikit-learn's ``alpha * n_samples`` is
-    ``alpha``.
+    a gap of ``tol * y_norm2``).
+
+    The proximal Newton solver calls this on ~100 x 100 models, where ``enet_path``'s own
+    work (input preprocessing, array-API dispatch: ~250 us a call) cost as much as the
+    sweeps; so the Cython kernel is called directly, with the arguments ``enet_path``
+    passes it (scikit-learn >= 1.6 share its first eleven), and ``enet_path`` stays the
+    fallback should the private kernel move or change.
     """
-    k = len(Xy)
-    placeholder = np.zeros((1, k))
-    return _enet(placeholder, np.array([math.sqrt(y_norm2)]), alpha, 1.0,
-                 np.ascontiguousarray(coef_init, dtype=np.float64),
-                 np.ascontiguousarray(gram), np.ascontiguousarray(Xy), max_iter, tol)[0]
+    y = np.array([math.sqrt(y_norm2)])
+    coef = np.array(coef_init, dtype=np.float64)  # a copy: the kernel works in place
+    gram, Xy = np.ascontiguousarray(gram), np.ascontiguousarray(Xy)
+    if _cd_gram is not None:
+        try:
+            with warnings.catch_warnings():  # non-convergence: see _enet
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                # l1_reg, l2_reg, Q, q, y, max_iter, tol, rng, random, positive
+                return np.asarray(_cd_gram(coef, alpha, 0.0, gram, Xy, y, max_iter, tol,
+                                           _RNG, 0, 0)[0])
+        except TypeError:  # pragma: no cover - another signature
+            pass
+    # One row of a placeholder design carries the shapes: the moments are already sums
+    # over the samples, so enet_path's ``alpha * n_samples`` is ``alpha``.
+    return _enet(np.zeros((1, len(Xy))), y, alpha, 1.0, coef, gram, Xy, max_iter, tol)[0]
 
 
 class CoordinateDescent(InnerSolver):

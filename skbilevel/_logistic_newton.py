@@ -20,6 +20,7 @@ start (the previous ``C`` of the grid or the search) reach the tolerance.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,7 +30,7 @@ from scipy.special import expit
 
 from ._coordinate_descent import enet_gram_solve
 from .engine import InnerSolution, provides
-from .engine.inner import L1, LogisticDatafit, Shifted, WeightedL1
+from .engine.inner import L1, LogisticDatafit, Shifted, WeightedL1, scipy_csr_pair
 from .engine.solvers import InnerSolver
 
 _MEMORY = 32  # solutions kept per problem as warm starts
@@ -66,10 +67,8 @@ class _Arrays:
         datafit = problem.datafit
         X = datafit.design.X.detach().cpu()
         if datafit.design.is_sparse:
-            X = X.to(torch.float64).to_sparse_csr()
-            self.X = sp.csr_matrix((X.values().numpy(), X.col_indices().numpy(),
-                                    X.crow_indices().numpy()), shape=tuple(X.shape))
-            self.columns = self.X.tocsc()
+            self.X, XT = scipy_csr_pair(X.to(torch.float64).to_sparse_csr())
+            self.columns = XT.T  # CSC: X^T's rows are X's columns
         else:
             # Fortran order: the Gram matrix's scaled copy of X keeps it, as BLAS wants it.
             self.X = self.columns = np.asfortranarray(X.to(torch.float64).numpy())
@@ -96,10 +95,17 @@ class _Arrays:
         self.solved = self.solved[-(_MEMORY - 1):] + [(key, v)]
 
 
+# Per problem (a fold), for as long as it lives: its arrays and the solutions that warm-start
+# the next solve. Shared by every LogisticNewtonCD (the grid's, the search's, the refit's),
+# so the search starts from the grid's solutions; kept off the problem, which is pickled to
+# joblib's workers.
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _arrays(problem) -> _Arrays:
-    cache = problem.__dict__.get("_newton_arrays")
+    cache = _CACHE.get(problem)
     if cache is None:
-        cache = problem.__dict__["_newton_arrays"] = _Arrays(problem)
+        cache = _CACHE[problem] = _Arrays(problem)
     return cache
 
 

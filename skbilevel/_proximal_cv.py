@@ -115,6 +115,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
     _classifier = False
     _grid_patience = None  # see minimize_hyperparams: for grids that are paths
     _grid_path_length = None  # candidates per path (None: the grid is one path)
+    _grid_patience_below_first = False  # see GridScreening's patience_below_first
     _grid_step = None  # spacing of the grid in theta (sets the optimizer's first step)
     _grid_refine = 0  # points between the grid's best and each neighbour (GridScreening)
     _keep_solution_path = False  # the folds' solutions at every evaluation (coefs_paths_)
@@ -261,7 +262,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         result = minimize_hyperparams(
             folds, grid[0], start_grid=grid[1:], bounds=bounds, local_radius=radius,
             grid_patience=self._grid_patience, grid_path_length=self._grid_path_length,
-            grid_refine=refine,
+            grid_refine=refine, grid_patience_below_first=self._grid_patience_below_first,
             grid_solver=self._make_solver(solver_name, scale, inner_tol * GRID_TOL),
             **{**tune, "optimizer": optimizer})
         penalty = shared

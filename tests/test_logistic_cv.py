@@ -136,6 +136,23 @@ def test_l1_with_badly_scaled_features_finds_the_informative_model():
     X, y, splits = _badly_scaled(200, 100.0)
     clf = BilevelLogisticRegressionCV(cv=splits, penalty="l1").fit(X, y)
     grid = clf.history_["objective"][clf.history_["phase"] == "grid"]
-    assert len(grid) == 9 and grid[2] > grid[0]  # the rise before the fall
+    assert grid[2] > grid[0]  # the rise before the fall
     assert clf.best_cv_error_ < 0.16
     assert clf.coef_[0, 0] != 0.0
+
+
+def test_l1_grid_stops_two_points_past_a_best_below_the_null_model():
+    """The informative feature in small units, two noise features in large ones: the CV
+    log-loss rises above the null model's for two grid points (a patience counted from
+    the first point would stop there, at C = 1e-4 and 0.69), falls to ~0.17 and rises
+    again; the weak penalties after two rises past that minimum are not fitted."""
+    X, y, splits = _badly_scaled(200, 100.0)
+    X[:, 0] *= 0.1
+    X[:, 3] *= 10.0
+    clf = BilevelLogisticRegressionCV(cv=splits, penalty="l1").fit(X, y)
+    grid = clf.history_["objective"][clf.history_["phase"] == "grid"]
+    assert grid[0] < grid[2] < grid[3]  # two rises above the null model first
+    best = int(np.argmin(grid))
+    assert grid[best] < 0.18 and len(grid) == best + 3  # stopped two points past it
+    assert grid[best] < grid[best + 1] < grid[best + 2]
+    assert clf.best_cv_error_ <= grid[best] and clf.coef_[0, 0] != 0.0

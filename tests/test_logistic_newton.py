@@ -152,3 +152,58 @@ def test_estimator_takes_it_for_binary_l1_and_fista_for_more_classes():
         .solver_ == "fista"
     with pytest.raises(ValueError, match="solver='newton-cd' needs a binary problem"):
         BilevelLogisticRegressionCV(cv=3, penalty="l1", solver="newton-cd").fit(X, y3)
+
+
+@pytest.mark.parametrize("kernel", ["direct", "enet_path"])
+def test_gram_lasso_solve_matches_enet_path_on_the_data(kernel, monkeypatch):
+    """The Newton models' Lasso, given by its moments, is scikit-learn's Lasso on the data
+    behind them, whether the Cython kernel is called directly or through enet_path."""
+    from sklearn.linear_model import Lasso
+
+    import skbilevel._coordinate_descent as cd
+    if kernel == "enet_path":
+        monkeypatch.setattr(cd, "_cd_gram", None)
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((80, 12))
+    A[:, 3] = A[:, 2] + 1e-3 * rng.standard_normal(80)  # nearly collinear, as one-hot
+    b = A[:, :4] @ [1.0, -2.0, 0.5, 0.0] + 0.1 * rng.standard_normal(80)
+    alpha = 0.05  # of the mean squared error: sum-scaled moments take 80 * alpha
+    ref = Lasso(alpha=alpha, fit_intercept=False, tol=1e-14, max_iter=100000).fit(A, b)
+    u = cd.enet_gram_solve(A.T @ A, A.T @ b, float(b @ b), 80 * alpha,
+                           np.zeros(12), tol=1e-14, max_iter=100000)
+    np.testing.assert_allclose(u, ref.coef_, atol=1e-9)
+    assert 0 < np.count_nonzero(u) < 12
+    start = rng.standard_normal(12)
+    warm = cd.enet_gram_solve(A.T @ A, A.T @ b, float(b @ b), 80 * alpha, start.copy(),
+                              tol=1e-14, max_iter=100000)
+    np.testing.assert_allclose(warm, ref.coef_, atol=1e-9)  # from a warm start too
+    kept = start.copy()
+    cd.enet_gram_solve(A.T @ A, A.T @ b, float(b @ b), 80 * alpha, start, tol=1e-3,
+                       max_iter=3)
+    assert np.array_equal(start, kept)  # the caller's start is not overwritten
+
+
+@pytest.mark.filterwarnings("ignore:Sparse:UserWarning")
+def test_fold_arrays_are_cached_beside_the_problem_not_in_it():
+    """The solver's float64 copies and warm starts live as long as the problem, outside
+    it: a problem sent to a joblib worker (pickled) does not carry them."""
+    import gc
+    import pickle
+
+    import skbilevel._logistic_newton as ln
+    X, y = _one_hot(200, seed=4)
+    for Xs in (X, sp.csr_matrix(X)):
+        problem = _problem(Xs, y)
+        size = len(pickle.dumps(problem))
+        first = LogisticNewtonCD().solve(problem, _theta(1.0))
+        # (the problem's own small caches of its scales grow it by ~0.5 kB; the solver's
+        # copies of X, two for a sparse one, are 12-48 kB)
+        assert len(pickle.dumps(problem)) - size < 4000
+        # A second solver (the search's, after the grid's) finds the first one's arrays
+        # and solution: handed that solution, it starts at it (one KKT check, no step).
+        again = LogisticNewtonCD().solve(problem, _theta(1.0), first.w)
+        assert again.n_iter == 0 and torch.equal(again.w, first.w)
+        assert problem in ln._CACHE
+        del problem
+        gc.collect()
+        assert len(ln._CACHE) == 0

@@ -74,6 +74,36 @@ def test_grid_plateau_is_a_tie_not_a_worse_point():
     assert abs(float(result.theta[0]) - 1.0) < 1e-4
 
 
+def _table(values):
+    """The piecewise-linear interpolation of ``values`` at ``theta = 0, 1, ...``."""
+    table = torch.tensor(values, dtype=torch.float64)
+
+    def fun(t):
+        x = t[0].clamp(0, len(values) - 1)
+        k = x.detach().floor().clamp(max=len(values) - 2).long()
+        return table[k] + (x - k) * (table[k + 1] - table[k])
+    return fun
+
+
+@pytest.mark.parametrize("below_first", [False, True])
+def test_grid_patience_below_first_waits_for_a_point_below_the_first(below_first):
+    # The first value (the null model of an L1 path) is followed by two rises above it,
+    # then the basin at theta = 5, then two rises. Counted from the first point, the
+    # patience stops at the first two rises; counted below the first value, it stops two
+    # points past the basin.
+    fun = _table([1.0, 1.0, 1.2, 1.3, 0.5, 0.4, 0.6, 0.7, 0.8, 0.9])
+    grid = _grid(range(1, 10))
+    result, method = _run(fun, [0.0], start_grid=grid, grid_patience=2,
+                          grid_patience_below_first=below_first, bounds=(0.0, 9.0))
+    visited = [float(th[0]) for _, th in method.calls][:8]
+    if below_first:
+        assert visited == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+        assert result.value <= 0.4 + 1e-12
+    else:
+        assert visited[:4] == [0.0, 1.0, 2.0, 3.0] and visited[4] < 1.0  # the optimizer's
+        assert result.value >= 0.9
+
+
 def test_grid_solver_ranks_the_grid_but_never_decides_the_answer():
     # The loose solver reports values 1.0 too low: it still ranks the grid (same bias
     # everywhere), but the answer and its value come from exact evaluations only.

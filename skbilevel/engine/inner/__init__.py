@@ -2,7 +2,7 @@
 
 from ._base import InnerProblem
 from ._datafits import QuadraticDatafit
-from ._design import LinearDesign
+from ._design import LinearDesign, scipy_csr_pair
 from ._logistic_datafits import LogisticDatafit, MultinomialDatafit
 from ._losses import AffineDesign, BinaryLogLoss, MultinomialLogLoss, log_loss
 from ._module import LinearModel, MLPModel, ModuleModel, WeightedModuleProblem
@@ -14,4 +14,4 @@ __all__ = ["AffineDesign", "BinaryLogLoss", "ElasticNet", "InnerProblem", "L1", 
            "LinearDesign", "LinearModel", "LogisticDatafit", "MLPModel", "ModuleModel",
            "MultinomialDatafit", "MultinomialLogLoss", "ProximalProblem", "QuadraticDatafit",
            "RidgeProblem", "Shifted", "WeightedL1", "WeightedModuleProblem", "log_loss",
-           "soft_threshold"]
+           "scipy_csr_pair", "soft_threshold"]

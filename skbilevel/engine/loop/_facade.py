@@ -21,7 +21,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
                          holdout: Optional[Fold] = None, n_iter_no_change: int = 10,
                          penalty=None, grid_patience: Optional[int] = None,
                          grid_path_length: Optional[int] = None, grid_solver=None,
-                         grid_refine: int = 0, stall_patience: Optional[int] = None,
+                         grid_refine: int = 0, grid_patience_below_first: bool = False,
+                         stall_patience: Optional[int] = None,
                          stall_tol: float = 1e-7,
                          local_radius=None, keep_solution_path: bool = False, n_jobs=None,
                          verbose: int = 0, progress: Optional[Progress] = None
@@ -64,8 +65,9 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         ``theta -> (value, grad)`` added to the fold average in the optimisation phase (a
         prior on the hyperparameters). Without a holdout it also ranks the grid
         candidates; the reported ``value`` and the history objective exclude it.
-    grid_patience, grid_path_length, grid_solver, grid_refine
-        See :class:`GridScreening` (``patience``, ``path_length``, ``solver``, ``refine``).
+    grid_patience, grid_path_length, grid_solver, grid_refine, grid_patience_below_first
+        See :class:`GridScreening` (``patience``, ``path_length``, ``solver``, ``refine``,
+        ``patience_below_first``).
     stall_patience : int or None
         Stop (as converged) after this many optimizer evaluations without progress (see
         :class:`Stall`). None: never.
@@ -101,7 +103,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     if candidates:
         screening = GridScreening([theta0] + candidates, patience=grid_patience,
                                   path_length=grid_path_length, solver=grid_solver,
-                                  refine=grid_refine)
+                                  refine=grid_refine,
+                                  patience_below_first=grid_patience_below_first)
     stopping = [HoldoutPatience(n_iter_no_change)] if holdout is not None else []
     if stall_patience is not None:
         stopping.append(Stall(stall_patience, stall_tol))

@@ -25,6 +25,13 @@ class GridScreening:
         evaluating them once this many in a row have not improved on the best: on a
         unimodal CV curve the rest are worse, and they are often the expensive fits (weak
         penalties). None evaluates them all.
+    patience_below_first : bool
+        With ``patience``, count the points that do not improve only once the path's best
+        is below its first value (the strongest penalty's: the null model of an L1 path).
+        An L1 path's CV error can rise above the null model's before it falls (a noise
+        feature in large units, cheap to penalise, enters first): that rise is no
+        evidence that the rest of the path is worse, a rise past a point that beats the
+        null model is.
     path_length : int or None
         With ``patience``, the candidates are consecutive paths of this length (e.g. one
         path of penalties per ``l1_ratio``), and the patience applies within each path.
@@ -43,10 +50,12 @@ class GridScreening:
     """
 
     def __init__(self, candidates, patience: Optional[int] = None,
-                 path_length: Optional[int] = None, solver=None, refine: int = 0):
+                 path_length: Optional[int] = None, solver=None, refine: int = 0,
+                 patience_below_first: bool = False):
         self.candidates = list(candidates)
         self.patience, self.path_length, self.solver = patience, path_length, solver
         self.refine = int(refine)
+        self.patience_below_first = bool(patience_below_first)
 
     @property
     def approximate(self) -> bool:
@@ -63,13 +72,16 @@ class GridScreening:
         best_k = None
         for k, cand in enumerate(candidates):
             if k % path_length == 0:
-                best_value, n_worse = np.inf, 0
+                best_value, n_worse, first = np.inf, 0, None
             elif self.patience is not None and n_worse >= self.patience:
                 continue  # the path is past its basin: its remaining points only get worse
             value = evaluate(cand, phase="grid", solver=self.solver)
+            first = value if first is None else first
             if value < best_value:
                 best_value, n_worse, best_k = value, 0, k
-            elif value > best_value + _GRID_TIE * abs(best_value):
+            elif value > best_value + _GRID_TIE * abs(best_value) and not (
+                    self.patience_below_first and
+                    best_value >= first - _GRID_TIE * abs(first)):
                 n_worse += 1
             # else a tie, as on the plateau of penalties that zero every coefficient: it
             # says nothing about which side of the basin the path is on.
