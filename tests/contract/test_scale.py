@@ -142,3 +142,15 @@ def test_constant_and_zero_columns_at_extreme_scale(entry, k):
     est = _fit(entry, X * c, y * t if not entry.classifier else y, **params)
     np.testing.assert_allclose(_output(est, X * c) / t, reference, rtol=1e-6,
                                atol=1e-6 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("centre", [True, False])
+def test_column_spread_in_blocks_is_numpys(centre):
+    """The blocked column spreads behind feature_unit equal numpy's std (rms without
+    centring) whatever the block size, with a last block shorter than the others."""
+    from skbilevel._scaling import _column_spread
+
+    X = np.random.default_rng(0).standard_normal((700, 5)) * [1, 3, 1e-3, 1e3, 7] + 2.0
+    expected = X.std(0) if centre else np.sqrt((X ** 2).mean(0))
+    for rows in (1, 256, 699, 10000):
+        np.testing.assert_allclose(_column_spread(X, centre, rows), expected, rtol=1e-12)
