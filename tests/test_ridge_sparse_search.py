@@ -1,9 +1,9 @@
 """BilevelRidgeCV on sparse X with a matrix-free solver: the grid, then a bracketing search.
 
-The search's Krylov solves stop at a tenth of ``tol`` (not the refit's 1e-8), it starts at
-the best grid point, ``best_score_`` and the refit are warm-started from the folds'
-solutions, and the ridge problem's gradient at zero (every Krylov solve's right-hand side)
-costs no product with X. Each test checks the answer against dense numpy fits.
+The search's Krylov solves stop at a tenth of ``tol`` (not the refit's 1e-8), ``best_score_``
+and the refit are warm-started from the folds' solutions, and the ridge problem's gradient
+at zero (every Krylov solve's right-hand side) costs no product with X. Each test checks
+the answer against dense numpy fits.
 """
 
 import numpy as np
@@ -31,16 +31,13 @@ def _sparse_problem(seed, n=1000, d=300, density=0.02):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_search_starts_at_the_best_grid_point_and_beats_the_grid(seed, ridge_ref):
+def test_loose_search_never_stops_above_the_best_grid_point(seed, ridge_ref):
     X, y = _sparse_problem(seed)
     splits = list(KFold(5, shuffle=True, random_state=seed).split(X))
     reg = BilevelRidgeCV(cv=splits).fit(X, y)
     h = reg.history_
-    grid, opt = h["phase"] == "grid", h["phase"] == "optimize"
-    # The first search point is the grid's best, solved to the search's tolerance (its
-    # slope shapes the first model), not the vertex of a parabola through grid values.
-    best_grid = h["theta"][grid][np.argmin(h["objective"][grid])]
-    assert_allclose(h["theta"][opt][0], best_grid, rtol=0, atol=1e-12)
+    grid = h["phase"] == "grid"
+    assert np.sum(h["phase"] == "optimize") >= 1
     # Never worse than the grid's best point, by exact dense refits of both.
     best_alpha = h["alpha"][grid][np.argmin(h["objective"][grid])]
     cv_error = ridge_ref.cv_value(X, y, None, reg.alpha_, splits)
