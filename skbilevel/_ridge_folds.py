@@ -148,8 +148,16 @@ def complement_moments(blocks):
 
 def gram_scale(X, sample_weight, fit_intercept):
     """Mean diagonal of the centred weighted Gram: the natural unit of alpha."""
-    sq = X.multiply(X) if sp.issparse(X) else X ** 2
-    col_sq = np.asarray(sq.T @ sample_weight).ravel()
+    if sp.issparse(X):  # squares of the stored entries: X.multiply(X) took 0.1-0.4 s
+        X = sp.csr_matrix(X)
+        if not X.has_canonical_format:  # duplicates: the square of their sum
+            X = X.copy()
+            X.sum_duplicates()
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        col_sq = np.bincount(X.indices, weights=sample_weight[rows] * X.data ** 2,
+                             minlength=X.shape[1])
+    else:
+        col_sq = np.asarray((X ** 2).T @ sample_weight).ravel()
     if fit_intercept:
         mean = np.asarray(X.T @ sample_weight).ravel() / sample_weight.sum()
         col_sq = col_sq - sample_weight.sum() * mean ** 2

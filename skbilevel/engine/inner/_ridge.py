@@ -155,6 +155,8 @@ class RidgeProblem(InnerProblem):
         return (r ** 2).sum()
 
     def grad(self, w, theta):
+        if not bool(w.any()):  # a Krylov solve's right-hand side: H 0 needs no products
+            return -self.xty
         return self.hvp(w, theta, w) - self.xty
 
     def hvp(self, w, theta, v):
