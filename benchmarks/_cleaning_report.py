@@ -103,7 +103,8 @@ def write_report(results, mlp, big, large, check, seeds, total, info, argv, out_
              "problem in a fresh process per method (exact). time / cleanlab: wall over "
              "CleanLearning's.",
              "",
-             f"Check: the derived `+ cv` qualities equal `fit(confidence=\"cv\")`'s to "
+             f"Check: the derived `+ cv` qualities and refit weights (neighbour vote included) "
+             f"equal `fit(confidence=\"cv\")`'s to "
              f"{check:.1e} (max abs).", ""]
     for label, rows in results.items():
         lines += [f"## {label}", "", setting_table(rows), ""]

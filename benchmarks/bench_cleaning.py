@@ -14,8 +14,9 @@ of the given label (``confidence="cv"``). Detection: F1 of ``label_issues_`` (qu
 inner model on one setting, and a large synthetic problem (n = 50,000).
 
 The ``-`` / ``+trusted`` and ``confidence`` variants of one method share one bilevel run:
-the weights do not depend on them; the refits and the cross-validation are redone here
-with the estimator's own helper (checked once against ``fit(confidence="cv")``).
+the weights do not depend on them; the refits, the cross-validation and the neighbour
+vote are redone here with the estimator's own helpers (``cv_quality``, ``vote_weights``;
+checked once against ``fit(confidence="cv")``).
 
 Usage::
 
@@ -54,7 +55,7 @@ from _cleaning_problems import (baseline_rows, blobs_split, cleanlab_rows,  # no
 from _cleaning_report import write_report  # noqa: E402
 from _common import PeakMemory, machine_info, run_isolated  # noqa: E402
 from skbilevel import HyperCleaningClassifier  # noqa: E402
-from skbilevel._cleaning_data import cv_quality, refit_weights  # noqa: E402
+from skbilevel._cleaning_data import cv_quality, refit_weights, vote_weights  # noqa: E402
 
 
 def cleaning_rows(data, method, variant, max_iter, seed, model="linear", derived=True):
@@ -88,12 +89,14 @@ def cleaning_rows(data, method, variant, max_iter, seed, model="linear", derived
                        data["y_val"], w, np.ones(len(w)), est.n_folds,
                        check_random_state(seed).randint(2**31 - 1), est.cv_rounds,
                        est.refit_threshold)
+        # The estimator's neighbour vote (n_neighbors) on the cv quality, its own helper.
+        w_cv, voted = vote_weights(q, est.refit_threshold, np.ones(len(q)), data["X"],
+                                   data["y"], data["X_val"], data["y_val"], est.n_neighbors)
         wall_cv = wall + time.perf_counter() - t0
-    f1, auroc = detection(data["flipped"], q, q < est.threshold)
+    f1, auroc = detection(data["flipped"], q, (q < est.threshold) | voted)
     for with_val in (False, True):
         rows.append(dict(common, method=name + " + cv", refit="+trusted" if with_val else "-",
-                         acc=refit(data, refit_weights(q, est.refit_threshold), with_val),
-                         f1=f1, auroc=auroc, wall=wall_cv))
+                         acc=refit(data, w_cv, with_val), f1=f1, auroc=auroc, wall=wall_cv))
     return rows
 
 
@@ -105,7 +108,8 @@ def isolated_rows(*args, **kwargs):
 
 
 def check_confidence(data, seed):
-    """The derived cv rows are the estimator's ``confidence="cv"`` (max abs difference)."""
+    """The derived cv rows are the estimator's ``confidence="cv"``: max abs difference of
+    the quality and of the refit weights (with the neighbour vote)."""
     kw = dict(method="reweight", max_iter=20, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -115,7 +119,10 @@ def check_confidence(data, seed):
                        data["y_val"], est.bilevel_weight_, np.ones(len(data["y"])),
                        est.n_folds, check_random_state(seed).randint(2**31 - 1),
                        est.cv_rounds, est.refit_threshold)
-    return float(np.abs(est.label_quality_ - q).max())
+        w, _ = vote_weights(q, est.refit_threshold, np.ones(len(q)), data["X"], data["y"],
+                            data["X_val"], data["y_val"], est.n_neighbors)
+    return float(max(np.abs(est.label_quality_ - q).max(),
+                     np.abs(est.sample_weight_ - w).max()))
 
 
 def main():

@@ -16,7 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from ._cleaning_data import (build_problem, check_trusted_set, cv_quality, hold_out,
-                             refit_weights)
+                             vote_weights)
 from ._cleaning_doc import DOC
 from .engine.cleaning import METHODS, make_cleaning_method
 from .utils._sklearn_compat import (Interval, StrOptions, _check_sample_weight, _fit_context,
@@ -58,6 +58,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         "confidence": [StrOptions({"cv"}), None],
         "n_folds": [Interval(Integral, 2, None, closed="left")],
         "cv_rounds": [Interval(Integral, 1, None, closed="left")],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left"), None],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -66,7 +67,8 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     def __init__(self, estimator=None, *, model="linear", method="auto", variant="qp1",
                  hidden=(32,), reg=1e-4, max_iter=100, validation_fraction=None,
                  refit_with_val=True, threshold=0.5, refit_threshold=0.1, confidence="cv",
-                 n_folds=5, cv_rounds=2, device="cpu", random_state=None, verbose=0):
+                 n_folds=5, cv_rounds=2, n_neighbors=7, device="cpu", random_state=None,
+                 verbose=0):
         self.estimator = estimator
         self.model = model
         self.method = method
@@ -81,6 +83,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         self.confidence = confidence
         self.n_folds = n_folds
         self.cv_rounds = cv_rounds
+        self.n_neighbors = n_neighbors
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -164,10 +167,17 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
             weights = cv_quality(final, X_in, codes_in, X_t, codes_t, weights, base_in,
                                  self.n_folds, seed, self.cv_rounds, self.refit_threshold)
         quality[train] = weights
+        # The neighbour vote reads the cv probabilities' band: without them it is off.
+        vote = self.n_neighbors if self.confidence == "cv" else None
+        sample_weight, voted = base.copy(), np.zeros(len(y), dtype=bool)
+        sample_weight[train], voted[train] = vote_weights(
+            weights, self.refit_threshold, base_in, X_in, codes_in, X_t, codes_t, vote)
         self.method_ = method.name
         self.label_quality_ = quality
-        self.sample_weight_ = base * refit_weights(quality, self.refit_threshold)
-        self.label_issues_ = quality < self.threshold
+        self.sample_weight_ = sample_weight
+        self.voted_out_ = voted
+        # The voted-out samples are flagged too, whatever the threshold.
+        self.label_issues_ = (quality < self.threshold) | voted
         self.history_ = {key: np.asarray(value, dtype=np.float64)
                          for key, value in result.history.items()}
         self.n_iter_ = int(result.n_iter)
