@@ -28,11 +28,12 @@ method : str, default="auto"
     ``"reweight"`` (the one-step look-ahead of learning-to-reweight, a cheap baseline).
     ``"auto"`` is the first registered of ``"pgd-cqa"``, ``"reweight"``, ``"implicit"``:
     on ``benchmarks/bench_cleaning.py`` (digits, results/cleaning.md, seeds 0-4), with
-    the defaults ``confidence="cv"``, ``refit_with_val=True`` and ``refit_threshold``,
-    pgd-cqa (qp1) had the best test accuracy at p = 0.4 (0.951), 0.6 (0.932) and with
-    class-pair noise (0.951), 0.002 below reweight's at p = 0.2 (0.959 vs 0.961),
-    detection AUROC >= 0.996 everywhere, and was the cheapest bilevel method per run
-    (0.63-0.84x reweight's wall time with the cross-validation). ``method_`` says which ran.
+    the other defaults (``confidence="cv"`` with two rounds and the neighbour vote,
+    ``refit_with_val=True``), pgd-cqa (qp1) had the best test accuracy at p = 0.4 (0.955,
+    tied with reweight) and with class-pair noise (0.954), 0.001 below the best at
+    p = 0.2 (0.959 vs 0.960) and 0.004 at p = 0.6 (0.937 vs 0.941), detection AUROC
+    >= 0.996 everywhere, and pgd-cqa was the fastest method per run (0.74-0.80x reweight's
+    wall time with the cross-validation, 0.05x implicit's). ``method_`` says which ran.
 variant : {"qp1", "qp2"}, default="qp1"
     The step rule of ``method="pgd-cqa"`` (ignored by the methods without one).
 hidden : tuple of int, default=(32,)
