@@ -96,8 +96,8 @@ class LogisticAdapter(SearchAdapter):
             # loss whatever C: it moves no minimiser and is left out of the followed one.
             codes_va = torch.as_tensor(np.searchsorted(classes, y_val[seen]))
             weight = None if f.score_weight is None else _t(f.score_weight[seen])
-            out.append(Fold(problem, logistic_criterion(problem, _t(f.X_val[seen]), codes_va,
-                                                        weight)))
+            X_va = f.X_val if seen.all() else f.X_val[seen]  # no copy of the usual case
+            out.append(Fold(problem, logistic_criterion(problem, _t(X_va), codes_va, weight)))
         if not out:
             raise ValueError("No validation fold holds a class its training rows hold")
         return out
