@@ -109,3 +109,16 @@ def cleanlab_rows(data, seed):
                  acc=float(cl.score(data["X_test"], data["y_test"]))),
             dict(common, method="cleanlab drop flagged", refit="+trusted", acc=dropped,
                  wall=wall + time.perf_counter() - t0)]
+
+
+def development_seeds(first, last):
+    """The ``--seeds`` of a development script (default ``first..last``), refusing the
+    benchmark's seeds 0-4: defaults are chosen on other seeds than those reported."""
+    import argparse
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", default=",".join(map(str, range(first, last + 1))),
+                        help="comma-separated development seeds (never 0-4)")
+    seeds = [int(s) for s in parser.parse_args().seeds.split(",")]
+    if set(seeds) & set(range(5)):
+        parser.error("seeds 0-4 are the benchmark's: choose on others")
+    return seeds

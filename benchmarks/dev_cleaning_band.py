@@ -46,7 +46,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import os  # noqa: I001
 # One BLAS thread: a 1078 x 64 logistic fit is far slower with two on a loaded machine.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -64,7 +63,8 @@ sys.path.insert(0, str(HERE))
 import torch  # noqa: E402
 from sklearn.neighbors import NearestNeighbors  # noqa: E402
 
-from _cleaning_problems import digits_split, final_estimator, refit  # noqa: E402
+from _cleaning_problems import (development_seeds, digits_split,  # noqa: E402
+                                final_estimator, refit)
 from skbilevel import HyperCleaningClassifier  # noqa: E402
 
 SETTINGS = [("p=0.2", "uniform", 0.2), ("p=0.4", "uniform", 0.4),
@@ -88,13 +88,7 @@ def band_weights(data, quality, k, cut, low=0.1, high=0.3):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", default=",".join(map(str, range(5, 25))),
-                        help="comma-separated development seeds (never 0-4)")
-    args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    if set(seeds) & set(range(5)):
-        parser.error("seeds 0-4 are the benchmark's: choose on others")
+    seeds = development_seeds(5, 24)
     torch.set_num_threads(1)
     acc = {(s[0], r[0]): [] for s in SETTINGS for r in RULES}
     for label, kind, rate in SETTINGS:

@@ -57,7 +57,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import os  # noqa: I001
 # One BLAS thread: a 1078 x 64 logistic fit is far slower with two on a loaded machine.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -75,7 +74,7 @@ sys.path.insert(0, str(HERE))
 import torch  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from _cleaning_problems import digits_split, final_estimator  # noqa: E402
+from _cleaning_problems import development_seeds, digits_split, final_estimator  # noqa: E402
 from skbilevel import HyperCleaningClassifier  # noqa: E402
 
 # (row name, estimator parameters); the first row is the reference of the differences.
@@ -97,13 +96,7 @@ def run(seed, rate, params):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", default=",".join(map(str, range(5, 15))),
-                        help="comma-separated development seeds (never 0-4)")
-    args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    if set(seeds) & set(range(5)):
-        parser.error("seeds 0-4 are the benchmark's: choose on others")
+    seeds = development_seeds(5, 14)
     torch.set_num_threads(1)
     print(f"digits, seeds {seeds}: test accuracy (AUROC); per-seed difference to the first "
           f"row in test samples")
