@@ -207,3 +207,28 @@ def test_fold_arrays_are_cached_beside_the_problem_not_in_it():
         del problem
         gc.collect()
         assert len(ln._CACHE) == 0
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_gram_of_row_pairs_matches_blas_and_the_solutions_agree(sparse, monkeypatch):
+    """On a one-hot design the Newton models' Gram matrices come from the products of each
+    row's nonzeros (a sparse product, see _pair_matrix): the same matrices as BLAS's on
+    any working set, ragged rows and weights included, and the same solutions."""
+    import skbilevel._logistic_newton as ln
+    X, y = _one_hot(300, seed=5)
+    X[::7, :3] = 0.0  # rows of unequal length, a weighted entry
+    X[1, 4] = 2.5
+    Xs = sp.csr_matrix(X) if sparse else X
+    data = ln._arrays(_problem(Xs, y))
+    assert data.pairs(X.shape[1]) is not None
+    h = np.random.default_rng(0).random(X.shape[0])
+    for ws in (np.arange(X.shape[1]), np.array([0, 3, 4, 17, 29]), np.array([2])):
+        np.testing.assert_allclose(ln._gram(data, ws, h), X[:, ws].T @ (h[:, None] * X[:, ws]),
+                                   rtol=1e-13, atol=1e-13)
+    solutions = []
+    for pair_max in (ln._PAIR_MAX, 0):  # 0: never built, BLAS / scipy's product
+        monkeypatch.setattr(ln, "_PAIR_MAX", pair_max)
+        problem = _problem(Xs, y)
+        solutions.append(LogisticNewtonCD(tol=1e-12).solve(problem, _theta(0.5)).w)
+        assert (ln._arrays(problem).pairs(X.shape[1]) is None) == (pair_max == 0)
+    torch.testing.assert_close(solutions[0], solutions[1], rtol=0, atol=1e-9)
