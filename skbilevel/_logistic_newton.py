@@ -48,6 +48,15 @@ _ENTER = 0.9
 _SUB_TOL = 1e-8
 # Tightened by 1e-3, down to this, where a step fails to halve the KKT residual.
 _SUB_TOL_MIN = 1e-16
+# Far from the solution the model need not be solved to _SUB_TOL (inexact Newton: a forcing
+# term that shrinks with the KKT residual keeps the fast local convergence): its tolerance is
+# _LOOSE times the squared residual, between _SUB_TOL and _LOOSE_MAX (and _SUB_TOL for the
+# rest of the solve once a loosened step fails to halve the residual). On the one-hot
+# benchmark problems (1600 x 120, 4000 x 200) it cuts the sweeps by 27-52 % (1600 x 120
+# seed 1: 27,569 -> 13,334) with as many Newton steps (one more in 137 there); 1e4 saved
+# a few more sweeps for 10 % more steps.
+_LOOSE = 1e3
+_LOOSE_MAX = 1e-2
 _SUB_MAX_ITER = 1000  # its sweeps (the outer KKT check decides convergence)
 # The Gram matrix of a sparse design (one-hot categories: 0/1, a few nonzeros a row) as one
 # sparse product ``P h``, where row ``(j, l)`` of ``P`` holds ``x_ij x_il`` (j <= l): its
@@ -258,7 +267,7 @@ class LogisticNewtonCD(InnerSolver):
         X, y, a, d = data.X, data.y, data.a, data.X.shape[1]
         w, b = v[:d], (v[d] if data.fit_intercept else 0.0)
         z = X @ w + b
-        residual, sub_tol = math.inf, _SUB_TOL
+        residual, sub_tol, loose, forcing = math.inf, _SUB_TOL, 0.0, True
         for step in range(self.max_iter + 1):
             p = expit(z)
             r = a * (p - y)  # the log-loss's gradient in score space
@@ -267,15 +276,22 @@ class LogisticNewtonCD(InnerSolver):
             last, residual = residual, self._kkt(data, w, g, g_b, lam)
             if residual <= self.tol or step == self.max_iter:
                 break
-            if residual > 0.5 * last:  # Newton's convergence stalls on a rough model solve
-                if sub_tol <= _SUB_TOL_MIN:
+            # Newton's convergence stalls on a rough model solve: a loosened one is solved
+            # to _SUB_TOL from now on, a _SUB_TOL one tighter.
+            if residual > 0.5 * last:
+                if loose > sub_tol:
+                    forcing = False
+                elif sub_tol <= _SUB_TOL_MIN:
                     break
-                sub_tol *= 1e-3
+                else:
+                    sub_tol *= 1e-3
             ws = np.flatnonzero((w != 0) | (np.abs(g) >= _ENTER * lam))
             h = a * p * expit(-z)  # p (1 - p) without cancellation where p is near 1
+            loose = max(sub_tol, min(_LOOSE_MAX, _LOOSE * residual ** 2)) if forcing else \
+                sub_tol
             while True:
                 dw, db = self._model_step(data, ws, w[ws], z, r, g[ws], g_b, h, lam[ws],
-                                          sub_tol)
+                                          loose)
                 step_w = np.zeros(d)
                 step_w[ws] = dw
                 dz = X @ step_w + db  # no copy of the working set's columns
@@ -283,9 +299,10 @@ class LogisticNewtonCD(InnerSolver):
                                       float(g[ws] @ dw) + g_b * db)
                 # No decrease: the model was solved too roughly for this close to the
                 # solution (coordinate descent stopped where it started); solve it tighter.
-                if t is not None or sub_tol <= _SUB_TOL_MIN:
+                if t is not None or loose <= _SUB_TOL_MIN:
                     break
-                sub_tol *= 1e-3
+                loose *= 1e-3
+                sub_tol = min(sub_tol, loose)
             if t is None:  # no decrease above rounding: at the solution to rounding
                 break
             w[ws] += t * dw
