@@ -48,7 +48,23 @@ _ENTER = 0.9
 _SUB_TOL = 1e-8
 # Tightened by 1e-3, down to this, where a step fails to halve the KKT residual.
 _SUB_TOL_MIN = 1e-16
+# Far from the solution the model need not be solved to _SUB_TOL (inexact Newton: a forcing
+# term that shrinks with the KKT residual keeps the fast local convergence): its tolerance is
+# _LOOSE times the squared residual, between _SUB_TOL and _LOOSE_MAX (and _SUB_TOL for the
+# rest of the solve once a loosened step fails to halve the residual). On the one-hot
+# benchmark problems (1600 x 120, 4000 x 200) it cuts the sweeps by 27-52 % (1600 x 120
+# seed 1: 27,569 -> 13,334) with as many Newton steps (one more in 137 there); 1e4 saved
+# a few more sweeps for 10 % more steps.
+_LOOSE = 1e3
+_LOOSE_MAX = 1e-2
 _SUB_MAX_ITER = 1000  # its sweeps (the outer KKT check decides convergence)
+# The Gram matrix of a sparse design (one-hot categories: 0/1, a few nonzeros a row) as one
+# sparse product ``P h``, where row ``(j, l)`` of ``P`` holds ``x_ij x_il`` (j <= l): its
+# ``sum_i r_i (r_i + 1) / 2`` entries (``r_i`` nonzeros in row ``i``) against BLAS's
+# ``n k^2 / 2`` flops on ``k`` working columns, each entry of a sparse product costing about
+# _PAIR_COST flops (1600 x 120 one-hot: 0.29 ms a Gram matrix, BLAS's dsyrk 0.94 ms).
+_PAIR_COST = 20
+_PAIR_MAX = 4_000_000  # entries of P (12 bytes each), or BLAS
 
 
 def _unwrap(penalty):
@@ -77,6 +93,7 @@ class _Arrays:
         self.a = datafit.scaled_weight.detach().cpu().to(torch.float64).numpy()
         self.unit = problem.unit_scale().detach().cpu().to(torch.float64).numpy()[:, 0]
         self.fit_intercept = bool(datafit.fit_intercept)
+        self._pairs = False  # P of _pair_matrix, built at the first Gram matrix
         self.solved = []  # (log penalties, solution) of the last solves, newest last
 
     def start(self, key, v0):
@@ -90,6 +107,24 @@ class _Arrays:
         if not self.solved or not np.array_equal(v0, self.solved[-1][1]):
             return v0
         return min(self.solved, key=lambda kv: float(np.abs(kv[0] - key).max()))[1]
+
+    def pairs(self, k):
+        """``P`` of :func:`_pair_matrix` where its product costs less than BLAS's on ``k``
+        working columns (built once, at the first such call), else None."""
+        if self._pairs is False:
+            A = sp.csr_matrix(self.X)
+            r = np.diff(A.indptr)
+            self._pair_entries = int((r * (r + 1) // 2).sum())
+            padded = len(r) * (int(r.max()) + 1) ** 2 // 2 if len(r) else 0  # the build's
+            # Never cheaper, even on every column, or too large (it returns all d^2
+            # entries): never built.
+            never = max(self._pair_entries, padded, A.shape[1] ** 2) > _PAIR_MAX or \
+                2 * _PAIR_COST * self._pair_entries >= A.shape[0] * A.shape[1] ** 2
+            self._pairs = None if never else _pair_matrix(A)
+        if self._pairs is None or (not sp.issparse(self.X) and
+                                   2 * _PAIR_COST * self._pair_entries >= len(self.y) * k * k):
+            return None
+        return self._pairs
 
     def remember(self, key, v):
         self.solved = self.solved[-(_MEMORY - 1):] + [(key, v)]
@@ -114,8 +149,38 @@ def _loss(a, y, z):
     return float(a @ (np.logaddexp(0.0, z) - y * z))
 
 
+def _pair_matrix(A):
+    """``P`` (CSC) of shape ``(d * d, n)`` with ``P[j d + l, i] = x_ij x_il`` for ``j <= l``
+    (``A``: the design, CSR with sorted indices), so that ``(P h).reshape(d, d)`` is the
+    upper triangle of ``X^T diag(h) X``."""
+    n, d = A.shape
+    A = A.copy()
+    A.sort_indices()
+    r = np.diff(A.indptr)
+    # Positions (s, t), s <= t, of the pairs of each row's nonzeros, padded to the longest
+    # row (one-hot rows all have as many: one per categorical feature), row after row.
+    width = int(r.max()) if n else 0
+    s_pos, t_pos = np.triu_indices(width)
+    keep = t_pos[None, :] < r[:, None]
+    first = (A.indptr[:-1, None] + s_pos)[keep]
+    second = (A.indptr[:-1, None] + t_pos)[keep]
+    # Built as the CSR of P^T (row i: its pairs, in increasing order): no sort.
+    indptr = np.concatenate([[0], np.cumsum(r * (r + 1) // 2)])
+    PT = sp.csr_matrix((A.data[first] * A.data[second],
+                        A.indices[first].astype(np.int64) * d + A.indices[second], indptr),
+                       shape=(n, d * d))
+    return PT.T  # CSC
+
+
 def _gram(data, ws, h):
     """``X_W^T diag(h) X_W`` of the working set ``W`` (dense ``(k, k)``, C order)."""
+    P = data.pairs(len(ws))
+    if P is not None:  # a sparse product: see _PAIR_COST
+        d = data.X.shape[1]
+        U = (P @ h).reshape(d, d)
+        Q = U + U.T
+        Q.flat[::d + 1] *= 0.5
+        return np.ascontiguousarray(Q[np.ix_(ws, ws)])
     if sp.issparse(data.columns):
         cols = data.columns[:, ws]
         return np.ascontiguousarray((cols.T @ cols.multiply(h[:, None]).tocsc()).toarray())
@@ -202,7 +267,7 @@ class LogisticNewtonCD(InnerSolver):
         X, y, a, d = data.X, data.y, data.a, data.X.shape[1]
         w, b = v[:d], (v[d] if data.fit_intercept else 0.0)
         z = X @ w + b
-        residual, sub_tol = math.inf, _SUB_TOL
+        residual, sub_tol, loose, forcing = math.inf, _SUB_TOL, 0.0, True
         for step in range(self.max_iter + 1):
             p = expit(z)
             r = a * (p - y)  # the log-loss's gradient in score space
@@ -211,15 +276,22 @@ class LogisticNewtonCD(InnerSolver):
             last, residual = residual, self._kkt(data, w, g, g_b, lam)
             if residual <= self.tol or step == self.max_iter:
                 break
-            if residual > 0.5 * last:  # Newton's convergence stalls on a rough model solve
-                if sub_tol <= _SUB_TOL_MIN:
+            # Newton's convergence stalls on a rough model solve: a loosened one is solved
+            # to _SUB_TOL from now on, a _SUB_TOL one tighter.
+            if residual > 0.5 * last:
+                if loose > sub_tol:
+                    forcing = False
+                elif sub_tol <= _SUB_TOL_MIN:
                     break
-                sub_tol *= 1e-3
+                else:
+                    sub_tol *= 1e-3
             ws = np.flatnonzero((w != 0) | (np.abs(g) >= _ENTER * lam))
             h = a * p * expit(-z)  # p (1 - p) without cancellation where p is near 1
+            loose = max(sub_tol, min(_LOOSE_MAX, _LOOSE * residual ** 2)) if forcing else \
+                sub_tol
             while True:
                 dw, db = self._model_step(data, ws, w[ws], z, r, g[ws], g_b, h, lam[ws],
-                                          sub_tol)
+                                          loose)
                 step_w = np.zeros(d)
                 step_w[ws] = dw
                 dz = X @ step_w + db  # no copy of the working set's columns
@@ -227,9 +299,10 @@ class LogisticNewtonCD(InnerSolver):
                                       float(g[ws] @ dw) + g_b * db)
                 # No decrease: the model was solved too roughly for this close to the
                 # solution (coordinate descent stopped where it started); solve it tighter.
-                if t is not None or sub_tol <= _SUB_TOL_MIN:
+                if t is not None or loose <= _SUB_TOL_MIN:
                     break
-                sub_tol *= 1e-3
+                loose *= 1e-3
+                sub_tol = min(sub_tol, loose)
             if t is None:  # no decrease above rounding: at the solution to rounding
                 break
             w[ws] += t * dw

@@ -207,3 +207,63 @@ def test_fold_arrays_are_cached_beside_the_problem_not_in_it():
         del problem
         gc.collect()
         assert len(ln._CACHE) == 0
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_gram_of_row_pairs_matches_blas_and_the_solutions_agree(sparse, monkeypatch):
+    """On a one-hot design the Newton models' Gram matrices come from the products of each
+    row's nonzeros (a sparse product, see _pair_matrix): the same matrices as BLAS's on
+    any working set, ragged rows and weights included, and the same solutions."""
+    import skbilevel._logistic_newton as ln
+    X, y = _one_hot(300, seed=5)
+    X[::7, :3] = 0.0  # rows of unequal length, a weighted entry
+    X[1, 4] = 2.5
+    Xs = sp.csr_matrix(X) if sparse else X
+    data = ln._arrays(_problem(Xs, y))
+    assert data.pairs(X.shape[1]) is not None
+    h = np.random.default_rng(0).random(X.shape[0])
+    for ws in (np.arange(X.shape[1]), np.array([0, 3, 4, 17, 29]), np.array([2])):
+        np.testing.assert_allclose(ln._gram(data, ws, h), X[:, ws].T @ (h[:, None] * X[:, ws]),
+                                   rtol=1e-13, atol=1e-13)
+    solutions = []
+    for pair_max in (ln._PAIR_MAX, 0):  # 0: never built, BLAS / scipy's product
+        monkeypatch.setattr(ln, "_PAIR_MAX", pair_max)
+        problem = _problem(Xs, y)
+        solutions.append(LogisticNewtonCD(tol=1e-12).solve(problem, _theta(0.5)).w)
+        assert (ln._arrays(problem).pairs(X.shape[1]) is None) == (pair_max == 0)
+    torch.testing.assert_close(solutions[0], solutions[1], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("loose", [1e3, 1e12])
+def test_models_solved_loosely_far_from_the_solution_reach_the_same_one(loose, monkeypatch):
+    """Inexact Newton (_LOOSE): the models far from the solution are solved to a tolerance
+    that shrinks with the squared KKT residual. Fewer coordinate-descent sweeps, the same
+    solution to the tolerance; a forcing term so loose that Newton stalls (1e12: every
+    model to _LOOSE_MAX) falls back to _SUB_TOL and still converges."""
+    import skbilevel._coordinate_descent as cd
+    import skbilevel._logistic_newton as ln
+    X, y = _one_hot(400, seed=2)
+    kernel = cd._cd_gram
+    runs = {}
+    for forcing in (0.0, loose):
+        monkeypatch.setattr(ln, "_LOOSE", forcing)
+        sweeps, tols = [], []
+
+        def counting(*args, sweeps=sweeps, tols=tols):
+            out = kernel(*args)
+            sweeps.append(out[3])
+            tols.append(args[7])
+            return out
+
+        monkeypatch.setattr(cd, "_cd_gram", counting)
+        problem, solver = _problem(X, y), LogisticNewtonCD(tol=1e-11)
+        for C in (0.05, 2.0):  # a cold start, then a warm one from far
+            sol = solver.solve(problem, _theta(C))
+            assert sol.converged
+            assert _kkt(X, y, sol.w[:, 0].numpy(), 1.0 / (C * len(y)), np.ones(len(y))) < 1e-9
+        runs[forcing] = sol.w, sum(sweeps), max(tols)
+    assert runs[0.0][2] == ln._SUB_TOL and runs[loose][2] > 1e3 * ln._SUB_TOL
+    assert runs[loose][1] < runs[0.0][1]
+    proba = [1.0 / (1.0 + np.exp(-(X @ w[:-1, 0].numpy() + float(w[-1, 0]))))
+             for w, _, _ in runs.values()]
+    np.testing.assert_allclose(proba[0], proba[1], atol=1e-8)

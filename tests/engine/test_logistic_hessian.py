@@ -28,11 +28,14 @@ def test_support_hessian_is_the_hessian_of_the_products(fit_intercept):
     everywhere = torch.ones_like(w, dtype=torch.bool)
     torch.testing.assert_close(problem.support_hessian(w, everywhere), full, rtol=1e-12,
                                atol=1e-14)
-    mask = everywhere.clone()
-    mask[2] = False
-    keep = mask[:, 0]
-    torch.testing.assert_close(problem.support_hessian(w, mask), full[keep][:, keep],
-                               rtol=1e-12, atol=1e-14)
+    # Most rows (the whole Hessian's block) and few (the masked columns' product); the
+    # last row is the intercept's, if any.
+    for out in ([2], [2, rows - 1], [0, 1, 3, 4, 5], [0, 1, 3, 4, 5, rows - 1]):
+        mask = everywhere.clone()
+        mask[out] = False
+        keep = mask[:, 0]
+        torch.testing.assert_close(problem.support_hessian(w, mask), full[keep][:, keep],
+                                   rtol=1e-12, atol=1e-14)
 
 
 def test_newton_polish_with_the_direct_hessian_reaches_the_tolerance():

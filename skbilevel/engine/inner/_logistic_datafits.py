@@ -168,14 +168,18 @@ class LogisticDatafit(_LogLossDatafit):
             return None
         curv = self.loss.curvature(self._decision(w), self.scaled_weight)
         X = self.design.X
-        if bool(mask.all()):  # the whole Hessian: no copy of X with a column of ones
+        # Most of the columns: the whole Hessian, then its block. A copy of the masked
+        # columns of a row-major X costs as much as the product (1280 x 120: 0.9 ms each).
+        whole = bool(mask.all()) or 2 * int(mask.sum()) >= mask.numel()
+        if whole:  # no copy of X with a column of ones
             XD = X * curv[:, None]
             H = XD.t() @ X
             if not self.fit_intercept:
-                return H
+                return H if bool(mask.all()) else H[mask][:, mask]
             side = XD.sum(0)
-            return torch.cat([torch.cat([H, side[:, None]], 1),
-                              torch.cat([side, curv.sum().reshape(1)])[None, :]])
+            H = torch.cat([torch.cat([H, side[:, None]], 1),
+                           torch.cat([side, curv.sum().reshape(1)])[None, :]])
+            return H if bool(mask.all()) else H[mask][:, mask]
         Z = X
         if self.fit_intercept:
             Z = torch.cat([Z, torch.ones_like(Z[:, :1])], dim=1)
