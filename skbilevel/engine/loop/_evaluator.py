@@ -49,8 +49,8 @@ class FoldEvaluator:
     """Evaluates the fold-averaged outer objective, keeping each fold's warm start.
 
     One call solves every fold's inner problem at ``theta`` (warm-started from the
-    fold's previous call, or from its nearest one), asks the hypergradient method for the fold's criterion and
-    hypergradient, averages them and appends one record to :attr:`history`.
+    fold's previous call, or from its nearest one), asks the hypergradient method for
+    the fold's criterion and hypergradient, averages them and appends one record to :attr:`history`.
 
     Parameters
     ----------

@@ -25,7 +25,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
                          stall_patience: Optional[int] = None,
                          stall_tol: float = 1e-7,
                          local_radius=None, keep_solution_path: bool = False, n_jobs=None,
-                         warm_start: str = "last", verbose: int = 0, progress: Optional[Progress] = None
+                         warm_start: str = "last", verbose: int = 0,
+                         progress: Optional[Progress] = None
                          ) -> OuterResult:
     """Minimise the fold-averaged outer criterion over ``theta`` by hypergradients.
 
