@@ -15,7 +15,7 @@ F64 = torch.float64
 
 
 class RecordingMethod:
-    """A hypergradient method whose solution is ``theta`` itself; it records the warm
+    """A hypergradient method whose solution is ``theta ** 2``; it records the warm
     starts it receives and hands back a recycle space naming the call."""
 
     def __init__(self):
@@ -24,7 +24,7 @@ class RecordingMethod:
     def compute(self, problem, criterion, theta, *, solver, warm_start=None, with_grad=True):
         self.n_calls += 1
         self.received.append(warm_start)
-        w = theta.clone()
+        w = theta ** 2
         return HypergradResult(float(theta.sum()), torch.ones_like(theta) if with_grad
                                else None, w, WarmStart(w, w + 1, recycle=self.n_calls))
 
@@ -38,28 +38,32 @@ def test_each_call_starts_from_the_nearest_past_call(mode):
     assert method.received[0] is None  # nothing yet to start from
     evaluator(torch.tensor([2.2], dtype=F64), with_grad=True, phase="optimize")
     starts = method.received[-2:]  # the two folds of the last call
-    start = 2.0 if mode == "nearest" else 0.0
+    # "nearest": between the solutions at 2 (nearest; its adjoint) and 3, the secant.
+    start, adjoint = (4.0 + 0.2 * (9.0 - 4.0), 5.0) if mode == "nearest" else (0.0, 1.0)
     for warm in starts:
-        assert float(warm.w) == start and float(warm.adjoint) == start + 1
+        assert_allclose([float(warm.w), float(warm.adjoint)], [start, adjoint])
     # The rest of the state (a recycle space) is always the previous call's, per fold.
     assert [warm.recycle for warm in starts] == [7, 8]
-    assert_allclose(evaluator.fold_solutions[0].numpy(), [2.2])  # the last call's
+    assert_allclose(evaluator.fold_solutions[0].numpy(), [2.2 ** 2])  # the last call's
 
 
 def test_the_latest_of_equally_near_calls_and_a_bounded_memory():
     method = RecordingMethod()
     evaluator = FoldEvaluator([Fold(None, None)], None, method, warm_start="nearest",
                               max_warm_starts=2)
-    def start_of(t):
+    def start_of(t):  # the adjoint's: the nearest call's solution plus one
         evaluator(torch.tensor([t], dtype=F64), with_grad=False, phase="grid")
         warm = method.received[-1]
-        return None if warm is None else float(warm.w)
+        return None if warm is None else float(warm.adjoint) - 1
 
     for t in (0.0, 10.0, 4.0):
         start_of(t)
-    assert start_of(9.0) == 10.0  # not the last call's 4
-    assert start_of(1.0) == 4.0  # 0 was dropped (two kept: 4 and 9), not the last's 9
+    assert start_of(9.0) == 100.0  # 10's, not the last call's (4)
+    assert start_of(1.0) == 16.0  # 0 was dropped (two kept: 4 and 9), not the last's 9
     assert start_of(5.0) == 1.0  # 9 and 1 equally near: the latest
+    assert float(method.received[-1].w) == 1.0 + 0.5 * (81.0 - 1.0)  # halfway: secant
+    assert start_of(0.0) == 1.0  # not between 1 and 5 (kept): the nearest (1) as it is
+    assert float(method.received[-1].w) == 1.0
 
 
 def test_bad_warm_start_is_refused():
@@ -93,4 +97,4 @@ def test_logistic_path_restarts_cheaper_from_the_nearest_solution():
                                 phase="optimize")
         out[mode] = value, float(grad[0]), evaluator.history[-1]["n_inner_iter"]
     assert_allclose(out["nearest"][:2], out["last"][:2], rtol=1e-6)
-    assert out["nearest"][2] < 0.75 * out["last"][2]  # 16 against 28
+    assert out["nearest"][2] < 0.75 * out["last"][2]

@@ -81,12 +81,14 @@ class FoldEvaluator:
     warm_start : {"last", "nearest"}
         Where each call's fold solves start: ``"last"``, the folds' state after the
         previous call; ``"nearest"``, the solutions (and adjoints) of the past call whose
-        ``theta`` is nearest (Euclidean; the latest among equals), the rest of the state
-        (a Krylov recycle space) still the previous call's. After a screening path, the
-        first search point lies near the path's best point, often decades away from the
-        path's last one. The solutions of at most ``max_warm_starts`` past calls are kept
-        (the oldest are dropped), one per fold: use it where they are vectors of the
-        problem's size, not where a call's state is large.
+        ``theta`` is nearest (Euclidean; the latest among equals) or, where ``theta``
+        projects between the two nearest, the solutions interpolated linearly between
+        theirs (a secant along the solution path); the rest of the state (a Krylov
+        recycle space) stays the previous call's. After a screening path, the first
+        search point lies between the path's best point and a neighbour, up to a grid
+        step from the path's last point. The solutions of at most ``max_warm_starts``
+        past calls are kept (the oldest are dropped), one per fold: use it where they
+        are vectors of the problem's size, not where a call's state is large.
     max_warm_starts : int
         With ``warm_start="nearest"``, how many past calls' solutions are kept.
     verbose : int
@@ -127,12 +129,21 @@ class FoldEvaluator:
         if self.warm_start == "last" or not self._past:
             return self.warm
         point = theta.detach().cpu().numpy().ravel()
-        # reversed + strict minimum: the latest of equally near calls (the last one's
+        # reversed + stable sort: the latest of equally near calls first (the last one's
         # recycle space and Hessian pairing then match its solutions).
-        _, kept = min(reversed(self._past),
+        near = sorted(reversed(self._past),
                       key=lambda entry: float(np.linalg.norm(entry[0] - point)))
-        return [replace(warm or WarmStart(), w=w, adjoint=adjoint, jacobian=jacobian)
-                for warm, (w, adjoint, jacobian) in zip(self.warm, kept)]
+        (theta1, kept), weight = near[0], 0.0
+        if len(near) > 1:  # between the two nearest: a secant start along the path
+            step = near[1][0] - theta1
+            weight = float(np.dot(point - theta1, step) / max(np.dot(step, step), 1e-300))
+        if not 0.0 < weight < 1.0:  # not between them: the nearest's solutions as they are
+            return [replace(warm or WarmStart(), w=w, adjoint=adjoint, jacobian=jacobian)
+                    for warm, (w, adjoint, jacobian) in zip(self.warm, kept)]
+        return [replace(warm or WarmStart(), w=w + weight * (w2 - w), adjoint=adjoint,
+                        jacobian=jacobian)
+                for warm, (w, adjoint, jacobian), (w2, _, _) in zip(self.warm, kept,
+                                                                    near[1][1])]
 
     def _keep(self, theta):
         if self.warm_start == "nearest":
