@@ -198,6 +198,13 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         return 2 if self.penalty == "l1" else 1
 
     @property
+    def _warm_start(self):
+        # The L2 screening path runs strong to weak penalty and stops a point past its
+        # best: the search then starts near the best point, whose fold solutions (plain
+        # vectors) are a closer start than the path's last point's.
+        return "nearest" if self.penalty == "l2" else "last"
+
+    @property
     def _grid_patience_below_first(self):
         return self.penalty == "l1"
 

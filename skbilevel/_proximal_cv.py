@@ -119,6 +119,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
     _grid_step = None  # spacing of the grid in theta (sets the optimizer's first step)
     _grid_refine = 0  # points between the grid's best and each neighbour (GridScreening)
     _keep_solution_path = False  # the folds' solutions at every evaluation (coefs_paths_)
+    _warm_start = "last"  # the shared stage's FoldEvaluator warm_start
     _hyper_names = ("alpha",)  # the shared stage's hyperparameters, as _user_params names them
 
     # -- hooks of the subclasses -----------------------------------------------------------
@@ -268,7 +269,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
             grid_patience=self._grid_patience, grid_path_length=self._grid_path_length,
             grid_refine=refine, grid_patience_below_first=self._grid_patience_below_first,
             grid_solver=self._make_solver(solver_name, scale, inner_tol * GRID_TOL),
-            **{**tune, "optimizer": optimizer})
+            warm_start=self._warm_start, **{**tune, "optimizer": optimizer})
         penalty = shared
         if per_feature is not None:
             first, penalty = result, per_feature

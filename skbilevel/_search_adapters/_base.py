@@ -130,6 +130,9 @@ class SearchAdapter:
     # Where the hypergradient search starts around the screening grid's best point
     # (Bracket's start): the vertex of the parabola through it and its neighbours.
     bracket_start = "parabola"
+    # FoldEvaluator's warm_start: "nearest" where the folds' warm starts are solution
+    # vectors, so that the search starts from the screened point nearest to it.
+    warm_start = "last"
 
     def polish_tol(self, folds):
         """The relative tolerance to which :func:`tune_path` polishes the best point after
@@ -241,7 +244,8 @@ def tune_path(adapter, estimator, data, low, high, objective, *, max_iter, tol,
     progress = evaluation_progress(lambda theta: f"{adapter.param}="
                                    f"{float(adapter.from_theta(float(theta[0]))):.4g}",
                                    point)
-    evaluator = FoldEvaluator(folds, solver, method, transform=record, progress=progress)
+    evaluator = FoldEvaluator(folds, solver, method, transform=record, progress=progress,
+                              warm_start=adapter.warm_start)
     optimizer = make_optimizer("bracket", max_iter=max_iter, tol=tol, first_step=step / 2,
                                start=adapter.bracket_start)
     loop = OuterLoop(evaluator, OptimizerDriver(optimizer, local_radius=np.array([step])),

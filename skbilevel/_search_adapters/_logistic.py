@@ -39,6 +39,9 @@ class LogisticAdapter(SearchAdapter):
     # grid values can put its vertex on the wrong side of the grid's best point (a
     # scored point lost, and one more to come back); a cubic through four sees the skew.
     bracket_start = "cubic"
+    # The screening path (strong to weak penalty) stops a point past its best; the search
+    # starts near the best, and L-BFGS from its fold solutions rather than the last's.
+    warm_start = "nearest"
 
     def check(self, estimator):
         params = estimator.get_params()

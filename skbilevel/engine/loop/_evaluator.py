@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 import numpy as np
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
 
+from .._results import WarmStart
 from .._torch import limit_torch_threads
 from ._progress import Progress
 from ._transforms import as_transform
@@ -48,8 +49,8 @@ class FoldEvaluator:
     """Evaluates the fold-averaged outer objective, keeping each fold's warm start.
 
     One call solves every fold's inner problem at ``theta`` (warm-started from the
-    fold's previous call), asks the hypergradient method for the fold's criterion and
-    hypergradient, averages them and appends one record to :attr:`history`.
+    fold's previous call, or from its nearest one), asks the hypergradient method for
+    the fold's criterion and hypergradient, averages them and appends one record to :attr:`history`.
 
     Parameters
     ----------
@@ -77,6 +78,19 @@ class FoldEvaluator:
     n_jobs : int or None
         Folds evaluated in parallel through joblib (threads). The calling thread's torch
         threads are divided among the workers (see :func:`limit_torch_threads`).
+    warm_start : {"last", "nearest"}
+        Where each call's fold solves start: ``"last"``, the folds' state after the
+        previous call; ``"nearest"``, the solutions (and adjoints) of the past call whose
+        ``theta`` is nearest (Euclidean; the latest among equals) or, where ``theta``
+        projects between the two nearest, the solutions interpolated linearly between
+        theirs (a secant along the solution path); the rest of the state (a Krylov
+        recycle space) stays the previous call's. After a screening path, the first
+        search point lies between the path's best point and a neighbour, up to a grid
+        step from the path's last point. The solutions of at most ``max_warm_starts``
+        past calls are kept (the oldest are dropped), one per fold: use it where they
+        are vectors of the problem's size, not where a call's state is large.
+    max_warm_starts : int
+        With ``warm_start="nearest"``, how many past calls' solutions are kept.
     verbose : int
         Without ``progress``: 0 silent, 1 one line per call (see :class:`Progress`), 2
         with the hypergradient norm and iteration counts.
@@ -86,7 +100,12 @@ class FoldEvaluator:
 
     def __init__(self, folds, solver, method, *, holdout: Optional[Fold] = None,
                  transform=None, reveal_values=True, keep_solutions=False, n_jobs=None,
-                 verbose=0, progress: Optional[Progress] = None):
+                 warm_start="last", max_warm_starts=64, verbose=0,
+                 progress: Optional[Progress] = None):
+        if warm_start not in ("last", "nearest"):
+            raise ValueError(f"warm_start must be 'last' or 'nearest', got {warm_start!r}")
+        if int(max_warm_starts) < 1:
+            raise ValueError(f"max_warm_starts must be >= 1, got {max_warm_starts!r}")
         if holdout is not None and not reveal_values:
             raise ValueError("a holdout is scored by its value: it cannot be combined with "
                              "reveal_values=False")
@@ -99,14 +118,45 @@ class FoldEvaluator:
         self.progress = Progress(verbose) if progress is None and verbose else progress
         self.solution_path = [] if keep_solutions else None
         self.warm = [None] * len(self.folds)
+        self.warm_start, self.max_warm_starts = warm_start, int(max_warm_starts)
+        self._past = []  # (theta, [(w, adjoint, jacobian) per fold]) of past calls
         self.holdout_warm = None
         self.history = []
         self.start = time.perf_counter()
 
+    def _starts(self, theta):
+        """The folds' warm starts of a call at ``theta`` (see ``warm_start``)."""
+        if self.warm_start == "last" or not self._past:
+            return self.warm
+        point = theta.detach().cpu().numpy().ravel()
+        # reversed + stable sort: the latest of equally near calls first (the last one's
+        # recycle space and Hessian pairing then match its solutions).
+        near = sorted(reversed(self._past),
+                      key=lambda entry: float(np.linalg.norm(entry[0] - point)))
+        (theta1, kept), weight = near[0], 0.0
+        if len(near) > 1:  # between the two nearest: a secant start along the path
+            step = near[1][0] - theta1
+            weight = float(np.dot(point - theta1, step) / max(np.dot(step, step), 1e-300))
+        if not 0.0 < weight < 1.0:  # not between them: the nearest's solutions as they are
+            return [replace(warm or WarmStart(), w=w, adjoint=adjoint, jacobian=jacobian)
+                    for warm, (w, adjoint, jacobian) in zip(self.warm, kept)]
+        return [replace(warm or WarmStart(), w=w + weight * (w2 - w), adjoint=adjoint,
+                        jacobian=jacobian)
+                for warm, (w, adjoint, jacobian), (w2, _, _) in zip(self.warm, kept,
+                                                                    near[1][1])]
+
+    def _keep(self, theta):
+        if self.warm_start == "nearest":
+            self._past.append((theta.detach().cpu().numpy().ravel().copy(),
+                               [(w.w, w.adjoint, w.jacobian) for w in self.warm]))
+            del self._past[:-self.max_warm_starts]
+
     def _map(self, theta, with_grad, solver):
+        starts = self._starts(theta)
+
         def one(i, fold):
             return self.method.compute(fold.problem, fold.criterion, theta, solver=solver,
-                                       warm_start=self.warm[i], with_grad=with_grad)
+                                       warm_start=starts[i], with_grad=with_grad)
 
         jobs = list(enumerate(self.folds))
         if self.n_jobs in (None, 1) or len(jobs) == 1:
@@ -140,6 +190,7 @@ class FoldEvaluator:
         solver = self.solver if solver is None else solver
         results = self._map(theta, with_grad, solver)
         self.warm = [r.warm_start for r in results]
+        self._keep(theta)
         value = float(np.mean([r.value for r in results]))
         grad = self._gradient(results, theta) if with_grad else None
         record = {

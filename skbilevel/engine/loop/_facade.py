@@ -25,7 +25,8 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
                          stall_patience: Optional[int] = None,
                          stall_tol: float = 1e-7,
                          local_radius=None, keep_solution_path: bool = False, n_jobs=None,
-                         verbose: int = 0, progress: Optional[Progress] = None
+                         warm_start: str = "last", verbose: int = 0,
+                         progress: Optional[Progress] = None
                          ) -> OuterResult:
     """Minimise the fold-averaged outer criterion over ``theta`` by hypergradients.
 
@@ -79,6 +80,9 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
         Keep every evaluation's fold solutions in ``OuterResult.solution_path``.
     n_jobs : int or None
         Folds evaluated in parallel through joblib.
+    warm_start : {"last", "nearest"}
+        Each evaluation's fold solves start from the previous evaluation's solutions, or
+        from those of the nearest evaluated point (see :class:`FoldEvaluator`).
     verbose : int
         0 silent, 1 one line per evaluation (the grid's included) as it is made, 2 with the
         hypergradient norm and iteration counts (see :class:`Progress`).
@@ -97,7 +101,7 @@ def minimize_hyperparams(folds: Sequence[Fold], theta0: torch.Tensor, *, solver,
     """
     evaluator = FoldEvaluator(folds, solver, method, holdout=holdout, n_jobs=n_jobs,
                               verbose=verbose, progress=progress,
-                              keep_solutions=keep_solution_path)
+                              keep_solutions=keep_solution_path, warm_start=warm_start)
     candidates = [] if start_grid is None else list(start_grid)
     screening = None
     if candidates:
