@@ -55,6 +55,27 @@ def test_search_solves_to_a_tenth_of_tol(tol, rtol):
     assert options["grid_solver"].linear_solver.rtol == pytest.approx(1e-5)
 
 
+def test_tiny_sparse_problems_keep_strict_search_solves():
+    # Below 2,000 stored entries the search keeps 1e-8 (a product costs nothing there):
+    # alpha_ then agrees to ~1e-9 between equivalent data, as the sample-weight
+    # equivalence estimator check needs.
+    X, _ = _sparse_problem(0, n=100, d=300, density=0.02)
+    assert X.nnz < 2_000
+    options = BilevelRidgeCV(tol=1e-5)._scalar_search(
+        KrylovSolver(), X.shape[1], torch.float64, np.log(100.0), X.nnz)
+    assert options["solver"].linear_solver.rtol == pytest.approx(1e-8)
+
+
+def test_refit_is_solved_to_1e_12(ridge_ref):
+    # The fitted coefficients are the exact ridge solution at alpha_ to ~1e-11, whatever
+    # the refit's warm start (the mean of the folds' solutions).
+    X, y = _sparse_problem(1)
+    reg = BilevelRidgeCV().fit(X, y)
+    coef, b = ridge_ref.fit(X, y, None, reg.alpha_)
+    assert_allclose(reg.coef_, coef[:, 0], rtol=0, atol=1e-10 * np.abs(coef).max())
+    assert_allclose(reg.intercept_, b[0], rtol=1e-10)
+
+
 def test_loose_search_solves_still_give_the_cv_error_of_exact_fits(ridge_ref):
     # At the default tol the search stops its solves at a relative residual of 1e-6:
     # the reported CV error is that of exact dense fits at alpha_ to ~1e-7, best_score_
