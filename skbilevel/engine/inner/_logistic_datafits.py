@@ -170,16 +170,15 @@ class LogisticDatafit(_LogLossDatafit):
         X = self.design.X
         # Most of the columns: the whole Hessian, then its block. A copy of the masked
         # columns of a row-major X costs as much as the product (1280 x 120: 0.9 ms each).
-        whole = bool(mask.all()) or 2 * int(mask.sum()) >= mask.numel()
-        if whole:  # no copy of X with a column of ones
+        kept = int(mask.sum())
+        if 2 * kept >= mask.numel():  # no copy of X with a column of ones
             XD = X * curv[:, None]
             H = XD.t() @ X
-            if not self.fit_intercept:
-                return H if bool(mask.all()) else H[mask][:, mask]
-            side = XD.sum(0)
-            H = torch.cat([torch.cat([H, side[:, None]], 1),
-                           torch.cat([side, curv.sum().reshape(1)])[None, :]])
-            return H if bool(mask.all()) else H[mask][:, mask]
+            if self.fit_intercept:
+                side = XD.sum(0)
+                H = torch.cat([torch.cat([H, side[:, None]], 1),
+                               torch.cat([side, curv.sum().reshape(1)])[None, :]])
+            return H if kept == mask.numel() else H[mask][:, mask]
         Z = X
         if self.fit_intercept:
             Z = torch.cat([Z, torch.ones_like(Z[:, :1])], dim=1)
