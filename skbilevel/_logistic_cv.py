@@ -5,11 +5,13 @@ from __future__ import annotations
 from numbers import Real
 
 import numpy as np
+import torch
 from sklearn.base import ClassifierMixin
 from sklearn.utils.extmath import safe_sparse_dot
 
 from ._classifier import LinearClassifierOutputs, encode_classes
 from ._logistic_problem import logistic_criterion, logistic_problem
+from ._logistic_stacked import SideBySideFolds, stack_applies
 from ._progress import FitProgress
 from ._tuning import N_JOBS_DOC
 from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
@@ -320,6 +322,13 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         return self
 
     fit.__doc__ = fit.__doc__.replace("{params}", FIT_PARAMS_DOC)
+
+    def _side_by_side(self, full, X, codes, splits, penalty, solver, layout, held):
+        if not stack_applies(self, X, solver, layout, held):
+            return None
+        datafit = full.datafit  # the tensors of all the rows, shared without a copy
+        return SideBySideFolds(datafit.design.X, torch.as_tensor(codes), datafit.sample_weight,
+                               splits, penalty, self.fit_intercept)
 
     def _fold_score(self, problem, w, X, codes, sample_weight):
         coef, intercept = self._coef_intercept(problem.datafit, w)

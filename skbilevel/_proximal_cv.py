@@ -220,8 +220,15 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
                                                  to_t(sample_weight[val])))
 
         full = self._problem(to_t(X), y_t(y), to_t(sample_weight), shared)
+        solver_name = self._solver_name(full)
+        scale = self._tolerance_scale(full, solver_name)
+        inner_tol = self._inner_tol(X)
+        solver = self._make_solver(solver_name, scale, inner_tol)
         layout = contiguous_folds(splits)
-        if layout is None:
+        stack = self._side_by_side(full, X, y, splits, shared, solver, layout, held)
+        if stack is not None:  # the folds as one problem on the rows of X (no copy)
+            folds, validation = [stack.fold], None
+        elif layout is None:
             folds = [fold(rows[tr], rows[va]) for tr, va in splits]
             validation = [(X, y, sample_weight, rows[va]) for _, va in splits]
         else:  # K-fold: the folds are views of one reordered copy (see contiguous_folds)
@@ -231,10 +238,6 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
             # best_score_ reads the validation rows from the copy too: copying them again
             # cost 0.4-0.5 s of page faults at 50,000 x 1,000.
             validation = [(*data, va) for _, va in slices]
-        solver_name = self._solver_name(full)
-        scale = self._tolerance_scale(full, solver_name)
-        inner_tol = self._inner_tol(X)
-        solver = self._make_solver(solver_name, scale, inner_tol)
         # Lasso-type CV errors are piecewise smooth: stop zigzagging across a kink.
         method = make_method(self.hypergradient)
         tune = dict(solver=solver, method=method,
@@ -318,14 +321,25 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         exact = _solutions_at(result) if per_feature is None else None
         fold_solver = refit_solver if exact is None else solver
         warm = warm if exact is None else exact
-        self.best_score_ = float(np.mean([
-            self._fold_score(f.problem, fold_solver.solve(f.problem, result.theta, w0).w,
-                             Xv[va], yv[va], sv[va])
-            for f, w0, (Xv, yv, sv, va) in zip(last, warm, validation)]))
+        solved = [fold_solver.solve(f.problem, result.theta, w0).w for f, w0 in zip(last, warm)]
+        if stack is not None:
+            self.best_score_ = float(np.mean(stack.fold_accuracies(solved[0])))
+            fold_solutions = stack.unstack(result.fold_solutions[0])
+            path = stack.unstack_path(result.solution_path or [])
+        else:
+            self.best_score_ = float(np.mean([
+                self._fold_score(f.problem, w, Xv[va], yv[va], sv[va])
+                for f, w, (Xv, yv, sv, va) in zip(last, solved, validation)]))
+            fold_solutions, path = result.fold_solutions, result.solution_path
         # Like LogisticRegressionCV: start from the mean of the folds' solutions.
-        w0 = torch.stack(result.fold_solutions).mean(0) if result.fold_solutions else None
-        return refit, refit_solver.solve(refit, result.theta, w0), result.theta, \
-            result.solution_path
+        w0 = torch.stack(fold_solutions).mean(0) if fold_solutions else None
+        return refit, refit_solver.solve(refit, result.theta, w0), result.theta, path
+
+    def _side_by_side(self, full, X, y, splits, penalty, solver, layout, held):
+        """The folds solved side by side as one problem (an object with ``fold``,
+        ``unstack``, ``unstack_path`` and ``fold_accuracies``), or None to solve each fold
+        on its own rows (the default; see ``_logistic_stacked``)."""
+        return None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

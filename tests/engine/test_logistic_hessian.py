@@ -198,7 +198,9 @@ def test_multinomial_lbfgs_in_the_sketched_variable_equals_sklearn():
     plain = LBFGS(tol=1e-9, newton_max=0, polish_max=0, sketch_max=0)
     w0 = plain.solve(problem, theta - np.log(1.5)).w
     sol, diag = sketched.solve(problem, theta, w0), plain.solve(problem, theta, w0)
-    assert sol.converged and sol.preconditioner is not None and diag.preconditioner is None
+    # Both precondition the adjoint: the sketch by its factor, the diagonal scaling by its
+    # last curvature pairs (tests/engine/test_lbfgs_pairs.py).
+    assert sol.converged and sol.preconditioner is not None and diag.preconditioner is not None
     assert 10 * sol.n_grad_eval < diag.n_grad_eval
     coarse = LBFGS(tol=1e-9, newton_max=0, polish_max=0).solve(problem, theta, w0)
     assert coarse.converged and 2 * coarse.n_grad_eval < diag.n_grad_eval

@@ -58,14 +58,26 @@ class LinearDesign:
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """Return ``X_c @ v`` for ``v`` of shape ``(d,)`` or ``(d, k)``."""
-        out = self._sparse(v, transpose=False) if self.is_sparse else self.X @ v
+        if self.is_sparse:
+            out = self._sparse(v, transpose=False)
+        elif v.dim() == 2 and v.shape[1] > 1 and self.X.numel() >= _SKINNY_MIN:
+            # A few columns at once (classes, folds, Krylov blocks): with v column-major
+            # the BLAS streams X once (40,000 x 1,000 by 5 columns: 48 ms, 69 ms row-major).
+            out = self.X @ v.t().contiguous().t()
+        else:
+            out = self.X @ v
         if self.offset is not None:
             out = out - self.offset @ v
         return out
 
     def rmatvec(self, u: torch.Tensor) -> torch.Tensor:
         """Return ``X_c^T @ u`` for ``u`` of shape ``(n,)`` or ``(n, k)``."""
-        out = self._sparse(u, transpose=True) if self.is_sparse else self._XT_torch @ u
+        if self.is_sparse:
+            out = self._sparse(u, transpose=True)
+        elif u.dim() == 2 and u.shape[1] > 1 and self.X.numel() >= _SKINNY_MIN:
+            out = _skinny_rmatmul(self.X, u)
+        else:
+            out = self._XT_torch @ u
         if self.offset is not None:
             out = out - torch.outer(self.offset, u.sum(0)) if u.dim() == 2 \
                 else out - self.offset * u.sum()
@@ -115,6 +127,24 @@ class LinearDesign:
             gram = gram - torch.outer(self.offset, xs) - torch.outer(xs, self.offset) \
                 + sw * torch.outer(self.offset, self.offset)
         return 0.5 * (gram + gram.t())
+
+
+# Designs from this many entries take the few-column products above (below it the
+# layouts cost the same and the copies of v add microseconds).
+_SKINNY_MIN = 100_000
+
+
+def _skinny_rmatmul(X, u):
+    """``X^T u`` for a row-major ``X`` and a few columns ``u``, as ``(u^T X)^T``.
+
+    MKL's transposed product with a few columns is 5-7x slower than its row-major
+    one here (40,000 x 1,000 by 5 columns: 359 ms against 76 ms), and numpy's BLAS is
+    faster still (49 ms); torch's own product when autograd or a device needs it.
+    """
+    if X.device.type == "cpu" and u.dtype == X.dtype and \
+            not (torch.is_grad_enabled() and (u.requires_grad or X.requires_grad)):
+        return torch.from_numpy(u.detach().t().numpy() @ X.detach().numpy()).t()
+    return (u.t() @ X).t()
 
 
 def weights_or_ones(sample_weight: Optional[torch.Tensor], X: torch.Tensor) -> torch.Tensor:

@@ -121,6 +121,48 @@ class MultinomialLogLoss:
         return P * (ZV - (P * ZV).sum(1, keepdim=True)) * weight[:, None, None]
 
 
+class StackedBinaryLogLoss:
+    """``K`` sigmoid models of the same labels side by side: column ``k`` of the scores is
+    model ``k``'s, and its losses are weighted by column ``k`` of an ``(n, K)`` weight.
+
+    The loss of the cross-validation folds of one binary problem solved as one: fold
+    ``k`` weights its training rows and zeroes the others, so one pass over the rows
+    serves every fold (:class:`~skbilevel.engine.inner.StackedLogisticDatafit`).
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        ``(n,)`` labels in {0, 1}, shared by the columns.
+    n_columns : int
+        Number of models ``K``.
+    dtype : torch.dtype
+        Floating dtype of the scores.
+    """
+
+    curvature_bound = 0.25
+
+    def __init__(self, y, n_columns, dtype):
+        self.n_columns = int(n_columns)
+        self.sign = (2.0 * y.reshape(-1).to(dtype) - 1.0)[:, None]
+
+    def columns(self, Z, weight):
+        """Each column's ``sum_i weight_ik loss_ik``, shape ``(K,)``."""
+        return (weight * torch.nn.functional.softplus(-self.sign * Z)).sum(0)
+
+    def value(self, Z, weight):
+        return self.columns(Z, weight).sum()
+
+    def dscores(self, Z, weight):
+        return weight * (-self.sign * torch.sigmoid(-self.sign * Z))
+
+    def curvature(self, Z, weight):
+        p = torch.sigmoid(Z)
+        return weight * p * (1.0 - p)
+
+    def hvp_scores(self, Z, ZV, weight):
+        return self.curvature(Z, weight)[:, :, None] * ZV
+
+
 def log_loss(y, n_columns, dtype):
     """The binary loss for one column of scores, the multinomial one for ``n_columns > 1``."""
     if n_columns == 1:

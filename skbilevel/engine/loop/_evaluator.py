@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
 
+from .._capabilities import provides
 from .._results import WarmStart
 from .._torch import limit_torch_threads
 from ._progress import Progress
@@ -184,6 +185,17 @@ class FoldEvaluator:
             grad = self.transform(grad, theta)
         return grad
 
+    def _fold_values(self, results):
+        """Each fold's criterion; a criterion of several folds solved as one problem (one
+        with ``fold_values``, see ``HeldOutStackedLogLoss``) gives one value per fold."""
+        values = []
+        for fold, r in zip(self.folds, results):
+            if provides(fold.criterion, "fold_values"):
+                values.extend(float(v) for v in fold.criterion.fold_values(r.w).detach())
+            else:
+                values.append(float(r.value))
+        return np.array(values)
+
     def __call__(self, theta: torch.Tensor, with_grad: bool, phase: str, solver=None):
         """Return ``(value, grad)`` at ``theta`` (``grad`` None without ``with_grad``;
         ``value`` NaN when values are withheld) and record the call in :attr:`history`."""
@@ -196,7 +208,7 @@ class FoldEvaluator:
         record = {
             "phase": phase,
             "objective": value,
-            "fold_objectives": np.array([r.value for r in results]),
+            "fold_objectives": self._fold_values(results),
             "theta": theta.detach().cpu().numpy().copy(),
             "grad_norm": float(torch.linalg.vector_norm(grad)) if grad is not None else np.nan,
             "time": time.perf_counter() - self.start,

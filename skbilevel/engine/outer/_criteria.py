@@ -121,3 +121,47 @@ class HeldOutLogLoss:
     def grad_theta(self, w: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """Explicit dependence on ``theta``: none for a held-out error."""
         return torch.zeros_like(theta)
+
+
+class HeldOutStackedLogLoss:
+    """The mean over ``K`` folds of their validation log-loss, for the folds solved side
+    by side by a :class:`~skbilevel.engine.inner.StackedLogisticDatafit`.
+
+    Fold ``k``'s validation rows are the rows of the same ``X`` that ``validation_weight``
+    weights in column ``k``: its scores are column ``k`` of the datafit's ``[X, 1] W``,
+    which the datafit has just computed at the inner solution (its last product), so the
+    criterion costs no pass over ``X`` of its own, and its gradient one.
+
+    Parameters
+    ----------
+    datafit : StackedLogisticDatafit
+        The folds' training datafit (its design, labels and layout).
+    validation_weight : torch.Tensor
+        ``(n, K)`` non-negative weights, column ``k`` on fold ``k``'s validation rows.
+    """
+
+    def __init__(self, datafit, validation_weight):
+        K = datafit.n_columns
+        if tuple(validation_weight.shape) != (datafit.design.shape[0], K):
+            raise ValueError(f"validation_weight must have shape ({datafit.design.shape[0]}, "
+                             f"{K}), got {tuple(validation_weight.shape)}")
+        self.datafit = datafit
+        self.weight = validation_weight / (K * validation_weight.sum(0))
+
+    def fold_values(self, w: torch.Tensor) -> torch.Tensor:
+        """Each fold's validation mean log-loss at ``w``, shape ``(K,)``."""
+        return self.datafit.loss.columns(self.datafit._decision(w), self.weight) * \
+            self.datafit.n_columns
+
+    def value(self, w: torch.Tensor) -> torch.Tensor:
+        """The mean over the folds of their validation log-loss at ``w``."""
+        return self.datafit.loss.value(self.datafit._decision(w), self.weight)
+
+    def grad_w(self, w: torch.Tensor) -> torch.Tensor:
+        """Gradient of :meth:`value` with respect to ``w`` (shape of ``w``)."""
+        dZ = self.datafit.loss.dscores(self.datafit._decision(w), self.weight)
+        return self.datafit.model.rmatvec(dZ).reshape(w.shape)
+
+    def grad_theta(self, w: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """Explicit dependence on ``theta``: none for a held-out error."""
+        return torch.zeros_like(theta)

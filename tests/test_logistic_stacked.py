@@ -1,0 +1,91 @@
+"""BilevelLogisticRegressionCV with its folds solved side by side (large dense L2 problems)."""
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, log_loss
+from sklearn.model_selection import StratifiedKFold
+
+from skbilevel import BilevelLogisticRegressionCV
+from skbilevel import _logistic_stacked
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    n, d = 900, 510  # above LBFGS's sketch_max: the size where the folds go side by side
+    X = rng.standard_normal((n, d))
+    coef = rng.standard_normal(d) * (rng.random(d) < 0.05)
+    y = (X @ coef + rng.logistic(size=n) > 0).astype(int)
+    sw = rng.uniform(0.5, 2.0, n)
+    return X, y, sw, list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))
+
+
+def _fit(X, y, sw, splits, stacked, monkeypatch):
+    calls = []
+    real = _logistic_stacked.SideBySideFolds
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_logistic_stacked, "STACK_MIN_ENTRIES", 0 if stacked else 10 ** 12)
+    monkeypatch.setattr("skbilevel._logistic_cv.SideBySideFolds", spy)
+    est = BilevelLogisticRegressionCV(cv=splits, inner_tol=1e-9).fit(X, y, sample_weight=sw)
+    assert len(calls) == int(stacked)
+    return est
+
+
+def test_side_by_side_folds_give_the_per_fold_fit(problem, monkeypatch):
+    X, y, sw, splits = problem
+    ref = _fit(X, y, sw, splits, False, monkeypatch)
+    est = _fit(X, y, sw, splits, True, monkeypatch)
+    # The same search on the same CV curve: the same C to the search's resolution.
+    np.testing.assert_allclose(est.C_, ref.C_, rtol=1e-3)
+    np.testing.assert_allclose(est.best_cv_error_, ref.best_cv_error_, rtol=1e-7)
+    assert est.scores_.shape[0] == 5 and est.coefs_paths_.shape[:2] == (5, 1)
+    assert est.coefs_paths_.shape[3:] == ref.coefs_paths_.shape[3:]
+    # Each fold's score at each evaluated C, and its path coefficients, are that fold's
+    # LogisticRegression at that C (the grid's at the grid's looser tolerance).
+    last = int(np.flatnonzero(est.history_["phase"] != "grid")[-1])
+    C = float(est.Cs_[last])
+    for k, (tr, va) in enumerate(splits):
+        fold = LogisticRegression(C=C, tol=1e-12, max_iter=10000).fit(X[tr], y[tr], sw[tr])
+        np.testing.assert_allclose(-est.scores_[k, 0, last],
+                                   log_loss(y[va], fold.predict_proba(X[va]),
+                                            sample_weight=sw[va]), rtol=1e-7)
+        np.testing.assert_allclose(est.coefs_paths_[k, 0, last, 0, :-1], fold.coef_[0],
+                                   rtol=1e-4, atol=1e-6)
+    # best_score_: the folds' weighted accuracy at C_, as the per-fold path computes it.
+    accuracies = [accuracy_score(y[va], LogisticRegression(C=est.C_, tol=1e-12,
+                                                           max_iter=10000)
+                                 .fit(X[tr], y[tr], sw[tr]).predict(X[va]),
+                                 sample_weight=sw[va]) for tr, va in splits]
+    np.testing.assert_allclose(est.best_score_, np.mean(accuracies), atol=2e-3)
+    whole = LogisticRegression(C=est.C_, tol=1e-12, max_iter=10000).fit(X, y, sw)
+    np.testing.assert_allclose(est.coef_, whole.coef_, rtol=1e-5, atol=1e-7)
+
+
+def test_which_problems_go_side_by_side():
+    import scipy.sparse as sp
+
+    from skbilevel.engine.solvers import LBFGS
+
+    solver, layout = LBFGS(), object()  # a K-fold layout (contiguous_folds found one)
+    X = np.zeros((4000, 600))  # 2.4e6 entries, 601 coefficients > sketch_max = 500
+
+    def applies(X=X, layout=layout, held=None, classes=2, **params):
+        est = BilevelLogisticRegressionCV(**params)
+        est.classes_ = np.arange(classes)
+        return _logistic_stacked.stack_applies(est, X, solver, layout, held)
+
+    assert applies()
+    assert not applies(layout=None)  # folds that do not partition the rows
+    assert not applies(held=np.arange(10))  # an early-stopping holdout
+    assert not applies(classes=3)
+    assert not applies(penalty="l1")
+    assert not applies(C_per_feature=True)
+    assert not applies(hypergradient="forward")
+    assert not applies(X=sp.csr_matrix(X))
+    assert not applies(X=np.zeros((6000, 450)))  # sketched folds: better on their own
+    assert not applies(X=np.zeros((3000, 600)))  # below STACK_MIN_ENTRIES
