@@ -323,8 +323,8 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
 
     fit.__doc__ = fit.__doc__.replace("{params}", FIT_PARAMS_DOC)
 
-    def _side_by_side(self, full, X, codes, splits, penalty, solver, layout, held):
-        if not stack_applies(self, X, solver, layout, held):
+    def _side_by_side(self, full, X, codes, splits, penalty, solver_name, layout, held):
+        if not stack_applies(self, X, solver_name, layout, held):
             return None
         datafit = full.datafit  # the tensors of all the rows, shared without a copy
         return SideBySideFolds(datafit.design.X, torch.as_tensor(codes), datafit.sample_weight,

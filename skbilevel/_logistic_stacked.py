@@ -2,13 +2,12 @@
 
 ``BilevelLogisticRegressionCV`` solves each fold on its own rows by default, from one
 reordered copy of the data (:func:`~skbilevel._tuning.contiguous_folds`). On a large dense
-problem without a Hessian sketch (more coefficients than L-BFGS sketches), it solves the
-folds as one problem on the rows of ``X`` as given
-(:class:`~skbilevel.engine.inner.StackedLogisticDatafit`): no copy, and one pass over
-``X`` per evaluation for all the folds. At 50,000 x 1,000 the copy (1.8 times the data)
-took 8 s of a 21 s fit on a virtual machine where fresh memory is slow to touch, and a
-product with 5 columns costs about 2 products with one
-(``benchmarks/results/logistic_cv.md``).
+problem it solves the folds as one problem on the rows of ``X`` as given
+(:class:`~skbilevel.engine.inner.StackedLogisticDatafit`, whose Hessian sketch is
+block-diagonal over the folds): no copy, and one pass over ``X`` per evaluation for all
+the folds. At 50,000 x 1,000 the copy (1.8 times the data) took 8 s of a 21 s fit on a
+virtual machine where fresh memory is slow to touch, and a product with 5 columns costs
+about 2 products with one (``benchmarks/results/logistic_cv.md``).
 """
 
 from __future__ import annotations
@@ -25,19 +24,15 @@ from .engine.outer import HeldOutStackedLogLoss
 STACK_MIN_ENTRIES = 2_000_000
 
 
-def stack_applies(estimator, X, solver, layout, held):
+def stack_applies(estimator, X, solver_name, layout, held):
     """Whether ``estimator`` (a ``BilevelLogisticRegressionCV``) solves its folds side by
     side: a binary L2 problem on a dense design of at least ``STACK_MIN_ENTRIES`` entries,
     tuned by implicit differentiation with L-BFGS, whose folds partition the rows (no
-    early-stopping holdout), with more coefficients than ``solver`` sketches (a fold's
-    sketch would be lost: the joint problem has ``K`` times the variables)."""
-    if layout is None or held is not None or estimator.penalty != "l2" or \
-            estimator.C_per_feature or len(estimator.classes_) != 2 or \
-            estimator.hypergradient != "implicit" or not hasattr(X, "shape") or \
-            not isinstance(X, np.ndarray) or X.size < STACK_MIN_ENTRIES:
-        return False
-    sketch_max = getattr(solver, "sketch_max", None)
-    return sketch_max is not None and X.shape[1] + estimator.fit_intercept > sketch_max
+    early-stopping holdout)."""
+    return layout is not None and held is None and estimator.penalty == "l2" and \
+        not estimator.C_per_feature and len(estimator.classes_) == 2 and \
+        estimator.hypergradient == "implicit" and solver_name == "lbfgs" and \
+        isinstance(X, np.ndarray) and X.size >= STACK_MIN_ENTRIES
 
 
 class SideBySideFolds:

@@ -225,7 +225,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         inner_tol = self._inner_tol(X)
         solver = self._make_solver(solver_name, scale, inner_tol)
         layout = contiguous_folds(splits)
-        stack = self._side_by_side(full, X, y, splits, shared, solver, layout, held)
+        stack = self._side_by_side(full, X, y, splits, shared, solver_name, layout, held)
         if stack is not None:  # the folds as one problem on the rows of X (no copy)
             folds, validation = [stack.fold], None
         elif layout is None:
@@ -335,7 +335,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         w0 = torch.stack(fold_solutions).mean(0) if fold_solutions else None
         return refit, refit_solver.solve(refit, result.theta, w0), result.theta, path
 
-    def _side_by_side(self, full, X, y, splits, penalty, solver, layout, held):
+    def _side_by_side(self, full, X, y, splits, penalty, solver_name, layout, held):
         """The folds solved side by side as one problem (an object with ``fold``,
         ``unstack``, ``unstack_path`` and ``fold_accuracies``), or None to solve each fold
         on its own rows (the default; see ``_logistic_stacked``)."""

@@ -10,10 +10,12 @@ from skbilevel import BilevelLogisticRegressionCV
 from skbilevel import _logistic_stacked
 
 
-@pytest.fixture
-def problem():
+@pytest.fixture(params=[120, 510])
+def problem(request):
+    # 121 coefficients a fold: L-BFGS in the variable of a Hessian sketch, block by block;
+    # 511: above sketch_max, the diagonal scaling.
     rng = np.random.default_rng(0)
-    n, d = 900, 510  # above LBFGS's sketch_max: the size where the folds go side by side
+    n, d = 900, request.param
     X = rng.standard_normal((n, d))
     coef = rng.standard_normal(d) * (rng.random(d) < 0.05)
     y = (X @ coef + rng.logistic(size=n) > 0).astype(int)
@@ -69,12 +71,10 @@ def test_side_by_side_folds_give_the_per_fold_fit(problem, monkeypatch):
 def test_which_problems_go_side_by_side():
     import scipy.sparse as sp
 
-    from skbilevel.engine.solvers import LBFGS
+    solver, layout = "lbfgs", object()  # a K-fold layout (contiguous_folds found one)
+    X = np.zeros((4000, 600))  # 2.4e6 entries
 
-    solver, layout = LBFGS(), object()  # a K-fold layout (contiguous_folds found one)
-    X = np.zeros((4000, 600))  # 2.4e6 entries, 601 coefficients > sketch_max = 500
-
-    def applies(X=X, layout=layout, held=None, classes=2, **params):
+    def applies(X=X, layout=layout, held=None, classes=2, solver=solver, **params):
         est = BilevelLogisticRegressionCV(**params)
         est.classes_ = np.arange(classes)
         return _logistic_stacked.stack_applies(est, X, solver, layout, held)
@@ -86,6 +86,6 @@ def test_which_problems_go_side_by_side():
     assert not applies(penalty="l1")
     assert not applies(C_per_feature=True)
     assert not applies(hypergradient="forward")
+    assert not applies(solver="fista")
     assert not applies(X=sp.csr_matrix(X))
-    assert not applies(X=np.zeros((6000, 450)))  # sketched folds: better on their own
     assert not applies(X=np.zeros((3000, 600)))  # below STACK_MIN_ENTRIES

@@ -89,3 +89,19 @@ def test_shapes_are_checked():
     datafit = StackedLogisticDatafit(T(X), T(y), T(train), True)
     with pytest.raises(ValueError, match="validation_weight"):
         HeldOutStackedLogLoss(datafit, T(val[:, :2]))
+
+
+def test_hessian_sketch_from_every_row_is_the_block_diagonal_hessian():
+    X, y, _, _, train, val = _data(2, n=120, d=5, K=3)
+    problem, _ = _stacked(X, y, train, val, True)
+    rng = np.random.default_rng(0)
+    w = T(rng.standard_normal((problem.init_params().shape[0], 1)) / 3)
+    H = problem.smooth_hvp(w, None, torch.eye(w.shape[0], dtype=torch.float64))
+    torch.testing.assert_close(problem.datafit.hessian_sketch(w, 10_000), H, rtol=1e-10,
+                               atol=1e-12)
+    assert problem.independent_blocks == 3
+    # From a third of the rows: still block-diagonal, each block near the fold's Hessian.
+    sketch = problem.datafit.hessian_sketch(w, 40).reshape(6, 3, 6, 3)
+    assert float(sketch[:, 0, :, 1].abs().max()) == 0.0
+    block, exact = sketch[:, 1, :, 1], H.reshape(6, 3, 6, 3)[:, 1, :, 1]
+    assert float(torch.linalg.matrix_norm(block - exact) / torch.linalg.matrix_norm(exact)) < 0.5

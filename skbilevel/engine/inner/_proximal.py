@@ -173,6 +173,12 @@ class ProximalProblem(InnerProblem):
             return None
         return self.datafit.hessian_block(w, support.reshape(-1))
 
+    @property
+    def independent_blocks(self):
+        """Independent diagonal blocks of the Hessian: the folds of a
+        :class:`StackedLogisticDatafit`, 1 for the other datafits."""
+        return getattr(self.datafit, "independent_blocks", 1)
+
     def hessian_sketch(self, w, max_rows):
         """The smooth part's Hessian at ``w`` estimated from at most ``max_rows`` rows (a
         preconditioner; see ``LogisticDatafit.hessian_sketch``), or None when the datafit

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from ._datafits import _column_scale
-from ._logistic_datafits import _LogLossDatafit
+from ._logistic_datafits import _LogLossDatafit, _sketch_rows
 from ._losses import StackedBinaryLogLoss
 
 
@@ -60,6 +60,36 @@ class StackedLogisticDatafit(_LogLossDatafit):
     def fold_values(self, w):
         """Each column's weighted loss ``sum_i a_ik loss_ik``, shape ``(K,)``."""
         return self.loss.columns(self._decision(w), self.scaled_weight)
+
+    @property
+    def independent_blocks(self):
+        """The Hessian is block-diagonal over the ``K`` columns (the folds): what a
+        Hessian sketch's size is measured per (see ``LBFGS.sketch_max``)."""
+        return self.n_columns
+
+    def hessian_sketch(self, w, max_rows):
+        """The Hessian at ``w`` estimated from at most ``max_rows`` evenly spaced rows, as
+        :meth:`LogisticDatafit.hessian_sketch` for each column (its weights rescaled to the
+        column's sum over all the rows), laid out as the variable: block-diagonal over the
+        columns, interleaved. None for a sparse design."""
+        rows = _sketch_rows(self, max_rows)
+        if rows is None:
+            return None
+        Xs, weight = rows
+        sums = weight.sum(0)
+        if not bool((sums > 0).all()):
+            return None
+        weight = weight / sums * self.scaled_weight.sum(0)
+        if self.fit_intercept:
+            Xs = torch.cat([Xs, torch.ones_like(Xs[:, :1])], dim=1)
+        K, q = self.n_columns, Xs.shape[1]
+        curv = self.loss.curvature(Xs @ w.reshape(q, K), weight)
+        Xt = Xs.t().contiguous()
+        H = Xs.new_zeros(q, K, q, K)
+        for k in range(K):
+            H[:, k, :, k] = (Xt * curv[:, k]) @ Xs
+        H = H.reshape(q * K, q * K)
+        return 0.5 * (H + H.t())
 
     def scores(self, w):
         """``[X, 1] W`` at ``w``, shape ``(n, K)``: column ``k`` is fold ``k``'s decision

@@ -109,7 +109,9 @@ class LBFGS(InnerSolver):
         ``variable_scale`` (the Jacobi scaling above), and ``smooth_hvp`` with
         ``penalty_hessian_diag`` (the Newton steps; both are needed); ``support_hessian``
         forms their Hessian in one product where the problem can (a dense design);
-        ``hessian_sketch`` (with ``penalty_hessian_diag``) the sketched variable.
+        ``hessian_sketch`` (with ``penalty_hessian_diag``) the sketched variable;
+        ``independent_blocks``, the Hessian's independent diagonal blocks (folds solved
+        side by side), whose size ``sketch_max`` then bounds.
     residual_kind : str
         ``"scaled_grad_inf_norm"``: ``||grad / scale||_inf``.
     scaled_residual : bool
@@ -118,7 +120,7 @@ class LBFGS(InnerSolver):
 
     requires = ("init_params", "objective", "grad", "smooth")
     optional = ("variable_scale", "smooth_hvp", "penalty_hessian_diag", "support_hessian",
-                "hessian_sketch")
+                "hessian_sketch", "independent_blocks")
     residual_kind = "scaled_grad_inf_norm"
     scaled_residual = True
 
@@ -152,14 +154,18 @@ class LBFGS(InnerSolver):
         can_newton = {"smooth_hvp", "penalty_hessian_diag"} <= found
         newton = like.numel() <= self.newton_max and can_newton
         factor, start, start_max, pairs = None, None, np.inf, (None, None)
-        if not newton and like.numel() <= self.sketch_max and \
+        # A Hessian of independent blocks (folds side by side) is sketched block by block:
+        # its size is a block's.
+        p = like.numel() // (int(problem.independent_blocks) if "independent_blocks" in found
+                             else 1)
+        if not newton and p <= self.sketch_max and \
                 {"hessian_sketch", "penalty_hessian_diag"} <= found:
             # The sketch only once the warm start is known not to be a solution already
             # (the folds' solutions at the chosen point are checked this way).
             start = evaluate(like, theta)
             start_max = float((start[1] / scale).abs().max())
             if start_max > self.tol:
-                factor = self._sketch_factor(problem, like, theta)
+                factor = self._sketch_factor(problem, like, theta, p)
         if factor is not None:
             w, grad_max, n_iter, n_eval, success = self._sketched(
                 evaluate, like, theta, scale, factor, start)
@@ -220,11 +226,10 @@ class LBFGS(InnerSolver):
         pairs = getattr(memory, "sk", None), getattr(memory, "yk", None)
         return to_w(res.x), grad_max, int(res.nit), int(res.nfev), bool(res.success), pairs
 
-    def _sketch_factor(self, problem, like, theta):
+    def _sketch_factor(self, problem, like, theta, p):
         """Upper Cholesky factor ``R`` of the sketched Hessian plus the penalty's at
         ``like`` (``R^T R``), or None when the problem cannot sketch it or it is not
-        positive definite to rounding."""
-        p = like.numel()
+        positive definite to rounding; ``p`` variables per independent block."""
         rows = min(self.sketch_rows * p,
                    max(2 * p, int(8 * self.sketch_passes * (problem.n_samples or 0) / p)))
         H = problem.hessian_sketch(like, rows)
