@@ -48,7 +48,8 @@ class HypergradientSearchCV(BaseSearchCV):
         :class:`~sklearn.linear_model.Ridge`, :class:`~sklearn.linear_model.LogisticRegression`
         (L2 penalty, ``class_weight=None``) or :class:`HDMLogisticRegression`
         (``class_weight=None``; tuned as ``LogisticRegression``, whose objective it
-        minimises, and refitted by HDM), or a ``Pipeline`` ending in one.
+        minimises, and refitted by HDM), or a ``Pipeline`` ending in one. On a
+        ``dask.array`` ``X``: a bare ``Ridge`` (see ``fit``).
     param_bounds : dict
         One entry, the final step's penalty, to ``(low, high)`` with ``0 < low < high``,
         searched on a log scale: ``{"alpha": ...}`` or ``{"ridge__alpha": ...}`` for Ridge,
@@ -210,10 +211,17 @@ refit_time_, multimetric_ :
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : array-like of shape (n_samples, n_features) or dask.array
+            Training data. A ``dask.array`` (data larger than one machine) with a bare
+            ``Ridge`` as the estimator: the validation blocks' moments are computed on
+            the cluster in one pass, each combination is tuned from them, and
+            scikit-learn's scoring fits and refit use the same moments, so that no
+            process holds ``X``; ``best_estimator_`` is then a ``Ridge`` subclass whose
+            ``predict`` on a dask array is lazy. The folds' validation blocks must
+            partition the rows (an int or a ``KFold``); see the user guide's "Scaling
+            out on Dask".
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            Targets.
+            Targets (a ``dask.array`` too with a dask ``X``).
         **params : dict
             As in ``GridSearchCV.fit``: fit parameters of the estimator (``sample_weight``
             of a bare estimator, ``step__param`` of a pipeline's steps; the final step's

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose
+from sklearn.base import clone
 from sklearn.datasets import make_regression
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, ShuffleSplit
@@ -145,9 +146,9 @@ def _dask_problem(n_targets=1):
 
 def _ridge_search(**kwargs):
     # Few scored points: each score computes a fold's predictions on the cluster.
-    kwargs = {"param_grid": {"fit_intercept": [True, False]}, "max_iter": 4, **kwargs}
-    return HypergradientSearchCV(Ridge(), {"alpha": (1e-3, 1e3)}, cv=CV,
-                                 scoring="neg_mean_squared_error", **kwargs)
+    kwargs = {"param_grid": {"fit_intercept": [True, False]}, "max_iter": 4,
+              "scoring": "neg_mean_squared_error", **kwargs}
+    return HypergradientSearchCV(Ridge(), {"alpha": (1e-3, 1e3)}, cv=CV, **kwargs)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -256,3 +257,29 @@ def test_search_on_a_dask_array_refuses_what_needs_the_rows():
     with pytest.raises(ValueError, match="NaN or infinity"):
         HypergradientSearchCV(Ridge(), {"alpha": (1e-2, 1e2)}).fit(
             Xd, da.from_array(np.where(np.arange(len(y)) == 7, np.nan, y), chunks=100))
+
+
+def _unweighted_neg_mse(estimator, X, y):  # a scorer without sample_weight
+    from sklearn.metrics import mean_squared_error
+
+    return -mean_squared_error(y, estimator.predict(X))
+
+
+def test_search_on_a_dask_array_with_an_unweighted_scorer(client, monkeypatch):
+    da = pytest.importorskip("dask.array")
+    import skbilevel._search_dask as search_dask
+
+    X, y, weight = _dask_problem()
+    passes, block_moments = [], search_dask.block_moments
+    monkeypatch.setattr(search_dask, "block_moments",
+                        lambda *args: passes.append(args[4]) or block_moments(*args))
+    search = _ridge_search(param_grid=None, scoring=_unweighted_neg_mse)
+    with pytest.warns(UserWarning, match="does not support sample_weight"):
+        expected = clone(search).fit(X, y, sample_weight=weight)
+        got = search.fit(da.from_array(X, chunks=(70, 6)), y, sample_weight=weight)
+    # The training folds weighted, the validation errors not: the blocks' unweighted
+    # moments by a second pass.
+    assert passes == [3, 3]
+    assert_allclose(got.best_params_["alpha"], expected.best_params_["alpha"], rtol=1e-6)
+    assert_allclose(got.cv_results_["mean_test_score"], expected.cv_results_["mean_test_score"],
+                    rtol=1e-8)
