@@ -12,6 +12,8 @@ read ``X`` again) and solves the ridge system; its ``predict`` is the lazy ``X @
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 import numpy as np
 from joblib import parallel_config
 from sklearn.linear_model import Ridge
@@ -27,6 +29,10 @@ from ._search_adapters._ridge import MomentFolds
 # (``_safe_indexing`` -> ``X[rows]``, tokenized from the indices), so the search computes
 # the keys scikit-learn's fits will see. Seeded and emptied by ``fit_dask_search``.
 _MOMENTS: dict = {}
+# Whether a search's scoring runs: its scorers compute a fold's predictions more than once
+# (scikit-learn's regression metrics convert their inputs twice), so predict persists
+# them on the cluster, computed in one pass over the fold's rows, and kept until scored.
+_SCORING = ContextVar("skbilevel_dask_scoring", default=False)
 
 
 def _token(X, y, sample_weight):
@@ -79,7 +85,8 @@ class MomentRidge(Ridge):
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has shape {X.shape}, but {type(self).__name__} is "
                              f"expecting {self.n_features_in_} features as input")
-        return X @ self.coef_.T + self.intercept_
+        prediction = X @ self.coef_.T + self.intercept_
+        return prediction.persist() if _SCORING.get() else prediction
 
 
 def check_dask_search(estimator):
@@ -103,6 +110,12 @@ def fit_dask_search(search, X, y, params, fit_params, folds, score_weight, base_
     if set(fit_params) - {"sample_weight"}:
         raise ValueError(f"HypergradientSearchCV on a dask array takes sample_weight (and "
                          f"groups) only, got {sorted(set(fit_params) - {'sample_weight'})}")
+    # y and the weights stay on the cluster, computed once (n numbers, spread over the
+    # workers): every score computes a fold's targets (and weights), which would otherwise
+    # rerun their whole graph each time. X is never persisted.
+    y, sample_weight = (a.persist() if is_dask_array(a) else a for a in (y, sample_weight))
+    if "sample_weight" in params:
+        params = {**params, "sample_weight": sample_weight}
     Y, weight = check_dask_data(X, y, sample_weight)
     labels, n_blocks = partition_labels(folds, X.shape, "HypergradientSearchCV on a dask "
                                         "array", f"cv={search.cv!r}")
@@ -126,12 +139,14 @@ def fit_dask_search(search, X, y, params, fit_params, folds, score_weight, base_
     search._search_data = (MomentFolds(trains, val, user), y, {}, folds, None)
     search.estimator = MomentRidge(**user.get_params())
     _MOMENTS.update(seeded)
+    token = _SCORING.set(True)
     try:
         # In this process: its scoring fits find the seeded moments, and the predictions
         # they score are computed by this process's client on the cluster.
         with parallel_config(backend="sequential"):
             base_fit(X, y, **params)
     finally:
+        _SCORING.reset(token)
         search.estimator = user
         for key in seeded:
             _MOMENTS.pop(key, None)
