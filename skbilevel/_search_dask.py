@@ -49,7 +49,8 @@ class MomentRidge(Ridge):
     taken from a running ``HypergradientSearchCV``'s pass over the data or otherwise
     computed on the cluster in one map-reduce; whatever ``solver``, the solution is the
     exact one (as ``solver="cholesky"``). ``predict`` on a dask ``X`` returns the lazy
-    dask array ``X @ coef_.T + intercept_``. On numpy or sparse input both are Ridge's.
+    dask array ``X @ coef_.T + intercept_`` (persisted on the cluster while a search
+    scores it). On numpy or sparse input both are Ridge's.
     This is the class of ``HypergradientSearchCV.best_estimator_`` after a fit on a dask
     array; its parameters are ``Ridge``'s.
     """
