@@ -240,11 +240,11 @@ refit_time_, multimetric_ :
         X, y = indexable(X, y)
         # The engine would carry a NaN target into every fold silently (on a dask array
         # the moments' pass checks it, without computing y here).
-        if y is not None and not is_dask_array(y):
+        if y is not None and not (on_dask and is_dask_array(y)):
             check_array(y, ensure_2d=False, dtype=None, input_name="y")
         params = _check_method_params(X, params=params)
         for key, value in params.items():  # the engine would get NaN or a short vector
-            if value is not None and not is_dask_array(value) and (
+            if value is not None and not (on_dask and is_dask_array(value)) and (
                     key == "sample_weight" or key.endswith("__sample_weight")):
                 params[key] = _check_sample_weight(value, X, dtype=np.float64)
         routed = self._get_routed_params_for_fit(params)
