@@ -1,5 +1,6 @@
-"""``BilevelRidgeCV`` on a ``dask.array`` (moments by map-reduce on a LocalCluster) against
-the in-memory ``BilevelRidgeCV`` and scikit-learn's ``RidgeCV``.
+"""``BilevelRidgeCV`` and ``HypergradientSearchCV(Ridge())`` on a ``dask.array`` (moments by
+map-reduce on a LocalCluster) against the in-memory ``BilevelRidgeCV`` and scikit-learn's
+``RidgeCV``.
 
 The data are generated chunk by chunk on the workers (``map_blocks`` from a seed per
 chunk): no process ever holds all of X. Rows: the dask path at n = 10^7 (and at the
@@ -15,6 +16,8 @@ Usage::
 
     python benchmarks/bench_dask.py            # n = 10^7, writes results/dask.md
     python benchmarks/bench_dask.py --quick    # n = 10^6, prints only
+    python benchmarks/bench_dask.py --search-only [--quick]  # the search's row at
+                                               # n = 2 x 10^6 (2.5 x 10^5), prints only
 """
 
 from __future__ import annotations
@@ -78,9 +81,22 @@ def r2_on_fresh_rows(model):
     return model.score(X, y)
 
 
-def run_dask(n):
-    """Fit on a fresh 2-worker LocalCluster (fresh processes: their high-water marks are
-    this fit's)."""
+def search():
+    """``HypergradientSearchCV`` over ``Ridge``'s alpha, scored by scikit-learn (R^2)."""
+    from sklearn.linear_model import Ridge
+
+    from skbilevel import HypergradientSearchCV
+
+    return HypergradientSearchCV(Ridge(), {"alpha": (1e-3, 1e6)}, cv=5)
+
+
+def alpha_of(model):
+    return model.best_params_["alpha"] if hasattr(model, "best_params_") else model.alpha_
+
+
+def run_dask(n, make=None):
+    """Fit ``make()`` (default ``BilevelRidgeCV(cv=5)``) on a fresh 2-worker LocalCluster
+    (fresh processes: their high-water marks are this fit's)."""
     from distributed import Client, LocalCluster
 
     from skbilevel import BilevelRidgeCV
@@ -92,7 +108,7 @@ def run_dask(n):
         rest = worker_peaks(client)
         X, y = dask_data(n)
         start = time.perf_counter()
-        model = BilevelRidgeCV(cv=5).fit(X, y)
+        model = (make or (lambda: BilevelRidgeCV(cv=5)))().fit(X, y)
         wall = time.perf_counter() - start
         return model, wall, worker_peaks(client), rest
 
@@ -108,6 +124,8 @@ def run_memory(estimator, X, y):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--search-only", action="store_true",
+                        help="only HypergradientSearchCV on the dask array at the smaller n")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from sklearn.linear_model import RidgeCV
@@ -116,13 +134,25 @@ def main():
 
     n_big, n_mem = (10**6, 250_000) if args.quick else (10**7, 2_000_000)
     rows = []
-    for n in (n_mem, n_big):
-        model, wall, peaks, rest = run_dask(n)
-        rows.append(("BilevelRidgeCV, dask.array, 2 workers", n, wall,
-                     " / ".join(f"{p:.0f}" for p in peaks),
-                     " / ".join(f"{p:.0f}" for p in rest), model.alpha_,
-                     r2_on_fresh_rows(model)))
-        print(rows[-1], flush=True)
+    methods = [("HypergradientSearchCV(Ridge()), dask.array, 2 workers", search)]
+    if not args.search_only:
+        methods.insert(0, ("BilevelRidgeCV, dask.array, 2 workers", None))
+    for n in (n_mem,) if args.search_only else (n_mem, n_big):
+        for name, make in methods:
+            model, wall, peaks, rest = run_dask(n, make)
+            rows.append((name, n, wall, " / ".join(f"{p:.0f}" for p in peaks),
+                         " / ".join(f"{p:.0f}" for p in rest), alpha_of(model),
+                         r2_on_fresh_rows(model)))
+            print(rows[-1], flush=True)
+            if make is not None:
+                print(f"  {len(model.cv_results_['params'])} points scored by scikit-learn, "
+                      f"{model.n_iter_} evaluations", flush=True)
+    if args.search_only:
+        header = ["method", "n", "fit wall (s)", "peak RSS per worker (MiB)",
+                  "worker RSS at rest (MiB)", "alpha", "R^2 on 200k fresh rows"]
+        print(markdown_table(header, [(m, f"{n:.0e}", f"{w:.1f}", p, r, f"{a:.4g}",
+                                       f"{s:.6f}") for m, n, w, p, r, a, s in rows]))
+        return
     import dask
 
     X, y = dask_data(n_mem)
@@ -132,17 +162,18 @@ def main():
                       ("RidgeCV (LOO, 50 alphas), this process",
                        RidgeCV(alphas=np.logspace(-6, 6, 50)))):
         model, wall, peak = run_memory(est, X, y)
-        rows.append((name, n_mem, wall, f"{peak:.0f} (above rest)", "—", model.alpha_,
+        rows.append((name, n_mem, wall, f"{peak:.0f} (above rest)", "—", alpha_of(model),
                      r2_on_fresh_rows(model)))
         print(rows[-1], flush=True)
     header = ["method", "n", "fit wall (s)", "peak RSS per worker (MiB)",
-              "worker RSS at rest (MiB)", "alpha_", "R^2 on 200k fresh rows"]
+              "worker RSS at rest (MiB)", "alpha", "R^2 on 200k fresh rows"]
     table = markdown_table(header, [(m, f"{n:.0e}", f"{w:.1f}", p, r, f"{a:.4g}", f"{s:.6f}")
                                     for m, n, w, p, r, a, s in rows])
     print(table)
     if not args.quick:
         info = machine_info()
-        text = ("# BilevelRidgeCV on a dask.array (benchmarks/bench_dask.py)\n\n"
+        text = ("# BilevelRidgeCV and HypergradientSearchCV on a dask.array "
+                "(benchmarks/bench_dask.py)\n\n"
                 f"d = {D}, chunks of {CHUNK} rows generated on the workers, cv=5 (KFold), "
                 "LocalCluster(n_workers=2, threads_per_worker=1, processes=True).\n\n"
                 + table + "\n\nMachine: " + ", ".join(f"{k}={v}" for k, v in info.items())

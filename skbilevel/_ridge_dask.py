@@ -17,12 +17,12 @@ import torch
 from sklearn.model_selection import check_cv
 
 from ._moments import RawMoments
-from ._ridge_folds import one_shot, ridge_solvers
+from ._ridge_folds import complement_moments, moment_fold, one_shot, ridge_solvers
 from ._scaling import history_in_user_units
 from ._tuning import history_to_arrays, warn_if_not_converged
-from .engine import Fold, minimize_hyperparams
+from .engine import minimize_hyperparams
 from .engine.inner import RidgeProblem
-from .engine.outer import MomentMSE, make_optimizer
+from .engine.outer import make_optimizer
 
 DTYPE = torch.float64
 
@@ -62,8 +62,9 @@ def block_moments(X, Y, sample_weight, labels, n_blocks):
     X : dask.array of shape (n, d)
     Y : dask.array or ndarray of shape (n, k)
     sample_weight : dask.array or ndarray of shape (n,)
-    labels : ndarray of shape (n,)
-        The validation block of every row, in ``range(n_blocks)``.
+    labels : ndarray of shape (n,) or None
+        The validation block of every row, in ``range(n_blocks)``; None: one block, all
+        the rows (made on the workers, nothing shipped).
 
     Returns
     -------
@@ -76,6 +77,8 @@ def block_moments(X, Y, sample_weight, labels, n_blocks):
 
     X = X.rechunk({1: -1})  # whole rows in every chunk
     rows = X.chunks[0]
+    if labels is None:
+        labels, n_blocks = da.zeros(X.shape[0], chunks=(rows,), dtype=np.int32), 1
     Y, w, labels = (da.asarray(a).rechunk({0: rows}) for a in (Y, sample_weight, labels))
     Y = Y.rechunk({1: -1})
     parts = [dask.delayed(_pack)(x, y, s, b, n_blocks) for x, y, s, b in zip(
@@ -93,8 +96,6 @@ def block_moments(X, Y, sample_weight, labels, n_blocks):
 def _check(estimator, X, y, sample_weight, params):
     """Validated ``(Y (n, k), sample weights, validation labels, K)``, or a clear error for
     what the moment path does not do."""
-    import dask.array as da
-
     name = type(estimator).__name__
     unsupported = {"alpha_per_feature": False, "early_stopping": False, "device": "cpu",
                    "dtype": "float64"}
@@ -111,10 +112,24 @@ def _check(estimator, X, y, sample_weight, params):
         raise ValueError(f"{name} on a dask array takes no fit parameters besides "
                          f"sample_weight (the folds are contiguous blocks of rows), got "
                          f"{sorted(params)}")
+    Y, sample_weight = check_dask_data(X, y, sample_weight)
+    cv = check_cv(estimator._cv(1))
+    # Only the number of rows matters to the splitters accepted here (no y, no groups).
+    labels, n_blocks = partition_labels(cv.split(np.empty((X.shape[0], 0))), X.shape,
+                                        f"{name} on a dask array", f"cv={cv!r}")
+    return Y, sample_weight, labels, n_blocks
+
+
+def check_dask_data(X, y, sample_weight):
+    """``(Y (n, k), sample weights)`` of a 2-D dask ``X`` (dask or numpy ``y`` and
+    ``sample_weight``, None: ones made on the workers), or a ValueError naming the
+    parameter; nothing is computed."""
+    import dask.array as da
+
     if X.ndim != 2 or np.isnan(X.shape[0]):
         raise ValueError(f"X must be a 2-D dask array with known chunk sizes "
                          f"(X.compute_chunk_sizes()), got shape {X.shape}")
-    n, d = X.shape
+    n = X.shape[0]
     y = y if is_dask_array(y) else np.asarray(y)
     if y.ndim not in (1, 2) or y.shape[0] != n:
         raise ValueError(f"y must have shape (n_samples,) or (n_samples, n_targets) with "
@@ -126,20 +141,25 @@ def _check(estimator, X, y, sample_weight, params):
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
     if sample_weight.shape != (n,):
         raise ValueError(f"sample_weight must have shape ({n},), got {sample_weight.shape}")
-    cv = check_cv(estimator._cv(1))
-    labels, n_blocks = np.full(n, -1, dtype=np.int32), 0
-    # Only the number of rows matters to the splitters accepted here (no y, no groups).
-    for k, (train, val) in enumerate(cv.split(np.empty((n, 0)))):
+    return Y, sample_weight
+
+
+def partition_labels(splits, shape, who, what):
+    """``(labels (n,), K)``: the validation block of every row, from ``(train, validation)``
+    index pairs, or a ValueError (``who`` needs ..., ``what`` names the splitter) unless
+    the validation blocks partition the rows, each training fold being the rest."""
+    (n, d), labels, n_blocks = shape, np.full(shape[0], -1, dtype=np.int32), 0
+    for k, (train, val) in enumerate(splits):
         if len(train) + len(val) != n or np.any(labels[val] >= 0):
-            raise ValueError(f"{name} on a dask array needs folds whose validation blocks "
-                             f"partition the rows (cv an int or a KFold), got cv={cv!r}")
+            raise ValueError(f"{who} needs folds whose validation blocks partition the "
+                             f"rows (cv an int or a KFold), got {what}")
         if len(train) < d:
             raise ValueError(f"each training fold needs at least n_features={d} rows on a "
                              f"dask array, got {len(train)}")
         labels[val], n_blocks = k, k + 1
     if np.any(labels < 0):
-        raise ValueError(f"the validation blocks of cv={cv!r} must cover every row")
-    return Y, sample_weight, labels, n_blocks
+        raise ValueError(f"the validation blocks of {what} must cover every row")
+    return labels, n_blocks
 
 
 def fit_dask(estimator, X, y, sample_weight, params, progress):
@@ -152,14 +172,10 @@ def fit_dask(estimator, X, y, sample_weight, params, progress):
     n, d = X.shape
     progress.header(X, n_blocks, 1, "alpha")
     blocks, yy = block_moments(X, Y, sample_weight, labels, n_blocks)
-    total = blocks[0]
-    for block in blocks[1:]:
-        total = total + block
+    trains, total = complement_moments(blocks)
     fit_intercept = estimator.fit_intercept
-    folds = []
-    for block in blocks:
-        problem = RidgeProblem.from_moments(**(total - block).centred(fit_intercept))
-        folds.append(Fold(problem, MomentMSE.for_problem(problem, *block._fields())))
+    folds = [moment_fold(train, block, fit_intercept=fit_intercept)
+             for train, block in zip(trains, blocks)]
     solver, method = ridge_solvers(estimator.linear_solver, d, DTYPE, estimator.recycle_dim)
     scale = float(total.centred(fit_intercept)["gram"].diagonal().mean()) or 1.0
     bounds = estimator._log_bounds(scale)

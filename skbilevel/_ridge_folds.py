@@ -19,7 +19,7 @@ from .engine import Fold
 from .engine.hypergrad import make_hypergradient
 from .engine.inner import RidgeProblem
 from .engine.linalg import LINEAR_SOLVERS, make_linear_solver
-from .engine.outer import HeldOutMSE
+from .engine.outer import HeldOutMSE, MomentMSE
 from .engine.solvers import ClosedFormSolver, make_inner_solver
 
 # Above this many features "auto" goes matrix-free: a d x d Gram and its factorisation stop
@@ -116,15 +116,44 @@ def ridge_fold(val, train, *, n_train, moments=None, fit_intercept=True, groups=
         problem = RidgeProblem(*train(), groups=groups, fit_intercept=fit_intercept,
                                gram=gram)
     criterion = HeldOutMSE.for_problem(problem, X_val, Y_val, w_val)
+    total = None
     if objective == "r2":
         w = torch.ones_like(Y_val[:, 0]) if w_val is None else w_val
         centred = Y_val - (w[:, None] * Y_val).sum(0) / w.sum()
         total = float((w[:, None] * centred ** 2).sum())
-        # value = scale * SSE; R^2 = 1 - SSE / SST per fold.
-        criterion.scale = 1.0 / (total if total > 0 else 1.0)
-    elif objective != "mse":
-        raise ValueError(f"objective must be 'mse' or 'r2', got {objective!r}")
+    _set_objective(criterion, objective, total)
     return Fold(problem, criterion)
+
+
+def moment_fold(train, val, *, fit_intercept=True, objective="mse"):
+    """One cross-validation fold from moments only: the ridge problem of the training
+    rows' ``RawMoments`` ``train``, scored on the validation rows' ``val`` (the same
+    criterion as :func:`ridge_fold`'s, expanded in the moments: see ``MomentMSE``)."""
+    problem = RidgeProblem.from_moments(**train.centred(fit_intercept))
+    criterion = MomentMSE.for_problem(problem, *val._fields())
+    # The weighted total sum of squares, pooled over the targets (as ridge_fold's).
+    total = float(val.yy - (val.y_sum ** 2).sum() / val.weight) if objective == "r2" \
+        else None
+    _set_objective(criterion, objective, total)
+    return Fold(problem, criterion)
+
+
+def _set_objective(criterion, objective, total):
+    """Check ``objective``; for ``"r2"`` (with the validation fold's total sum of squares
+    ``total``) value = scale * SSE with scale = 1 / SST, i.e. 1 - R^2 per fold."""
+    if objective not in ("mse", "r2"):
+        raise ValueError(f"objective must be 'mse' or 'r2', got {objective!r}")
+    if total is not None:
+        criterion.scale = 1.0 / (total if total > 0 else 1.0)
+
+
+def solve_from_moments(raw, alpha, fit_intercept):
+    """The ridge fit of the rows whose ``RawMoments`` are ``raw`` at one ``alpha``
+    (Cholesky of the centred Gram): ``(coef (d, k), intercept (k,))`` tensors."""
+    problem = RidgeProblem.from_moments(**raw.centred(fit_intercept))
+    theta = torch.full((1,), float(np.log(alpha)), dtype=problem.gram.dtype)
+    w = one_shot(make_inner_solver("closed_form")).solve(problem, theta).w
+    return w, problem.intercept(w)
 
 
 def block_moments(X, Y, sample_weight, to_tensor):

@@ -12,7 +12,10 @@ from sklearn.utils import _safe_indexing, check_array, get_tags, indexable
 from joblib import effective_n_jobs
 from sklearn.utils.parallel import Parallel, delayed
 
+from ._ridge_dask import is_dask_array
 from ._search_adapters import ADAPTERS, adapter_for, reporting
+from ._search_adapters._ridge import MomentFolds
+from ._search_dask import check_dask_search, fit_dask_search
 from ._search_folds import _split_pipeline, _transform_fold, _weights
 from ._search_scoring import PathScoring
 from .engine.loop import Progress
@@ -45,7 +48,8 @@ class HypergradientSearchCV(BaseSearchCV):
         :class:`~sklearn.linear_model.Ridge`, :class:`~sklearn.linear_model.LogisticRegression`
         (L2 penalty, ``class_weight=None``) or :class:`HDMLogisticRegression`
         (``class_weight=None``; tuned as ``LogisticRegression``, whose objective it
-        minimises, and refitted by HDM), or a ``Pipeline`` ending in one.
+        minimises, and refitted by HDM), or a ``Pipeline`` ending in one. On a
+        ``dask.array`` ``X``: a bare ``Ridge`` (see ``fit``).
     param_bounds : dict
         One entry, the final step's penalty, to ``(low, high)`` with ``0 < low < high``,
         searched on a log scale: ``{"alpha": ...}`` or ``{"ridge__alpha": ...}`` for Ridge,
@@ -207,10 +211,17 @@ refit_time_, multimetric_ :
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : array-like of shape (n_samples, n_features) or dask.array
+            Training data. A ``dask.array`` (data larger than one machine) with a bare
+            ``Ridge`` as the estimator: the validation blocks' moments are computed on
+            the cluster in one pass, each combination is tuned from them, and
+            scikit-learn's scoring fits and refit use the same moments, so that no
+            process holds ``X``; ``best_estimator_`` is then a ``Ridge`` subclass whose
+            ``predict`` on a dask array is lazy. The folds' validation blocks must
+            partition the rows (an int or a ``KFold``); see the user guide's "Scaling
+            out on Dask".
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            Targets.
+            Targets (a ``dask.array`` too with a dask ``X``).
         **params : dict
             As in ``GridSearchCV.fit``: fit parameters of the estimator (``sample_weight``
             of a bare estimator, ``step__param`` of a pipeline's steps; the final step's
@@ -223,13 +234,18 @@ refit_time_, multimetric_ :
             The fitted search.
         """
         self._resolve()  # clear errors before any fit
+        on_dask = is_dask_array(X)  # data larger than one machine: _search_dask.py
+        if on_dask:
+            check_dask_search(self.estimator)
         X, y = indexable(X, y)
-        if y is not None:  # the engine would carry a NaN target into every fold silently
+        # The engine would carry a NaN target into every fold silently (on a dask array
+        # the moments' pass checks it, without computing y here).
+        if y is not None and not (on_dask and is_dask_array(y)):
             check_array(y, ensure_2d=False, dtype=None, input_name="y")
         params = _check_method_params(X, params=params)
         for key, value in params.items():  # the engine would get NaN or a short vector
-            if value is not None and (key == "sample_weight" or
-                                      key.endswith("__sample_weight")):
+            if value is not None and not (on_dask and is_dask_array(value)) and (
+                    key == "sample_weight" or key.endswith("__sample_weight")):
                 params[key] = _check_sample_weight(value, X, dtype=np.float64)
         routed = self._get_routed_params_for_fit(params)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
@@ -242,6 +258,9 @@ refit_time_, multimetric_ :
         # they accept it): the tuned criterion weights the validation errors alike.
         score_weight = routed.scorer.score.get("sample_weight") \
             if "scorer" in routed else None
+        if on_dask:
+            return fit_dask_search(self, X, y, params, routed.estimator.fit, folds,
+                                   score_weight, super().fit)
         self._search_data = (X, y, routed.estimator.fit, folds, score_weight)
         try:
             return super().fit(X, y, **params)
@@ -250,12 +269,15 @@ refit_time_, multimetric_ :
 
     def _run_search(self, evaluate_candidates):
         X, y, fit_params, folds, score_weight = self._search_data
-        prefix, adapter, bounds = self._resolve()
+        # On a dask array X is its folds' moments, and self.estimator is, while fit runs,
+        # the MomentRidge that scikit-learn's fits clone; the user's Ridge is tuned.
+        estimator = X.estimator if isinstance(X, MomentFolds) else self.estimator
+        prefix, adapter, bounds = self._resolve(estimator)
         objective = self._objective(adapter)
         combos = list(ParameterGrid(self.param_grid or {}))
 
         def task(combo):
-            return (clone(self.estimator).set_params(**combo), adapter, X, y, fit_params,
+            return (clone(estimator).set_params(**combo), adapter, X, y, fit_params,
                     folds, score_weight, bounds, objective, self.max_iter, self.tol,
                     self.verbose,
                     f"[HypergradientSearchCV] {combo}" if combo else "[HypergradientSearchCV]")
@@ -297,10 +319,10 @@ refit_time_, multimetric_ :
                       f"{len(scoring.scored)} scored)")
 
     # -- helpers ----------------------------------------------------------------------------
-    def _resolve(self):
-        """``(key prefix, adapter, {name: (low, high)})``, or a ValueError naming what is
-        supported."""
-        _, final, last = _split_pipeline(self.estimator)
+    def _resolve(self, estimator=None):
+        """``(key prefix, adapter, {name: (low, high)})`` of ``estimator`` (None: the
+        search's), or a ValueError naming what is supported."""
+        _, final, last = _split_pipeline(self.estimator if estimator is None else estimator)
         adapter = adapter_for(final)
         if adapter is None:
             raise ValueError(f"HypergradientSearchCV supports {_SUPPORTED}, alone or as the "
@@ -348,7 +370,11 @@ def _tune_combination(estimator, adapter, X, y, fit_params, folds, score_weight,
     made, by the process that runs the tuning (a Dask worker's log).
     """
     transformers, final, last = _split_pipeline(estimator)
-    data = [_transform_fold(transformers, last, X, y, fit_params, tr, va) for tr, va in folds]
+    if isinstance(X, MomentFolds):  # a dask array's, from the cluster (_search_dask.py)
+        data = X
+    else:
+        data = [_transform_fold(transformers, last, X, y, fit_params, tr, va)
+                for tr, va in folds]
     if score_weight is not None:
         for fold, (_, va) in zip(data, folds):
             fold.score_weight = _weights(_safe_indexing(score_weight, va))

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import Ridge
 
-from .._ridge_folds import (block_moments, complement_moments, ridge_fold, ridge_solvers,
-                            uses_moments)
+from .._ridge_folds import (block_moments, complement_moments, moment_fold, ridge_fold,
+                            ridge_solvers, uses_moments)
 from ._base import DTYPE, SearchAdapter
 from ._base import as_tensor as _as_tensor
 
@@ -62,7 +62,12 @@ class RidgeAdapter(SearchAdapter):
         return super().parse_bounds(name, key, param_bounds)
 
     def folds(self, estimator, data, objective, *, from_blocks=True):
-        """Engine folds of ``data``; ``from_blocks=False`` forces one Gram per fold."""
+        """Engine folds of ``data`` (a list of ``FoldData``, or a dask array's
+        ``MomentFolds``); ``from_blocks=False`` forces one Gram per fold."""
+        if isinstance(data, MomentFolds):
+            return [moment_fold(train, val, fit_intercept=estimator.fit_intercept,
+                                objective=objective) for train, val in zip(data.train,
+                                                                           data.val)]
         solver, _ = ridge_solvers("auto", data[0].X_val.shape[1], DTYPE)
         moments = _partition_moments(data) if from_blocks and uses_moments(solver) else None
         out = []
@@ -83,8 +88,17 @@ class RidgeAdapter(SearchAdapter):
     def solvers(self, folds):
         # Closed form: the eigendecomposition of each fold's Gram serves every alpha and
         # the adjoints; no separate screening solver.
-        d = folds[0].criterion.design.shape[1]
+        d = folds[0].problem.xty.shape[0]
         return (*ridge_solvers("auto", d, DTYPE), None)
+
+
+class MomentFolds:
+    """The folds of a ``dask.array`` as the search tunes on them: the ``RawMoments`` of
+    each training fold (``train``) and of each validation block (``val``: weighted as the
+    scorer weights, see ``_search_dask.py``), and the user's ``estimator``."""
+
+    def __init__(self, train, val, estimator):
+        self.train, self.val, self.estimator = train, val, estimator
 
 
 _POLISH_TOL = 1e-12  # relative; scikit-learn's CV scores agree with the engine's to ~1e-13
