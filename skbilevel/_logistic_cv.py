@@ -57,8 +57,11 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         Cholesky factor of its Hessian estimated from a subset of the rows (see
         :class:`~skbilevel.engine.solvers.LBFGS`),
         which also preconditions the adjoint systems: 3-4 times fewer passes over the
-        data. With ``"l1"`` the whole safety grid is
-        evaluated: its CV error can rise before it falls.
+        data. A binary ``"l2"`` problem on a dense design of at least 2,000,000 entries
+        solves its folds side by side, as one problem on the rows of ``X`` (no copy of
+        the folds, one pass over ``X`` for all of them; see the user guide). With
+        ``"l1"`` the whole safety grid is evaluated: its CV error can rise before it
+        falls.
     C_per_feature : bool, default=False
         One ``C`` per feature, started from the best shared one (binary problems).
     {early_stopping}
