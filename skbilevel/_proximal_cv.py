@@ -272,7 +272,9 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
             grid_patience=self._grid_patience, grid_path_length=self._grid_path_length,
             grid_refine=refine, grid_patience_below_first=self._grid_patience_below_first,
             grid_solver=self._make_solver(solver_name, scale, inner_tol * GRID_TOL),
-            warm_start=self._warm_start, **{**tune, "optimizer": optimizer})
+            warm_start=self._warm_start, **{**tune, "optimizer": optimizer,
+                                            "method": make_method(self.hypergradient,
+                                                                  grid.shape[1])})
         penalty = shared
         if per_feature is not None:
             first, penalty = result, per_feature
