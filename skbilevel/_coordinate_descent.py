@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 
 import numpy as np
 import torch
@@ -73,10 +74,16 @@ class _CenteredArrays:
         self.Xy = self.X.T @ self.y
 
 
+# Per problem (a fold), for as long as it lives: its centred Fortran-ordered arrays, built
+# once for every CoordinateDescent solve of it (grid, search, refit). Kept off the problem,
+# which is pickled to joblib's workers (the arrays are a copy of the design).
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _arrays(problem) -> _CenteredArrays:
-    cache = problem.__dict__.get("_cd_arrays")
+    cache = _CACHE.get(problem)
     if cache is None:
-        cache = problem.__dict__["_cd_arrays"] = _CenteredArrays(problem.datafit)
+        cache = _CACHE[problem] = _CenteredArrays(problem.datafit)
     return cache
 
 

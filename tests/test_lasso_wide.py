@@ -110,3 +110,24 @@ def test_wide_lasso_is_no_worse_than_the_lassocv_grid(global_random_seed):
     assert cv_mse(reg.alpha_) <= cv_mse(grid.alpha_) * (1 + 5e-4)
     ref = Lasso(alpha=reg.alpha_, tol=1e-12, max_iter=100000).fit(X, y)
     np.testing.assert_allclose(reg.coef_, ref.coef_, atol=1e-6)
+
+
+def test_solver_arrays_stay_off_the_problem():
+    """The centred copy of the design that coordinate descent builds is cached beside the
+    problem, not in it: a fold's problem pickled to a joblib worker carries its design
+    once, and the cache dies with the problem."""
+    import gc
+    import pickle
+
+    from skbilevel import _coordinate_descent
+
+    X, y = _wide(0, n=60, d=300)
+    problem = inner.ProximalProblem.least_squares(_t(X), _t(y)[:, None], inner.L1())
+    before = len(pickle.dumps(problem))
+    CoordinateDescent(tol=1e-8).solve(problem, _t([np.log(0.1)]))
+    assert problem in _coordinate_descent._CACHE
+    assert len(pickle.dumps(problem)) == before
+    cached = len(_coordinate_descent._CACHE)
+    del problem
+    gc.collect()
+    assert len(_coordinate_descent._CACHE) <= cached - 1
