@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -93,7 +94,6 @@ class _Arrays:
         self.a = datafit.scaled_weight.detach().cpu().to(torch.float64).numpy()
         self.unit = problem.unit_scale().detach().cpu().to(torch.float64).numpy()[:, 0]
         self.fit_intercept = bool(datafit.fit_intercept)
-        self._pairs = False  # P of _pair_matrix, built at the first Gram matrix
         self.solved = []  # (log penalties, solution) of the last solves, newest last
 
     def start(self, key, v0):
@@ -108,23 +108,27 @@ class _Arrays:
             return v0
         return min(self.solved, key=lambda kv: float(np.abs(kv[0] - key).max()))[1]
 
+    @cached_property
+    def _pair_product(self):
+        """``(P, its entries)`` of :func:`_pair_matrix`, built at the first Gram matrix;
+        ``P`` None where it is never cheaper than BLAS, even on every column, or too large
+        (it returns all ``d^2`` entries)."""
+        A = sp.csr_matrix(self.X)
+        r = np.diff(A.indptr)
+        entries = int((r * (r + 1) // 2).sum())
+        padded = len(r) * (int(r.max()) + 1) ** 2 // 2 if len(r) else 0  # the build's
+        never = max(entries, padded, A.shape[1] ** 2) > _PAIR_MAX or \
+            2 * _PAIR_COST * entries >= A.shape[0] * A.shape[1] ** 2
+        return (None if never else _pair_matrix(A)), entries
+
     def pairs(self, k):
         """``P`` of :func:`_pair_matrix` where its product costs less than BLAS's on ``k``
-        working columns (built once, at the first such call), else None."""
-        if self._pairs is False:
-            A = sp.csr_matrix(self.X)
-            r = np.diff(A.indptr)
-            self._pair_entries = int((r * (r + 1) // 2).sum())
-            padded = len(r) * (int(r.max()) + 1) ** 2 // 2 if len(r) else 0  # the build's
-            # Never cheaper, even on every column, or too large (it returns all d^2
-            # entries): never built.
-            never = max(self._pair_entries, padded, A.shape[1] ** 2) > _PAIR_MAX or \
-                2 * _PAIR_COST * self._pair_entries >= A.shape[0] * A.shape[1] ** 2
-            self._pairs = None if never else _pair_matrix(A)
-        if self._pairs is None or (not sp.issparse(self.X) and
-                                   2 * _PAIR_COST * self._pair_entries >= len(self.y) * k * k):
+        working columns, else None."""
+        P, entries = self._pair_product
+        if P is None or (not sp.issparse(self.X) and
+                         2 * _PAIR_COST * entries >= len(self.y) * k * k):
             return None
-        return self._pairs
+        return P
 
     def remember(self, key, v):
         self.solved = self.solved[-(_MEMORY - 1):] + [(key, v)]
