@@ -128,7 +128,8 @@ def test_check_returns_the_optional_methods_the_problem_provides():
     assert check(ImplicitSupport(), lasso) == {"support_hessian"}
     assert check(LBFGS(), _least_squares(L2())[0]) == {"variable_scale", "smooth_hvp",
                                                        "penalty_hessian_diag",
-                                                       "support_hessian", "hessian_sketch"}
+                                                       "support_hessian", "hessian_sketch",
+                                                       "independent_blocks"}
 
 
 def test_value_and_grad_uses_a_declared_one():
