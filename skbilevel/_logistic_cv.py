@@ -330,8 +330,9 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         if not stack_applies(self, X, solver_name, layout, held):
             return None
         datafit = full.datafit  # the tensors of all the rows, shared without a copy
-        return SideBySideFolds(datafit.design.X, torch.as_tensor(codes), datafit.sample_weight,
-                               splits, penalty, self.fit_intercept)
+        X = datafit.design.X
+        return SideBySideFolds(X, torch.as_tensor(codes, device=X.device),
+                               datafit.sample_weight, splits, penalty, self.fit_intercept)
 
     def _fold_score(self, problem, w, X, codes, sample_weight):
         coef, intercept = self._coef_intercept(problem.datafit, w)

@@ -55,7 +55,7 @@ class SideBySideFolds:
         train = X.new_zeros(n, K)
         validation = X.new_zeros(n, K)
         for k, (tr, va) in enumerate(splits):
-            tr, va = torch.as_tensor(tr), torch.as_tensor(va)
+            tr, va = (torch.as_tensor(i, device=X.device) for i in (tr, va))
             train[tr, k] = sample_weight[tr]
             validation[va, k] = sample_weight[va]
         self.datafit = StackedLogisticDatafit(X, codes.to(X.dtype), train, fit_intercept)

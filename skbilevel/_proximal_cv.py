@@ -208,6 +208,12 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         rows, held = self._holdout_rows(X.shape[0], per_feature, split_params.get("groups"))
         splits = make_splits(self.cv, X, y, rows, classifier=self._classifier,
                              params=split_params)
+        for train, val in splits:  # a fold of zero weight has no loss to fit or to score
+            if not (sample_weight[rows[train]].sum() > 0 and
+                    sample_weight[rows[val]].sum() > 0):
+                raise ValueError("sample_weight (times class_weight) sums to zero on a "
+                                 f"training or validation fold of cv={self.cv!r}: give "
+                                 "every fold rows of positive weight")
         names = ", ".join(self._hyper_names)
         progress.header(X, len(splits), len(self._hyper_names) if per_feature is None else
                         per_feature.n_hyper, names if per_feature is None else

@@ -202,3 +202,25 @@ def test_dual_gap_is_a_duality_gap_whatever_the_solver(solver):
     scale = np.sum((y - y.mean()) ** 2) / len(y)
     assert -1e-12 * scale <= reg.dual_gap_ <= 1e-10 * scale
     np.testing.assert_allclose(reg.dual_gap_, expected, atol=1e-13 * scale)
+
+
+@pytest.mark.parametrize("make", ["lasso", "logistic"])
+def test_a_fold_of_zero_weight_is_refused_by_name(make):
+    # KFold without shuffling: the first fifth of the rows is one validation fold.
+    from sklearn.model_selection import KFold
+
+    from skbilevel import BilevelLogisticRegressionCV
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 4))
+    y = X[:, 0] + rng.standard_normal(100)
+    if make == "logistic":
+        y = (y > 0).astype(int)
+    sw = np.ones(100)
+    sw[:20] = 0.0
+    est = BilevelLassoCV(cv=KFold(5)) if make == "lasso" else \
+        BilevelLogisticRegressionCV(cv=KFold(5))
+    with pytest.raises(ValueError, match="sample_weight .* sums to zero"):
+        est.fit(X, y, sample_weight=sw)
+    sw[:20] = 1e-3  # small but positive: fitted
+    est.fit(X, y, sample_weight=sw)

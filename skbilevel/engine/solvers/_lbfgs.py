@@ -189,8 +189,8 @@ class LBFGS(InnerSolver):
         # scipy may also stop on a relative decrease below rounding: converged as well.
         converged = math.isfinite(grad_max) and (grad_max <= self.tol or
                                                  (success and last_iter < self.max_iter))
-        # The sketch's factor, or else L-BFGS's own last curvature pairs (none after a
-        # Newton solve).
+        # The sketch's factor, or else L-BFGS's own last curvature pairs (none when
+        # L-BFGS did not iterate, or scipy's memory was empty).
         preconditioner = pairs_preconditioner(*pairs, scale) if factor is None else \
             (lambda b, R=factor: factor_solve(R, b))
         return InnerSolution(w=w, n_iter=n_iter, residual=grad_max,
