@@ -40,7 +40,15 @@ def machine_info():
         "scipy": scipy.__version__,
         "scikit-learn": sklearn.__version__,
         "torch": torch.__version__,
+        # Fresh numpy memory costs ~15x more where the kernel compacts on a huge-page
+        # fault (results/measurements.md): the fits of the package turn the advice off.
+        "NUMPY_MADVISE_HUGEPAGE": os.environ.get("NUMPY_MADVISE_HUGEPAGE", "(unset)"),
     }
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/defrag") as fh:
+            info["thp_defrag"] = fh.read().strip()
+    except OSError:
+        pass
     try:
         from threadpoolctl import threadpool_info
         info["thread_pools"] = "; ".join(

@@ -22,6 +22,7 @@ from .engine.cleaning import METHODS, make_cleaning_method
 from .utils._sklearn_compat import (Interval, StrOptions, _check_sample_weight, _fit_context,
                                     validate_data)
 from .utils._tensor import resolve_device
+from .utils._memory import without_hugepage_advice
 from .utils._threads import single_threaded_if_small
 
 # The method "auto" picks, in order of preference, among those registered.
@@ -89,6 +90,7 @@ class HyperCleaningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=False)
+    @without_hugepage_advice
     @single_threaded_if_small
     def fit(self, X, y, *, X_val=None, y_val=None, sample_weight=None):
         """Learn the sample weights from the trusted set, then refit :attr:`estimator_`.

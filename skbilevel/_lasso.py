@@ -19,6 +19,7 @@ from ._search_adapters._lasso import (alpha_max, enet_penalty, held_out_mse, las
                                       least_squares_problem)
 from .utils._sklearn_compat import _check_sample_weight, _fit_context, validate_data
 from .utils._tensor import resolve_dtype, to_numpy
+from .utils._memory import without_hugepage_advice
 from .utils._threads import single_threaded_if_small
 
 # Safety grid, in units of alpha_max (LassoCV's range). The CV error of the Lasso is only
@@ -129,6 +130,7 @@ class _LinearRegressionCV(RegressorMixin, BaseProximalCV):
     _alpha_max = staticmethod(alpha_max)
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @without_hugepage_advice
     @single_threaded_if_small
     def fit(self, X, y, sample_weight=None, **params):
         """Tune the penalty by cross-validated hypergradients, then refit on all the data.

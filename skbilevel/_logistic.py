@@ -19,6 +19,7 @@ from .engine.solvers import HDMSolver
 from .utils._sklearn_compat import (CallbackSupportMixin, Interval, StrOptions,
                                     _fit_context, validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
+from .utils._memory import without_hugepage_advice
 from .utils._threads import single_threaded_if_small
 from .utils._warnings import warn
 
@@ -191,6 +192,7 @@ class HDMLogisticRegression(LinearClassifierOutputs, ClassifierMixin, CallbackSu
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @without_hugepage_advice
     @single_threaded_if_small
     def fit(self, X, y, sample_weight=None):
         """Fit the model by HDM.

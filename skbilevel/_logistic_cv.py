@@ -20,6 +20,7 @@ from ._scaling import feature_unit, ldexp, scale_back
 from .engine.inner import L1, L2, WeightedL1
 from .utils._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from .utils._tensor import resolve_dtype, to_numpy
+from .utils._memory import without_hugepage_advice
 from .utils._threads import single_threaded_if_small
 
 _LOG_C_GRID = np.linspace(-4, 4, 9)  # safety grid of log10(C), strong to weak penalty
@@ -267,6 +268,7 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         return {"C": C if self.C_per_feature else float(C[0])}
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @without_hugepage_advice
     @single_threaded_if_small
     def fit(self, X, y, sample_weight=None, **params):
         """Tune ``C`` by cross-validated hypergradients, then refit on all the data.

@@ -19,6 +19,7 @@ from ._private_methods import PRIVATE_METHODS, resolve_method
 from ._private_refit import refit_logistic, refit_ridge
 from ._private_spec import DOC_PARAMETERS, check_spec, model_of, plain_twin
 from .engine.dp import PrivacyLedger
+from .utils._memory import without_hugepage_advice
 from .utils._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 
 
@@ -143,6 +144,7 @@ class PrivateHyperparamSearch(MetaEstimatorMixin, BaseEstimator):
     _noise_factor = 1.0
 
     @_fit_context(prefer_skip_nested_validation=False)
+    @without_hugepage_advice
     def fit(self, X, y):
         """Tune the hyperparameter privately, then refit privately on all the rows.
 

@@ -30,6 +30,7 @@ from .engine.outer import make_optimizer
 from .utils._sklearn_compat import (CallbackSupportMixin, Interval, StrOptions,
                                     _check_sample_weight, _fit_context, validate_data)
 from .utils._tensor import resolve_device, resolve_dtype, to_numpy, to_tensor
+from .utils._memory import without_hugepage_advice
 from .utils._threads import single_threaded_if_small
 
 # Safety-net grid: alpha / scale over 1e-6..1e6, scale = mean diagonal of the Gram; one
@@ -277,6 +278,7 @@ class BilevelRidgeCV(RegressorMixin, SplitterRoutingMixin, CallbackSupportMixin,
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @without_hugepage_advice
     @single_threaded_if_small
     def fit(self, X, y, sample_weight=None, **params):
         """Tune ``alpha`` by cross-validated hypergradients, then refit on all the data.

@@ -19,6 +19,7 @@ from ._search_dask import check_dask_search, fit_dask_search
 from ._search_folds import _split_pipeline, _transform_fold, _weights
 from ._search_scoring import PathScoring
 from .engine.loop import Progress
+from .utils._memory import without_hugepage_advice
 from .utils._sklearn_compat import (Interval, _check_method_params, _check_sample_weight,
                                     _yields_constant_splits)
 
@@ -206,6 +207,7 @@ refit_time_, multimetric_ :
         state.pop("_search_data", None)
         return state
 
+    @without_hugepage_advice
     def fit(self, X, y=None, **params):
         """Tune the penalty of every ``param_grid`` combination, then refit the best.
 
