@@ -11,7 +11,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 
 from ._classifier import LinearClassifierOutputs, encode_classes
 from ._logistic_problem import logistic_criterion, logistic_problem
-from ._logistic_stacked import SideBySideFolds, stack_applies
+from ._logistic_stacked import STACK_AUTO_TOL, SideBySideFolds, stack_applies
 from ._progress import FitProgress
 from ._tuning import N_JOBS_DOC
 from ._proximal_cv import EARLY_STOPPING_CONSTRAINTS, EARLY_STOPPING_DOC, BaseProximalCV
@@ -334,7 +334,8 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         datafit = full.datafit  # the tensors of all the rows, shared without a copy
         X = datafit.design.X
         return SideBySideFolds(X, torch.as_tensor(codes, device=X.device),
-                               datafit.sample_weight, splits, penalty, self.fit_intercept)
+                               datafit.sample_weight, splits, penalty, self.fit_intercept,
+                               inner_tol=STACK_AUTO_TOL if self.inner_tol == "auto" else None)
 
     def _fold_score(self, problem, w, X, codes, sample_weight):
         coef, intercept = self._coef_intercept(problem.datafit, w)

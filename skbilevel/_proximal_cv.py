@@ -234,6 +234,8 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         stack = self._side_by_side(full, X, y, splits, shared, solver_name, layout, held)
         if stack is not None:  # the folds as one problem on the rows of X (no copy)
             folds, validation = [stack.fold], None
+            if stack.inner_tol is not None:  # the search's own (see _logistic_stacked)
+                solver = self._make_solver(solver_name, scale, stack.inner_tol)
         elif layout is None:
             folds = [fold(rows[tr], rows[va]) for tr, va in splits]
             validation = [(X, y, sample_weight, rows[va]) for _, va in splits]
@@ -273,11 +275,14 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         optimizer = make_optimizer("bracket" if grid.shape[1] == 1 else "lbfgs",
                                    max_iter=self.max_iter, tol=self.tol, first_step=first_step)
         progress.grid(to_numpy(grid), "screening grid")
+        grid_solver = self._make_solver(solver_name, scale, inner_tol * GRID_TOL)
+        if stack is not None:
+            grid_solver = stack.screening_solver(grid_solver)
         result = minimize_hyperparams(
             folds, grid[0], start_grid=grid[1:], bounds=bounds, local_radius=radius,
             grid_patience=self._grid_patience, grid_path_length=self._grid_path_length,
             grid_refine=refine, grid_patience_below_first=self._grid_patience_below_first,
-            grid_solver=self._make_solver(solver_name, scale, inner_tol * GRID_TOL),
+            grid_solver=grid_solver,
             warm_start=self._warm_start, **{**tune, "optimizer": optimizer,
                                             "method": make_method(self.hypergradient,
                                                                   grid.shape[1])})
@@ -345,7 +350,8 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
 
     def _side_by_side(self, full, X, y, splits, penalty, solver_name, layout, held):
         """The folds solved side by side as one problem (an object with ``fold``,
-        ``unstack``, ``unstack_path`` and ``fold_accuracies``), or None to solve each fold
+        ``inner_tol``, ``screening_solver``, ``unstack``, ``unstack_path`` and
+        ``fold_accuracies``), or None to solve each fold
         on its own rows (the default; see ``_logistic_stacked``)."""
         return None
 

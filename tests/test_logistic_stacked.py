@@ -89,3 +89,25 @@ def test_which_problems_go_side_by_side():
     assert not applies(solver="fista")
     assert not applies(X=sp.csr_matrix(X))
     assert not applies(X=np.zeros((3000, 600)))  # below STACK_MIN_ENTRIES
+
+
+def test_screening_in_float32_and_a_search_of_its_own_tolerance(problem, monkeypatch):
+    from skbilevel.engine.inner import LinearDesign
+
+    X, y, sw, splits = problem
+    seen = []
+    real = LinearDesign._operands
+
+    def spy(self, v):
+        seen.append(self.in_low_precision)
+        return real(self, v)
+
+    monkeypatch.setattr(LinearDesign, "_operands", spy)
+    monkeypatch.setattr(_logistic_stacked, "STACK_MIN_ENTRIES", 0)
+    est = BilevelLogisticRegressionCV(cv=splits, verbose=0).fit(X, y, sample_weight=sw)
+    assert any(seen) and not all(seen)  # the grid's solves and CG in float32, not all
+    monkeypatch.setattr(_logistic_stacked, "STACK_MIN_ENTRIES", 10 ** 12)
+    ref = BilevelLogisticRegressionCV(cv=splits, inner_tol=1e-9).fit(X, y, sample_weight=sw)
+    # The search's solves to STACK_AUTO_TOL: the same C to the search's resolution.
+    np.testing.assert_allclose(est.C_, ref.C_, rtol=1e-2)
+    assert est.best_cv_error_ <= ref.best_cv_error_ * (1 + 1e-5)

@@ -105,3 +105,24 @@ def test_hessian_sketch_from_every_row_is_the_block_diagonal_hessian():
     assert float(sketch[:, 0, :, 1].abs().max()) == 0.0
     block, exact = sketch[:, 1, :, 1], H.reshape(6, 3, 6, 3)[:, 1, :, 1]
     assert float(torch.linalg.matrix_norm(block - exact) / torch.linalg.matrix_norm(exact)) < 0.5
+
+
+def test_low_precision_hessian_products_keep_values_and_gradients_exact():
+    X, y, _, _, train, val = _data(seed=3, n=400, d=300)  # 120,000 entries
+    exact, _ = _stacked(X, y, train, val, True)
+    low = StackedLogisticDatafit(T(X), T(y), T(train), True, low_precision_hvp=True)
+    rng = np.random.default_rng(0)
+    w = T(rng.standard_normal((exact.datafit.init_params().shape[0], 1)) * 0.05)
+    V = T(rng.standard_normal((w.shape[0], 2)))
+    reference = exact.datafit.hvp(w, V)
+    got = low.hvp(w, V)
+    error = float((got - reference).abs().max() / reference.abs().max())
+    assert 0 < error < 1e-5  # float32 products, within their rounding
+    torch.testing.assert_close(low.grad(w), exact.datafit.grad(w), rtol=0, atol=0)
+    # Scores computed in low precision never serve an exact request at the same point.
+    w2 = 1.5 * w
+    with low.design.low_precision():
+        inexact = float(low.value(w2))
+    value = float(low.value(w2))
+    assert value == float(exact.datafit.value(w2))
+    assert inexact != value and abs(inexact - value) < 1e-6 * abs(value)

@@ -49,18 +49,24 @@ class _LastProduct:
     L-BFGS evaluation, the products of an adjoint solve): remembering ``[X, 1] w`` makes
     them share one pass over the design instead of one each. Points that carry autograd
     history are never remembered (reverse mode differentiates through the product).
+    With ``inexact`` (a callable: whether products currently run in low precision, see
+    ``LinearDesign.low_precision``), a product computed in low precision serves only
+    low-precision requests; an exact one serves both.
     """
 
-    def __init__(self, compute):
+    def __init__(self, compute, inexact=None):
         self.compute, self.point, self.product = compute, None, None
+        self.inexact, self.exact = inexact, True
 
     def __call__(self, w):
         if w.requires_grad:
             return self.compute(w)
+        low = self.inexact is not None and self.inexact()
         if self.point is None or self.point.shape != w.shape or \
-                self.point.dtype != w.dtype or not torch.equal(self.point, w):
+                self.point.dtype != w.dtype or (not self.exact and not low) or \
+                not torch.equal(self.point, w):
             self.product = self.compute(w)
-            self.point = w.clone()
+            self.point, self.exact = w.clone(), not low
         return self.product
 
 

@@ -11,6 +11,7 @@ eliminated by weighted centring.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import numpy as np
@@ -36,6 +37,8 @@ class LinearDesign:
             raise ValueError(f"X must be 2-D, got shape {tuple(X.shape)}")
         self.X = X
         self.offset = offset
+        self.in_low_precision = False
+        self._X32 = None  # the float32 copy of low_precision(), made on first use
         self.is_sparse = X.layout != torch.strided
         # On the CPU, products of a sparse X go through scipy: a view of the CSR arrays and
         # its transpose built once by scipy (torch's CSR transpose took 0.2 s where scipy's
@@ -56,16 +59,44 @@ class LinearDesign:
     def device(self):
         return self.X.device
 
+    @contextlib.contextmanager
+    def low_precision(self):
+        """Within the block, products of a dense float64 ``X`` run in float32 (on a copy of
+        ``X`` made at the first use and kept) and return float64.
+
+        For products whose consumer tolerates relative errors of about ``1e-6``: solves to
+        a loose tolerance, Krylov solves to ``1e-3``. A few-column product then costs half
+        (50,000 x 1,000 by 5 columns: 35 ms and 30 ms for ``X V`` and ``X^T U`` against 60
+        and 57; ``benchmarks/results/measurements.md``). Sparse or float32 designs run as
+        they are."""
+        previous, self.in_low_precision = self.in_low_precision, True
+        try:
+            yield self
+        finally:
+            self.in_low_precision = previous
+
+    def _operands(self, v):
+        """``(X, v)`` in the precision the products currently run in."""
+        if not self.in_low_precision or self.X.dtype != torch.float64:
+            return self.X, v
+        if self._X32 is None:
+            self._X32 = self.X.to(torch.float32)
+        return self._X32, v.to(torch.float32)
+
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """Return ``X_c @ v`` for ``v`` of shape ``(d,)`` or ``(d, k)``."""
         if self.is_sparse:
             out = self._sparse(v, transpose=False)
-        elif v.dim() == 2 and v.shape[1] > 1 and self.X.numel() >= _SKINNY_MIN:
-            # A few columns at once (classes, folds, Krylov blocks): with v column-major
-            # the BLAS streams X once (40,000 x 1,000 by 5 columns: 48 ms, 69 ms row-major).
-            out = self.X @ v.t().contiguous().t()
         else:
-            out = self.X @ v
+            X, v_ = self._operands(v)
+            if v.dim() == 2 and v.shape[1] > 1 and X.numel() >= _SKINNY_MIN:
+                # A few columns at once (classes, folds, Krylov blocks): with v column-major
+                # the BLAS streams X once (40,000 x 1,000 by 5 columns: 48 ms, 69 ms
+                # row-major).
+                out = X @ v_.t().contiguous().t()
+            else:
+                out = X @ v_
+            out = out.to(v.dtype)
         if self.offset is not None:
             out = out - self.offset @ v
         return out
@@ -74,10 +105,13 @@ class LinearDesign:
         """Return ``X_c^T @ u`` for ``u`` of shape ``(n,)`` or ``(n, k)``."""
         if self.is_sparse:
             out = self._sparse(u, transpose=True)
-        elif u.dim() == 2 and u.shape[1] > 1 and self.X.numel() >= _SKINNY_MIN:
-            out = _skinny_rmatmul(self.X, u)
         else:
-            out = self._XT_torch @ u
+            X, u_ = self._operands(u)
+            if u.dim() == 2 and u.shape[1] > 1 and X.numel() >= _SKINNY_MIN:
+                out = _skinny_rmatmul(X, u_)
+            else:
+                out = (self._XT_torch if X is self.X else X.t()) @ u_
+            out = out.to(u.dtype)
         if self.offset is not None:
             out = out - torch.outer(self.offset, u.sum(0)) if u.dim() == 2 \
                 else out - self.offset * u.sum()

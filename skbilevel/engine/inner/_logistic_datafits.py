@@ -48,7 +48,10 @@ class _LogLossDatafit:
         self.fit_intercept, self.n_features = fit_intercept, X.shape[1]
         self.n_penalised = self.n_features * self.n_columns
         self.n_unpenalised = self.n_columns if fit_intercept else 0
-        self._decision = _LastProduct(self._point_scores)
+        self._decision = _LastProduct(self._point_scores, self._low_precision)
+
+    def _low_precision(self):  # whether the design's products run in float32 now
+        return self.design.in_low_precision
 
     def init_params(self):
         rows = self.n_penalised + self.n_unpenalised
