@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from numpy._core.multiarray import _set_madvise_hugepage  # noqa: E402
 from sklearn.linear_model import LogisticRegressionCV  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
 
@@ -75,21 +76,32 @@ def main():
     warnings.filterwarnings("ignore", category=FutureWarning)
     rows = []
     for label, (X, y) in problems(args.quick):
-        result = compare(X, y, args.reps)
-        (base, _, ref), = [v for k, v in result.items() if k.startswith("Logistic")]
-        for name, (wall, C, loss) in result.items():
-            rows.append([label, name, f"{C:.4g}", f"{loss:.6f}",
-                         f"{(loss - ref) / ref:+.2e}", f"{wall:.2f}", f"{wall / base:.3f}"])
-            print(rows[-1], flush=True)
-    header = ["problem", "method", "C", "CV log-loss (refits)", "gap to LogisticRegressionCV",
-              "wall (s, best of reps)", "ratio"]
+        # numpy's huge-page advice as numpy sets it, then off for both estimators (the
+        # package's fits always run without it: results/measurements.md).
+        for advice in (True, False):
+            _set_madvise_hugepage(advice)
+            result = compare(X, y, args.reps)
+            (base, _, ref), = [v for k, v in result.items() if k.startswith("Logistic")]
+            for name, (wall, C, loss) in result.items():
+                rows.append([label, "numpy's default" if advice else "off", name, f"{C:.4g}",
+                             f"{loss:.6f}", f"{(loss - ref) / ref:+.2e}", f"{wall:.2f}",
+                             f"{wall / base:.3f}"])
+                print(rows[-1], flush=True)
+        _set_madvise_hugepage(True)
+    header = ["problem", "huge-page advice", "method", "C", "CV log-loss (refits)",
+              "gap to LogisticRegressionCV", "wall (s, best of reps)", "ratio"]
     text = ["# Large L2 logistic problems on several seeds (issue 18)", "",
             "Machine: " + ", ".join(f"{k}={v}" for k, v in machine_info().items()), "",
             f"Command: `python benchmarks/bench_logistic_seeds.py "
             f"{' '.join(sys.argv[1:])}`; load average at the end {load_average()}.", "",
             "One process, one thread; the two estimators alternate on the same data and "
             "folds and the best wall time of each is kept. Ratio: wall / "
-            "`LogisticRegressionCV(Cs=20)`'s (target <= 0.5).", "",
+            "`LogisticRegressionCV(Cs=20)`'s (target <= 0.5). Huge-page advice: each "
+            "problem runs with numpy's setting as numpy makes it, then with it off for "
+            "both estimators (`NUMPY_MADVISE_HUGEPAGE=0`); on this machine fresh memory "
+            "under the advice costs ~15x more (results/measurements.md), which "
+            "`LogisticRegressionCV`'s fold copies pay and our fits (always run without "
+            "it) do not.", "",
             markdown_table(header, rows)]
     print("\n".join(text))
     if not args.quick:
