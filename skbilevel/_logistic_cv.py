@@ -60,7 +60,8 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         which also preconditions the adjoint systems: 3-4 times fewer passes over the
         data. A binary ``"l2"`` problem on a dense design of at least 2,000,000 entries
         solves its folds side by side, as one problem on the rows of ``X`` (no copy of
-        the folds, one pass over ``X`` for all of them; see the user guide). With
+        the folds, one pass over ``X`` for all of them; its screening grid and adjoint
+        systems run their products in float32 on a copy of ``X``; see the user guide). With
         ``"l1"`` the whole safety grid is evaluated: its CV error can rise before it
         falls.
     C_per_feature : bool, default=False
