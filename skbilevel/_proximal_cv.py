@@ -229,13 +229,13 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         solver_name = self._solver_name(full)
         scale = self._tolerance_scale(full, solver_name)
         inner_tol = self._inner_tol(X)
-        solver = self._make_solver(solver_name, scale, inner_tol)
         layout = contiguous_folds(splits)
         stack = self._side_by_side(full, X, y, splits, shared, solver_name, layout, held)
+        # The search's solves: at inner_tol, or the side-by-side folds' own tolerance.
+        search_tol = inner_tol if stack is None or stack.inner_tol is None else stack.inner_tol
+        solver = self._make_solver(solver_name, scale, search_tol)
         if stack is not None:  # the folds as one problem on the rows of X (no copy)
             folds, validation = [stack.fold], None
-            if stack.inner_tol is not None:  # the search's own (see _logistic_stacked)
-                solver = self._make_solver(solver_name, scale, stack.inner_tol)
         elif layout is None:
             folds = [fold(rows[tr], rows[va]) for tr, va in splits]
             validation = [(X, y, sample_weight, rows[va]) for _, va in splits]
