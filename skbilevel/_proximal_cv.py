@@ -234,6 +234,8 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         # The search's solves: at inner_tol, or the side-by-side folds' own tolerance.
         search_tol = inner_tol if stack is None or stack.inner_tol is None else stack.inner_tol
         solver = self._make_solver(solver_name, scale, search_tol)
+        if stack is not None:  # float32 first, where the side-by-side folds allow it
+            solver = stack.search_solver(solver)
         if stack is not None:  # the folds as one problem on the rows of X (no copy)
             folds, validation = [stack.fold], None
         elif layout is None:
@@ -319,8 +321,11 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
                 self._user_params)
         self.solver_ = solver_name
         refit = _with_penalty(full, penalty)
+        # REFIT_TOL times the search's tolerance (at inner_tol="auto", 1e-9 of the gradient
+        # scale took the refit of 50,000 x 1,000 to float64 rounding: 21 evaluations, 6 of
+        # them failed line searches at that level).
         refit_solver = self._make_solver(self._solver_name(refit), scale,
-                                         inner_tol * REFIT_TOL)
+                                         search_tol * REFIT_TOL)
         self.best_cv_error_ = float(result.value)  # of the fitted data (see _scaling)
         # The twin's best_score_: each fold solved once more at the chosen point (as tight
         # as the refit) and scored by the twin's default scorer on its validation rows.
@@ -350,8 +355,8 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
 
     def _side_by_side(self, full, X, y, splits, penalty, solver_name, layout, held):
         """The folds solved side by side as one problem (an object with ``fold``,
-        ``inner_tol``, ``screening_solver``, ``unstack``, ``unstack_path`` and
-        ``fold_accuracies``), or None to solve each fold
+        ``inner_tol``, ``screening_solver``, ``search_solver``,
+        ``unstack``, ``unstack_path`` and ``fold_accuracies``), or None to solve each fold
         on its own rows (the default; see ``_logistic_stacked``)."""
         return None
 

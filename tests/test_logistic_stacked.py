@@ -111,3 +111,44 @@ def test_screening_in_float32_and_a_search_of_its_own_tolerance(problem, monkeyp
     # The search's solves to STACK_AUTO_TOL: the same C to the search's resolution.
     np.testing.assert_allclose(est.C_, ref.C_, rtol=1e-2)
     assert est.best_cv_error_ <= ref.best_cv_error_ * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("inner_tol", [_logistic_stacked.STACK_AUTO_TOL, None])
+def test_search_solves_in_float32_then_float64(problem, inner_tol):
+    import torch
+
+    from skbilevel.engine.inner import L2
+    from skbilevel.engine.solvers import LBFGS
+
+    X, y, sw, splits = problem
+    T = torch.as_tensor
+    stack = _logistic_stacked.SideBySideFolds(T(X), T(y), T(sw), splits, L2(), True,
+                                              inner_tol=inner_tol)
+    tol = 1e-5
+    exact = LBFGS(tol=tol, max_iter=500)
+    solver = stack.search_solver(exact)
+    if inner_tol is None or X.shape[1] + 1 <= exact.sketch_max:
+        # A user's tolerance, or a sketched L-BFGS: float64 alone.
+        assert solver is exact
+        return
+    problem_, theta = stack.fold.problem, torch.tensor([np.log(10.0)], dtype=torch.float64)
+    design = stack.datafit.design
+    precisions = []
+    real = design.matvec
+
+    def spy(v):
+        precisions.append(design.in_low_precision)
+        return real(v)
+
+    design.matvec = spy
+    solution = solver.solve(problem_, theta)
+    stages = list(precisions)
+    reference = exact.solve(problem_, theta)
+    assert any(stages) and not all(stages)  # float32 first, then float64
+    assert stages.index(False) > stages.count(False)  # mostly float32
+    assert stages.count(False) <= 3  # a float64 check, or a short finish
+    assert solution.converged and solution.residual <= tol  # measured in float64
+    assert solution.n_func_eval > stages.count(False)  # both stages counted
+    np.testing.assert_allclose(solution.w, reference.w, rtol=0, atol=1e-3 * float(
+        reference.w.abs().max()))
+    assert solver.tol == exact.tol  # what the caller reads is the float64 solver's
