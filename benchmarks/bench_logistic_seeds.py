@@ -45,8 +45,9 @@ from skbilevel import BilevelLogisticRegressionCV  # noqa: E402
 
 def problems(quick):
     n_big = 5000 if quick else 50000
-    yield f"logistic_synthetic n={n_big} d=1000 seed 0", logistic_synthetic(n_big, 1000, 0)[:2]
-    yield f"logistic_synthetic n={n_big} d=1000 seed 1", logistic_synthetic(n_big, 1000, 1)[:2]
+    for seed in (0, 1, 2):
+        yield (f"logistic_synthetic n={n_big} d=1000 seed {seed}",
+               logistic_synthetic(n_big, 1000, seed)[:2])
     for n, seed in ((n_big, 1), (n_big, 2), (n_big // 5, 1)):
         yield f"make_classification n={n} d=200 seed {seed}", dense_problem(n, 200, seed)
 

@@ -12,6 +12,7 @@ about 2 products with one (``benchmarks/results/logistic_cv.md``).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -31,6 +32,10 @@ STACK_MIN_ENTRIES = 2_000_000
 # There: the same C to 1e-3 and CV log-loss to 1e-6 as at 1e-5 in float64, 6.3-7.6 s a
 # fit against 7.9-8.8 s; at d = 200 the same C and time.
 STACK_AUTO_TOL = 3e-5
+# Line searches of the float32 stage of the search's solves: at most this many
+# evaluations. Float32's rounding can stall them near 3e-5 (50,000 x 1,000 seed 2: 72
+# evaluations, 5.3 s, for a solve that took 14 with this cap, and 3 in float64 after it).
+LOW_PRECISION_LINE_SEARCH = 3
 
 
 def stack_applies(estimator, X, solver_name, layout, held):
@@ -86,7 +91,8 @@ class SideBySideFolds:
         return LowPrecisionSolves(solver, self.datafit.design)
 
     def search_solver(self, solver):
-        """The search's solves: ``solver`` in float32, then in float64 from its answer (a
+        """The search's solves: ``solver`` in float32 (line searches of at most
+        ``LOW_PRECISION_LINE_SEARCH`` evaluations), then in float64 from its answer (a
         check, one evaluation, where float32 met the tolerance; see
         :class:`LowPrecisionSolves`). ``solver`` alone at a user's ``inner_tol``, which may
         lie below where float32 stalls, and where it sketches each fold's Hessian
@@ -95,7 +101,9 @@ class SideBySideFolds:
         per_fold = self.datafit.n_features + int(self.datafit.fit_intercept)
         if self.inner_tol is None or per_fold <= getattr(solver, "sketch_max", 0):
             return solver
-        return LowPrecisionSolves(solver, self.datafit.design, finish=solver)
+        coarse = copy.copy(solver)
+        coarse.max_line_search = LOW_PRECISION_LINE_SEARCH
+        return LowPrecisionSolves(coarse, self.datafit.design, finish=solver)
 
     def unstack(self, w):
         """Each fold's ``(d [+ 1], 1)`` solution in the joint solution ``w``."""

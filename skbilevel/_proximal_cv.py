@@ -120,6 +120,7 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
     _grid_refine = 0  # points between the grid's best and each neighbour (GridScreening)
     _keep_solution_path = False  # the folds' solutions at every evaluation (coefs_paths_)
     _warm_start = "last"  # the shared stage's FoldEvaluator warm_start
+    _bracket_start = "parabola"  # the bracketing search's first point (Bracket's start)
     _hyper_names = ("alpha",)  # the shared stage's hyperparameters, as _user_params names them
 
     # -- hooks of the subclasses -----------------------------------------------------------
@@ -274,8 +275,10 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
             radius[0] = step
         # One penalty: a bracketing search on the CV curve (fewer evaluations than a
         # quasi-Newton method's line searches); several: L-BFGS-B.
-        optimizer = make_optimizer("bracket" if grid.shape[1] == 1 else "lbfgs",
-                                   max_iter=self.max_iter, tol=self.tol, first_step=first_step)
+        bracket = grid.shape[1] == 1
+        optimizer = make_optimizer("bracket" if bracket else "lbfgs", max_iter=self.max_iter,
+                                   tol=self.tol, first_step=first_step,
+                                   **({"start": self._bracket_start} if bracket else {}))
         progress.grid(to_numpy(grid), "screening grid")
         grid_solver = self._make_solver(solver_name, scale, inner_tol * GRID_TOL)
         if stack is not None:

@@ -152,3 +152,8 @@ def test_search_solves_in_float32_then_float64(problem, inner_tol):
     np.testing.assert_allclose(solution.w, reference.w, rtol=0, atol=1e-3 * float(
         reference.w.abs().max()))
     assert solver.tol == exact.tol  # what the caller reads is the float64 solver's
+    # The float32 stage: the same tolerance, short line searches (it stops where rounding
+    # stalls them); the float64 solver keeps its own.
+    assert solver.solver.tol == exact.tol
+    assert solver.solver.max_line_search == _logistic_stacked.LOW_PRECISION_LINE_SEARCH
+    assert exact.max_line_search == 20

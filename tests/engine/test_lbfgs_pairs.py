@@ -67,3 +67,27 @@ def test_no_pairs_no_preconditioner():
     sol = solver.solve(problem, theta)
     assert sol.preconditioner is not None
     assert solver.solve(problem, theta, sol.w).preconditioner is None
+
+
+def test_short_line_searches_end_a_solve_stalled_by_rounding():
+    import pytest
+
+    problem, _ = _problem()
+    theta = torch.tensor([np.log(0.5)], dtype=torch.float64)
+    real = problem.value_and_grad
+
+    def rounded(w, theta):  # values in float32, as float32 products give them
+        value, grad = real(w, theta)
+        return value.to(torch.float32).to(torch.float64), grad
+
+    problem.value_and_grad = rounded
+    # A tolerance far below what float32 values let a line search resolve.
+    options = dict(tol=1e-13, newton_max=0, sketch_max=0, polish_max=0, max_iter=500)
+    long = LBFGS(**options).solve(problem, theta)
+    short = LBFGS(max_line_search=3, **options).solve(problem, theta)
+    # Both stall at the same rounding level, far above tol; the short line searches
+    # give up sooner.
+    assert 1e-8 < long.residual < 1e-3 and short.residual < 2 * long.residual
+    assert short.n_func_eval < long.n_func_eval
+    with pytest.raises(ValueError, match="max_line_search"):
+        LBFGS(max_line_search=0)

@@ -100,6 +100,11 @@ class LBFGS(InnerSolver):
         gets a coarse sketch (2,500 rows of 8,000 at 201 variables), a large one the
         ``sketch_rows`` cap (10,050 of 80,000). 4 and 16 took 15 % and 6 % longer than 8
         at 8,000 x 200.
+    max_line_search : int, default=20
+        Evaluations per line search (scipy's ``maxls``); one that runs out clears
+        L-BFGS's memory, and one that runs out with the memory empty ends the solve. A
+        few suit values computed in float32, whose rounding stalls line searches near the
+        solution: the solve then ends in a few evaluations instead of dozens.
 
     Attributes
     ----------
@@ -131,7 +136,11 @@ class LBFGS(InnerSolver):
         return super().supports(problem) and bool(problem.smooth)
 
     def __init__(self, max_iter=1000, tol=1e-10, history_size=10, polish_max=500,
-                 newton_max=64, sketch_max=500, sketch_rows=50, sketch_passes=8.0):
+                 newton_max=64, sketch_max=500, sketch_rows=50, sketch_passes=8.0,
+                 max_line_search=20):
+        if int(max_line_search) < 1:
+            raise ValueError(f"max_line_search must be >= 1, got {max_line_search}")
+        self.max_line_search = int(max_line_search)
         self.polish_max, self.newton_max = int(polish_max), int(newton_max)
         self.sketch_max, self.sketch_rows = int(sketch_max), int(sketch_rows)
         self.sketch_passes = float(sketch_passes)
@@ -201,7 +210,8 @@ class LBFGS(InnerSolver):
     def _minimize(self, fun, x0, gtol):
         return minimize(fun, x0, jac=True, method="L-BFGS-B",
                         options={"maxiter": self.max_iter, "gtol": gtol, "ftol": 0.0,
-                                 "maxcor": self.history_size, "maxfun": 2 * self.max_iter})
+                                 "maxcor": self.history_size, "maxfun": 2 * self.max_iter,
+                                 "maxls": self.max_line_search})
 
     def _diagonal(self, evaluate, like, theta, scale, scale_np, gtol, start=None):
         """L-BFGS in ``x = scale * w`` to ``||grad / scale||_inf <= gtol`` (scipy's own
