@@ -61,8 +61,8 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         data. A binary ``"l2"`` problem on a dense design of at least 2,000,000 entries
         solves its folds side by side, as one problem on the rows of ``X`` (no copy of
         the folds, one pass over ``X`` for all of them; its screening grid, the search's
-        fits (checked in float64) and the adjoint systems run their products in float32
-        on a copy of ``X``; see the user guide). With
+        fits (above 499 features; checked in float64) and the adjoint systems run their
+        products in float32 on a copy of ``X``; see the user guide). With
         ``"l1"`` the whole safety grid is evaluated: its CV error can rise before it
         falls.
     C_per_feature : bool, default=False
@@ -106,9 +106,9 @@ class BilevelLogisticRegressionCV(LinearClassifierOutputs, ClassifierMixin, Base
         entries, 1e-6 above, where each factor of 10 costs L-BFGS several passes over the
         data (1e-6 locates the CV minimum as well; the tuned ``C`` then varies in its
         fifth digit with the rounding of the solver's path); folds solved side by side
-        (see ``penalty``) solve the search's fits to 3e-5, in float32 and then checked in
-        float64 (the same ``C`` to 1e-3). The final refit is solved 1000 times tighter
-        than the search's fits.
+        (see ``penalty``) solve the search's fits to 3e-5 (with more than 499 features,
+        in float32 and then checked in float64; the same ``C`` to 1e-3). The final refit
+        is solved 1000 times tighter than the search's fits.
     device : str, default="cpu"
         Torch device of the computation ("cuda" for a GPU).
     dtype : {"float64", "float32"}, default="float64"

@@ -235,10 +235,9 @@ class BaseProximalCV(SplitterRoutingMixin, CallbackSupportMixin, BaseEstimator):
         # The search's solves: at inner_tol, or the side-by-side folds' own tolerance.
         search_tol = inner_tol if stack is None or stack.inner_tol is None else stack.inner_tol
         solver = self._make_solver(solver_name, scale, search_tol)
-        if stack is not None:  # float32 first, where the side-by-side folds allow it
-            solver = stack.search_solver(solver)
         if stack is not None:  # the folds as one problem on the rows of X (no copy)
             folds, validation = [stack.fold], None
+            solver = stack.search_solver(solver)  # float32 first, where it pays
         elif layout is None:
             folds = [fold(rows[tr], rows[va]) for tr, va in splits]
             validation = [(X, y, sample_weight, rows[va]) for _, va in splits]
