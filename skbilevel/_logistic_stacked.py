@@ -97,9 +97,11 @@ class SideBySideFolds:
         :class:`LowPrecisionSolves`). ``solver`` alone at a user's ``inner_tol``, which may
         lie below where float32 stalls, and where it sketches each fold's Hessian
         (``LBFGS.sketch_max``): from a warm start it then takes 3-6 evaluations, and two
-        solves cost more than float32 saves (50,000 x 200: 0.73 against 0.44 s)."""
+        solves cost more than float32 saves (50,000 x 200: 0.73 against 0.44 s). Also
+        alone on a float32 design (``dtype="float32"``), where there is nothing to save."""
         per_fold = self.datafit.n_features + int(self.datafit.fit_intercept)
-        if self.inner_tol is None or per_fold <= getattr(solver, "sketch_max", 0):
+        if self.inner_tol is None or per_fold <= getattr(solver, "sketch_max", 0) or \
+                self.datafit.design.X.dtype != torch.float64:
             return solver
         coarse = copy.copy(solver)
         coarse.max_line_search = LOW_PRECISION_LINE_SEARCH
